@@ -1,0 +1,1 @@
+"""Composition root: settings, the ``ioc`` command, starting and stopping services."""

@@ -1,0 +1,55 @@
+"""The in-process MQTT broker of the embedded demo (amqtt, MQTT 3.1.1 only)."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any, Self
+
+from amqtt.broker import Broker
+
+from .servers import free_port
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddedBroker:
+    """amqtt on 127.0.0.1; anonymous, because it listens only on loopback for this process
+    and its children. Production uses Mosquitto with passwords and ACLs."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._broker: Broker | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> Self:
+        config: dict[str, Any] = {
+            "listeners": {
+                "default": {
+                    "type": "tcp",
+                    "bind": f"127.0.0.1:{self.port}",
+                    "max_connections": 1000,
+                }
+            },
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+        for name in ("amqtt", "transitions"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self._broker = Broker(config)
+        await self._broker.start()
+        logger.info("embedded MQTT broker on %s", self.url)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()

@@ -1,0 +1,346 @@
+"""Local servers the project starts for itself: a private PostgreSQL cluster, a Mosquitto
+broker (tests, benchmarks) and the in-process amqtt broker (the embedded demo).
+
+PostgreSQL refuses to run as root and Mosquitto drops to its own user, so when we are
+root the data folders are handed to those users and the servers run as them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+logger = logging.getLogger(__name__)
+
+
+class ServerError(RuntimeError):
+    """A local server that would not start or stop; the message carries its log tail."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    """Block until something accepts on 127.0.0.1:port, the process dies, or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerError(f"server exited with {process.returncode}: {_tail(log)}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)  # readiness poll of a child process, not a test's synchronisation
+    raise ServerError(f"server did not listen on port {port} in {timeout:.0f}s: {_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _find_pg_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    raise ServerError(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
+
+
+def _service_user(name: str) -> pwd.struct_passwd | None:
+    """The account a server must run as when we are root, else None (run as ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(name)
+    except KeyError as exc:
+        raise ServerError(f"running as root needs the system user {name!r}") from exc
+
+
+def _chown_tree(path: Path, user: pwd.struct_passwd) -> None:
+    for root, dirs, files in os.walk(path):
+        os.chown(root, user.pw_uid, user.pw_gid)
+        for f in (*dirs, *files):
+            os.chown(os.path.join(root, f), user.pw_uid, user.pw_gid)
+
+
+def _open_path_to(path: Path) -> None:
+    """Let a service user reach ``path`` through its parents (adds o+x where missing)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, mode | 0o001)
+
+
+class PostgresCluster:
+    """A private PostgreSQL cluster under ``root``, listening on 127.0.0.1 and a unix socket.
+
+    The superuser ``ioc`` gets a random password kept in ``root/password`` (mode 0600).
+    ``durable=False`` turns fsync off, for tests and throw-away benchmarks.
+    """
+
+    def __init__(self, root: Path, *, port: int | None = None, durable: bool = True) -> None:
+        self.root = root.resolve()
+        self.data = self.root / "data"
+        self.log = self.root / "postgres.log"
+        self.port = port or free_port()
+        self.durable = durable
+        self.user = _service_user("postgres")
+        self._password_file = self.root / "password"
+
+    @property
+    def password(self) -> str:
+        return self._password_file.read_text().strip()
+
+    @property
+    def url(self) -> str:
+        return self.url_for("ioc")
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://ioc:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = list(args)
+        if self.user is not None:
+            cmd = ["runuser", "-u", self.user.pw_name, "--", *cmd]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+        if check and result.returncode != 0:
+            raise ServerError(f"{args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
+        return result
+
+    def initialise(self) -> None:
+        """Create the cluster if the folder holds none yet (idempotent)."""
+        if (self.data / "PG_VERSION").exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        pwfile = self.root / "initdb-password"
+        self._password_file.write_text(secrets.token_urlsafe(24) + "\n")
+        os.chmod(self._password_file, 0o600)
+        pwfile.write_text(self.password + "\n")
+        if self.user is not None:
+            _open_path_to(self.root.parent)
+            _chown_tree(self.root, self.user)
+            os.chown(self._password_file, 0, 0)
+        try:
+            self._run(
+                _find_pg_bin("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "ioc",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        settings = [
+            "listen_addresses = '127.0.0.1'",
+            f"port = {self.port}",
+            f"unix_socket_directories = '{self.data}'",
+            "max_connections = 200",
+            "shared_buffers = 256MB",
+            "max_wal_size = 2GB",
+            "log_min_messages = warning",
+        ]
+        if not self.durable:
+            settings += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+        with (self.data / "postgresql.auto.conf").open("a") as conf:
+            conf.write("\n".join(settings) + "\n")
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.initialise()
+        self._run(
+            _find_pg_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            f"-p {self.port}",
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "start",
+        )
+        if self.user is not None and not self.log.exists():
+            raise ServerError("postgres did not write its log")
+        self.create_database()
+
+    def create_database(self) -> None:
+        exists = self._psql("SELECT 1 FROM pg_database WHERE datname = 'ioc'", db="postgres")
+        if exists.strip() != "1":
+            self._psql("CREATE DATABASE ioc", db="postgres")
+
+    def _psql(self, sql: str, db: str = "ioc") -> str:
+        env = {"PGPASSWORD": self.password}
+        result = subprocess.run(  # noqa: S603
+            [
+                _find_pg_bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "ioc",
+                "-d",
+                db,
+                "-tAc",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **env},
+        )
+        if result.returncode != 0:
+            raise ServerError(f"psql failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run(
+                _find_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False
+            )
+
+    def kill(self) -> None:
+        """Crash the server (SIGKILL to the postmaster), as a fault test needs."""
+        pid_file = self.data / "postmaster.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().splitlines()[0])
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class MosquittoBroker:
+    """A Mosquitto broker on 127.0.0.1 with its config, persistence and log under ``root``.
+
+    ``password_file`` and ``acl_file`` switch on authentication and per-client topic ACLs;
+    without them anonymous clients may do anything (tests of other parts).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        port: int | None = None,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+    ) -> None:
+        self.root = root.resolve()
+        self.port = port or free_port()
+        self.password_file = password_file
+        self.acl_file = acl_file
+        self.log = self.root / "mosquitto.log"
+        self.config = self.root / "mosquitto.conf"
+        self.user = _service_user("mosquitto")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _write_config(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {self.root}/",
+            "autosave_interval 1",
+            f"log_dest file {self.log}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "max_queued_messages 1000000",
+            "max_inflight_messages 1000",
+            "message_size_limit 10485760",
+            "persistent_client_expiration 1d",
+        ]
+        if self.password_file is not None:
+            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
+        if self.user is not None:
+            lines.insert(0, f"user {self.user.pw_name}")
+        self.config.write_text("\n".join(lines) + "\n")
+        if self.user is not None:
+            _open_path_to(self.root.parent)
+            _chown_tree(self.root, self.user)
+
+    def start(self, timeout: float = 20.0) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise ServerError("mosquitto is not installed (apt-get install mosquitto)")
+        self._write_config()
+        self._process = subprocess.Popen(  # noqa: S603
+            [binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self._process, timeout, self.log)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def reload(self) -> None:
+        """Re-read the password file and ACL (SIGHUP)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGHUP)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,38 @@
+"""Settings, read once from the environment (``IOC_*``) and never changed afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROVINCE = PROJECT_ROOT / "config" / "province.yaml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IOC_", extra="forbid", frozen=True)
+
+    mqtt_url: SecretStr | None = Field(
+        None, description="mqtt://user:pass@host:port of the broker; unset: embedded broker"
+    )
+    database_url: SecretStr | None = Field(
+        None, description="postgresql:// URL of PostgreSQL/TimescaleDB; unset: private cluster"
+    )
+    topic_prefix: str = Field("ioc/v1", description="Root of the MQTT topic tree")
+    province: Path = Field(DEFAULT_PROVINCE, description="Province configuration (YAML)")
+    state_dir: Path = Field(Path("state"), description="Embedded broker/database and spools")
+    api_host: str = Field("127.0.0.1", description="Console API listen address")
+    api_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    secret_key: SecretStr | None = Field(
+        None, description="Signs API tokens; generated into the state folder when unset"
+    )
+    db_statement_cache_size: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        100, description="asyncpg prepared-statement cache; 0 behind PgBouncer (transaction mode)"
+    )
+    db_use_copy: bool = Field(
+        True, description="Bulk writes through COPY; off for engines that cannot take COPY"
+    )
+    log_level: str = Field("INFO", description="Python logging level")

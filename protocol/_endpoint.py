@@ -1,0 +1,89 @@
+"""Where the broker is and how to log in: parsed once from ``mqtt://user:pass@host:port``."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+
+@dataclass(frozen=True, slots=True)
+class MqttEndpoint:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: str | None = None
+    mqtt5: bool = True
+    """MQTT 5 for Mosquitto and EMQX; the embedded amqtt broker speaks 3.1.1 only."""
+
+    @classmethod
+    def from_url(cls, url: str, *, mqtt5: bool = True, ca_file: str | None = None) -> MqttEndpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"MQTT URL scheme {parts.scheme!r} is not mqtt:// or mqtts://")
+        tls = parts.scheme in ("mqtts", "ssl")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (8883 if tls else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=tls,
+            ca_file=ca_file,
+            mqtt5=mqtt5,
+        )
+
+    def with_credentials(self, username: str | None, password: str | None) -> MqttEndpoint:
+        return MqttEndpoint(
+            self.host, self.port, username, password, self.tls, self.ca_file, self.mqtt5
+        )
+
+    def redacted(self) -> str:
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+    def client(
+        self,
+        identifier: str,
+        *,
+        persistent: bool = False,
+        will: aiomqtt.Will | None = None,
+        max_queued_incoming: int = 0,
+        keepalive: int = 30,
+        max_inflight: int | None = None,
+    ) -> aiomqtt.Client:
+        """An aiomqtt client; ``persistent`` keeps the session (and QoS 1 backlog) across
+        reconnects, as consumers that must not lose messages need."""
+        kwargs: dict[str, Any] = {}
+        if self.tls:
+            context = ssl.create_default_context(cafile=self.ca_file)
+            kwargs["tls_context"] = context
+        if self.mqtt5:
+            kwargs["protocol"] = aiomqtt.ProtocolVersion.V5
+            if persistent:
+                # Keep the session a day while the consumer is away.
+                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
+                props.SessionExpiryInterval = 86_400
+                kwargs["properties"] = props
+                kwargs["clean_start"] = False
+        else:
+            kwargs["protocol"] = aiomqtt.ProtocolVersion.V311
+            kwargs["clean_session"] = not persistent
+        return aiomqtt.Client(
+            self.host,
+            self.port,
+            identifier=identifier,
+            username=self.username,
+            password=self.password,
+            will=will,
+            keepalive=keepalive,
+            max_queued_incoming_messages=max_queued_incoming,
+            max_inflight_messages=max_inflight,
+            **kwargs,
+        )

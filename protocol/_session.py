@@ -1,0 +1,89 @@
+"""Long-lived MQTT sessions: reconnect with capped, jittered backoff, acknowledge on commit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiomqtt
+
+from ._endpoint import MqttEndpoint
+
+logger = logging.getLogger(__name__)
+
+MessageHandler = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
+ConnectHook = Callable[[aiomqtt.Client], Awaitable[None]]
+
+
+def backoff_delay(attempt: int) -> float:
+    return random.uniform(0, 1.5 ** min(10, attempt))
+
+
+def enable_manual_ack(client: aiomqtt.Client) -> None:
+    """Acknowledge QoS 1 messages only when :func:`acknowledge` is called.
+
+    aiomqtt 2.5 has no public switch for this; paho's client underneath has. A message the
+    process dies holding is then redelivered by the broker instead of being lost."""
+    client._client.manual_ack_set(True)
+
+
+def acknowledge(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    if message.qos > 0:
+        client._client.ack(message.mid, message.qos)
+
+
+async def run_subscriber(
+    endpoint: MqttEndpoint,
+    identifier: str,
+    subscriptions: Sequence[tuple[str, int]],
+    handle: MessageHandler,
+    *,
+    persistent: bool = True,
+    manual_ack: bool = False,
+    on_connect: ConnectHook | None = None,
+    max_queued: int = 0,
+) -> None:
+    """Subscribe and hand every message to ``handle`` until cancelled, reconnecting as needed.
+
+    With ``manual_ack`` the handler (or whoever it hands the message to) must call
+    :func:`acknowledge` once the message's effect is durable."""
+    attempt = 0
+    while True:
+        try:
+            client = endpoint.client(
+                identifier, persistent=persistent, max_queued_incoming=max_queued
+            )
+            if manual_ack:
+                enable_manual_ack(client)
+            async with client:
+                if attempt:
+                    logger.info("%s reconnected to %s", identifier, endpoint.redacted())
+                attempt = 0
+                for topic, qos in subscriptions:
+                    await client.subscribe(topic, qos=qos)
+                if on_connect is not None:
+                    await on_connect(client)
+                async for message in client.messages:
+                    await handle(client, message)
+        except aiomqtt.MqttError as exc:
+            attempt += 1
+            delay = backoff_delay(attempt)
+            logger.warning(
+                "%s lost the broker (%s); reconnecting in %.2f seconds", identifier, exc, delay
+            )
+            await asyncio.sleep(delay)
+
+
+async def stop_tasks(tasks: Sequence[asyncio.Task[object]], *, retry_every: float = 0.5) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again any that swallowed the request.
+
+    On Python 3.11 ``asyncio.wait_for`` (inside aiomqtt's publish) can lose a cancellation
+    that arrives just as the awaited operation completes; a loop that publishes would then
+    run on and hang its TaskGroup's exit."""
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=retry_every)

@@ -1,0 +1,13 @@
+"""Every migration of the store, gathered from the areas that own them."""
+
+from __future__ import annotations
+
+from .._migrations import Migration
+from . import alerting, console, core, timeseries
+
+ALL_MIGRATIONS: list[Migration] = [
+    *core.MIGRATIONS,
+    *timeseries.MIGRATIONS,
+    *alerting.MIGRATIONS,
+    *console.MIGRATIONS,
+]

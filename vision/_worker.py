@@ -1,0 +1,228 @@
+"""The live vision worker: latest frame per camera in, events out.
+
+Frames are the one stream where the newest matters more than completeness: the receiver
+keeps only the latest undecoded frame per camera and counts the ones it replaced. The
+analysis runs in a worker thread over whatever frames are waiting, as one batch, while the
+event loop keeps receiving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+import cv2
+import numpy as np
+
+from protocol import (
+    DEAD_LETTER,
+    EVENT,
+    Camera,
+    DeadLetterMessage,
+    FrameDecodeError,
+    FrameHeader,
+    MqttEndpoint,
+    Topics,
+    backoff_delay,
+    decode_frame,
+    stop_tasks,
+)
+
+from ._pipeline import ANALYSIS_SIZE, FrameBatch, VisionPipeline, to_analysis_gray
+
+logger = logging.getLogger(__name__)
+CONSUMER = "vision"
+
+
+@dataclass
+class VisionStats:
+    frames_received: int = 0
+    frames_processed: int = 0
+    frames_dropped: int = 0
+    """Replaced by a newer frame of the same camera before analysis."""
+    frames_rejected: int = 0
+    """Unreadable: bad header, corrupt JPEG, unknown camera."""
+    events_published: int = 0
+    batches: int = 0
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` (1-based i) as (i, n)."""
+    try:
+        i, n = (int(p) for p in text.split("/"))
+    except ValueError as exc:
+        raise ValueError(f"shard {text!r} must look like 2/4") from exc
+    if not 1 <= i <= n:
+        raise ValueError(f"shard {text!r}: i must be between 1 and n")
+    return i, n
+
+
+def shard_cameras(cameras: list[Camera], shard: tuple[int, int]) -> list[Camera]:
+    i, n = shard
+    return [c for k, c in enumerate(sorted(cameras, key=lambda c: c.id)) if k % n == i - 1]
+
+
+class VisionWorker:
+    def __init__(
+        self,
+        cameras: list[Camera],
+        endpoint: MqttEndpoint,
+        *,
+        topics: Topics | None = None,
+        timezone: str = "Asia/Ho_Chi_Minh",
+        identifier: str = "vision-1",
+        size: tuple[int, int] = ANALYSIS_SIZE,
+    ) -> None:
+        self.endpoint = endpoint
+        self.topics = topics or Topics()
+        self.identifier = identifier
+        self.size = size
+        self.pipeline = VisionPipeline(cameras, timezone=timezone, size=size)
+        self.stats = VisionStats()
+        self._latest: dict[int, tuple[FrameHeader, bytes]] = {}
+        self._ready = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._subscribed = asyncio.Event()
+        self._stack = contextlib.AsyncExitStack()
+        self._stopping = False
+
+    async def __aenter__(self) -> Self:
+        group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._tasks = [group.create_task(self._run(), name="vision-worker")]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopping = True  # loops check it: a cancellation can be lost in a publish
+        await stop_tasks(self._tasks)
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._stopping:
+            try:
+                async with self.endpoint.client(self.identifier) as client:
+                    attempt = 0
+                    # Only our cameras: with shards, other workers take the rest.
+                    for camera in self.pipeline.cameras:
+                        await client.subscribe(self.topics.frames(camera.id), qos=0)
+                    self._subscribed.set()
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._receive(client))
+                        group.create_task(self._analyse(client))
+            except* aiomqtt.MqttError as errors:
+                attempt += 1
+                delay = backoff_delay(attempt)
+                logger.warning(
+                    "vision lost the broker (%s); reconnecting in %.2f seconds",
+                    errors.exceptions[0],
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            self.stats.frames_received += 1
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            try:
+                header, jpeg = decode_frame(payload)
+                index = self.pipeline.index.get(header.camera_id)
+                if index is None:
+                    raise FrameDecodeError(f"camera {header.camera_id!r} is not configured here")
+                if self.topics.parse(message.topic.value).source_id != header.camera_id:
+                    raise FrameDecodeError("frame camera id does not match its topic")
+            except (FrameDecodeError, ValueError) as exc:
+                await self._reject(client, message.topic.value, str(exc), payload)
+                continue
+            if index in self._latest:
+                self.stats.frames_dropped += 1
+            self._latest[index] = (header, bytes(jpeg))
+            self._ready.set()
+
+    async def _reject(
+        self, client: aiomqtt.Client, topic: str, reason: str, payload: bytes
+    ) -> None:
+        async with self._progress:
+            self.stats.frames_rejected += 1
+            self._progress.notify_all()
+        logger.warning("rejected frame on %s: %s", topic, reason)
+        letter = DeadLetterMessage(
+            consumer=CONSUMER,
+            topic=topic,
+            reason=reason,
+            payload=payload[:65536],
+            received_at=time.time(),
+        )
+        await client.publish(self.topics.dead_letters(CONSUMER), DEAD_LETTER.encode(letter), qos=1)
+
+    async def _analyse(self, client: aiomqtt.Client) -> None:
+        while not self._stopping:
+            await self._ready.wait()
+            self._ready.clear()
+            frames, self._latest = self._latest, {}
+            batch, bad = await asyncio.to_thread(self._decode, frames)
+            for index, reason in bad:
+                camera_id = self.pipeline.cameras[index].id
+                await self._reject(client, self.topics.frames(camera_id), reason, frames[index][1])
+            if batch is None:
+                continue
+            events = await asyncio.to_thread(self.pipeline.process, batch)
+            self.stats.batches += 1
+            for event in events:
+                await client.publish(
+                    self.topics.events(event.camera_id), EVENT.encode(event), qos=1
+                )
+                self.stats.events_published += 1
+            async with self._progress:
+                self.stats.frames_processed += len(batch.cameras)
+                self._progress.notify_all()
+
+    async def wait_until_subscribed(self) -> None:
+        await self._subscribed.wait()
+
+    async def wait_for_frames(self, settled: int) -> None:
+        """Return once ``settled`` frames have been analysed or dropped (tests, benchmarks)."""
+        async with self._progress:
+            await self._progress.wait_for(
+                lambda: (
+                    self.stats.frames_processed
+                    + self.stats.frames_dropped
+                    + self.stats.frames_rejected
+                    >= settled
+                )
+            )
+
+    def _decode(
+        self, frames: dict[int, tuple[FrameHeader, bytes]]
+    ) -> tuple[FrameBatch | None, list[tuple[int, str]]]:
+        width, height = self.size
+        gray = np.empty((len(frames), height, width), np.uint8)
+        cameras: list[int] = []
+        times: list[float] = []
+        seqs: list[int] = []
+        bad: list[tuple[int, str]] = []
+        for index, (header, jpeg) in frames.items():
+            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+            if image is None:
+                bad.append((index, "corrupt JPEG: cannot be decoded"))
+                continue
+            gray[len(cameras)] = to_analysis_gray(image, self.size)
+            cameras.append(index)
+            times.append(header.captured_at)
+            seqs.append(header.sequence)
+        if not cameras:
+            return None, bad
+        n = len(cameras)
+        return FrameBatch(
+            gray[:n], np.array(cameras, np.intp), np.array(times), np.array(seqs, np.int64)
+        ), bad
