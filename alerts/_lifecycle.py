@@ -1,0 +1,155 @@
+"""What people do to alerts: acknowledge, assign, resolve; and what they read back.
+
+Each transition locks the alert, checks it is allowed from the current state, and commits
+the new state, its audit row and its change-log entry together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from store import Connection
+
+from ._model import ALERT_COLUMNS, AlertState, AlertView
+from ._repository import audit, record_change
+
+Action = Literal["acknowledge", "assign", "resolve"]
+_RULES: dict[Action, tuple[frozenset[AlertState], AlertState]] = {
+    "acknowledge": (frozenset({"open"}), "acknowledged"),
+    "assign": (frozenset({"open", "acknowledged", "assigned"}), "assigned"),
+    "resolve": (frozenset({"open", "acknowledged", "assigned"}), "resolved"),
+}
+
+
+class AlertNotFoundError(LookupError):
+    def __init__(self, alert_id: str) -> None:
+        super().__init__(f"alert {alert_id} does not exist")
+        self.alert_id = alert_id
+
+
+class TransitionError(ValueError):
+    """The action is not allowed from the alert's current state."""
+
+    def __init__(self, alert_id: str, action: Action, state: str) -> None:
+        super().__init__(f"cannot {action} alert {alert_id}: it is {state}")
+        self.alert_id = alert_id
+        self.action = action
+        self.state = state
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    at: datetime
+    actor: str
+    action: str
+    from_state: str | None
+    to_state: str
+    note: str | None
+
+
+def _alert_uuid(alert_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(alert_id)
+    except ValueError as exc:
+        raise AlertNotFoundError(alert_id) from exc
+
+
+async def transition(
+    conn: Connection,
+    alert_id: str,
+    action: Action,
+    *,
+    actor: str,
+    note: str | None = None,
+    assignee: str | None = None,
+) -> AlertView:
+    allowed_from, to_state = _RULES[action]
+    key = _alert_uuid(alert_id)
+    async with conn.transaction():
+        current = await conn.fetchval("SELECT state FROM alerts WHERE id = $1 FOR UPDATE", key)
+        if current is None:
+            raise AlertNotFoundError(alert_id)
+        if current not in allowed_from:
+            raise TransitionError(alert_id, action, current)
+        record = await conn.fetchrow(
+            f"""UPDATE alerts SET
+                    state = $2,
+                    acknowledged_at = CASE WHEN acknowledged_at IS NULL AND $2 <> 'resolved'
+                                           THEN now() ELSE acknowledged_at END,
+                    acknowledged_by = CASE WHEN acknowledged_by IS NULL AND $2 <> 'resolved'
+                                           THEN $3 ELSE acknowledged_by END,
+                    assigned_to = CASE WHEN $2 = 'assigned' THEN $4 ELSE assigned_to END,
+                    resolved_at = CASE WHEN $2 = 'resolved' THEN now() ELSE resolved_at END,
+                    resolved_by = CASE WHEN $2 = 'resolved' THEN $3 ELSE resolved_by END,
+                    updated_at = now()
+                WHERE id = $1
+                RETURNING {ALERT_COLUMNS}""",
+            key,
+            to_state,
+            actor,
+            assignee,
+        )
+        alert = AlertView.from_record(record)
+        await audit(
+            conn,
+            alert.id,
+            actor=actor,
+            action=action,
+            from_state=current,
+            to_state=to_state,
+            note=note,
+        )
+        await record_change(conn, alert)
+    return alert
+
+
+async def get_alert(conn: Connection, alert_id: str) -> AlertView:
+    record = await conn.fetchrow(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1", _alert_uuid(alert_id)
+    )
+    if record is None:
+        raise AlertNotFoundError(alert_id)
+    return AlertView.from_record(record)
+
+
+async def list_alerts(
+    conn: Connection,
+    *,
+    states: Sequence[str] = (),
+    kinds: Sequence[str] = (),
+    districts: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[AlertView]:
+    """Alerts newest first; an empty filter admits everything."""
+    records = await conn.fetch(
+        f"""SELECT {ALERT_COLUMNS} FROM alerts
+            WHERE (cardinality($1::text[]) = 0 OR state = ANY($1))
+              AND (cardinality($2::text[]) = 0 OR kind = ANY($2))
+              AND (cardinality($3::text[]) = 0 OR district_id = ANY($3))
+              AND ($4::timestamptz IS NULL OR opened_at >= $4)
+              AND ($5::timestamptz IS NULL OR opened_at < $5)
+            ORDER BY opened_at DESC LIMIT $6""",
+        list(states),
+        list(kinds),
+        list(districts),
+        since,
+        until,
+        limit,
+    )
+    return [AlertView.from_record(r) for r in records]
+
+
+async def audit_trail(conn: Connection, alert_id: str) -> list[AuditEntry]:
+    await get_alert(conn, alert_id)
+    records = await conn.fetch(
+        """SELECT at, actor, action, from_state, to_state, note FROM alert_audit
+           WHERE alert_id = $1 ORDER BY at, id""",
+        _alert_uuid(alert_id),
+    )
+    return [AuditEntry(**dict(r)) for r in records]
