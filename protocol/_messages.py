@@ -133,6 +133,17 @@ class AlertMessage(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     v: Literal[1] = 1
 
 
+class SnapshotRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Ask the edge for an evidence snapshot; it answers on ``Topics.snapshot(camera,
+    request_id)`` with a binary frame (QoS 1)."""
+
+    request_id: Identifier
+    camera_id: Identifier
+    requested_at: Epoch
+    max_width: Annotated[int, msgspec.Meta(ge=64, le=7680)] = 1920
+    v: Literal[1] = 1
+
+
 class DeadLetterMessage(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A payload that ``consumer`` could not read, forwarded for the store to keep."""
 
@@ -175,3 +186,4 @@ EVENT = Codec(VisionEvent)
 TRAFFIC = Codec(TrafficMetrics)
 ALERT = Codec(AlertMessage)
 DEAD_LETTER = Codec(DeadLetterMessage)
+SNAPSHOT_REQUEST = Codec(SnapshotRequest)

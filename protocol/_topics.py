@@ -21,6 +21,8 @@ class Stream(StrEnum):
     TRAFFIC = "traffic"
     ALERTS = "alerts"
     DEAD_LETTERS = "dead_letters"
+    SNAPSHOT_REQUEST = "snapshot_request"
+    SNAPSHOT = "snapshot"
 
 
 class TopicError(ValueError):
@@ -69,6 +71,17 @@ class Topics:
     def alerts(self, district: str, severity: str) -> str:
         return f"{self.prefix}/alerts/{check_identifier(district, 'district')}/{severity}"
 
+    def snapshot_request(self, camera_id: str) -> str:
+        """The centre asks the edge for a full-resolution evidence snapshot (JSON request)."""
+        return f"{self.prefix}/cameras/{check_identifier(camera_id, 'camera id')}/snapshot/request"
+
+    def snapshot(self, camera_id: str, request_id: str) -> str:
+        """The edge's answer: a binary frame (same layout as frames) at source resolution."""
+        camera = check_identifier(camera_id, "camera id")
+        return (
+            f"{self.prefix}/cameras/{camera}/snapshot/{check_identifier(request_id, 'request id')}"
+        )
+
     def dead_letters(self, consumer: str) -> str:
         """Payloads a consumer without database access could not read, for ingest to keep."""
         return f"{self.prefix}/dead_letters/{check_identifier(consumer, 'consumer')}"
@@ -109,6 +122,14 @@ class Topics:
                 stream = Stream.FRAMES
             case ["cameras", source, "state"]:
                 stream = Stream.CAMERA_STATE
+            case ["cameras", source, "snapshot", "request"]:
+                stream = Stream.SNAPSHOT_REQUEST
+            case ["cameras", source, "snapshot", request_id]:
+                return ParsedTopic(
+                    Stream.SNAPSHOT,
+                    check_identifier(source, "camera id"),
+                    check_identifier(request_id, "request id"),
+                )
             case ["edges", source, "state"]:
                 stream = Stream.EDGE_STATE
             case ["wifi", source, "telemetry"]:
