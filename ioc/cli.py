@@ -24,8 +24,13 @@ app = typer.Typer(
 )
 vision_app = typer.Typer(no_args_is_help=True, help="Video analytics.")
 users_app = typer.Typer(no_args_is_help=True, help="Console users.")
+bench_app = typer.Typer(
+    no_args_is_help=True,
+    help="Benchmarks. Each starts what it needs; the last line of output is one JSON object.",
+)
 app.add_typer(vision_app, name="vision")
 app.add_typer(users_app, name="users")
+app.add_typer(bench_app, name="bench")
 
 
 def _settings() -> Settings:

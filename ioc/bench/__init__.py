@@ -1,0 +1,1 @@
+"""Benchmarks, one module per area; each compares ours with a baseline in one run."""
