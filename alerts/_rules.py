@@ -1,0 +1,418 @@
+"""Alert rules from one YAML file: severity, auto-resolve, routing, maintenance, escalation,
+police endpoints and Wi-Fi thresholds.
+
+The file is checked whole, against itself and against the province (cameras, access points,
+districts and zones it names must exist); a file with problems is refused with every problem
+named, and whoever holds the previous rules keeps them (see :class:`RuleBook`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from protocol import PROFILES, ConfigError, EventKind, Province, Schedule, Severity
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+# CAP `sender` and `identifier` may not hold spaces, commas, '<' or '&'.
+CapToken = Annotated[str, Field(pattern=r"^[^\s,<&]{1,128}$")]
+EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+Seconds = Annotated[float, Field(ge=0.0, le=7 * 86_400.0)]
+INFRA_KINDS = frozenset({EventKind.CAMERA_OFFLINE, EventKind.CAMERA_TAMPER})
+"""An open alert of these kinds mutes the other alerts of the same camera (inhibition)."""
+
+
+class RulesError(ConfigError):
+    """A rules file refused as a whole; ``problems`` names each one."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_hours(value: str) -> str:
+    Schedule.parse(value)
+    return value
+
+
+class Match(_Strict):
+    """What a rule applies to; an empty list admits everything."""
+
+    kinds: list[EventKind] = []
+    sources: list[Identifier] = []
+    """Camera or access-point ids."""
+    zones: list[Identifier] = []
+    districts: list[str] = []
+    """District ids or names."""
+    hours: str = "always"
+    """Local-time windows (province time zone) such as "22:00-05:00"; "always" by default."""
+
+    _hours = field_validator("hours")(_check_hours)
+
+
+class SeverityRule(_Strict):
+    name: str = ""
+    match: Match = Match()
+    severity: Severity | None = None
+    auto_resolve_seconds: Seconds | None = None
+    """How long the condition must stay clear before the alert resolves itself."""
+
+    @model_validator(mode="after")
+    def _has_effect(self) -> SeverityRule:
+        if self.severity is None and self.auto_resolve_seconds is None:
+            raise ValueError("a rule needs 'severity' or 'auto_resolve_seconds'")
+        return self
+
+
+class Route(_Strict):
+    """Which alerts a channel carries (console carries every alert)."""
+
+    kinds: list[EventKind] = []
+    min_severity: Severity = Severity.INFO
+    districts: list[str] = []
+
+
+def _default_police_route() -> Route:
+    return Route(
+        kinds=[
+            EventKind.INTRUSION,
+            EventKind.WRONG_WAY,
+            EventKind.STOPPED_VEHICLE,
+            EventKind.CROWD,
+        ],
+        min_severity=Severity.MAJOR,
+    )
+
+
+class Routes(_Strict):
+    mqtt: Route = Route()
+    police: Route = Field(default_factory=_default_police_route)
+
+
+class MaintenanceWindow(_Strict):
+    """While a window is on, alerts of its cameras/zones are opened muted."""
+
+    id: Identifier
+    sources: list[Identifier] = []
+    zones: list[Identifier] = []
+    starts: datetime | None = None
+    """Naive times are province-local."""
+    ends: datetime | None = None
+    hours: str = "always"
+    reason: str = ""
+
+    _hours = field_validator("hours")(_check_hours)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> MaintenanceWindow:
+        if not self.sources and not self.zones:
+            raise ValueError("a maintenance window needs 'sources' or 'zones'")
+        if self.starts and self.ends and _comparable(self.starts) >= _comparable(self.ends):
+            raise ValueError("'starts' must be before 'ends'")
+        return self
+
+
+def _comparable(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Escalation(_Strict):
+    """An alert of these severities still unacknowledged after ``after_minutes`` is raised one
+    level and notified again, every ``after_minutes``, up to ``max_level``."""
+
+    severities: list[Severity] = [Severity.CRITICAL]
+    after_minutes: Annotated[float, Field(gt=0.0, le=24 * 60.0)] = 5.0
+    max_level: Annotated[int, Field(ge=0, le=10)] = 3
+
+
+class PoliceEndpoint(_Strict):
+    id: Identifier
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    secret_env: EnvName
+    """Environment variable holding the Standard Webhooks secret (``whsec_`` + base64)."""
+    districts: list[str] = []
+    """Only incidents in these districts (ids or names); empty: all."""
+    timeout_seconds: Annotated[float, Field(gt=0.0, le=120.0)] = 10.0
+
+
+class Police(_Strict):
+    sender: CapToken = "ioc.province.invalid"
+    sender_name: str = "Trung tâm Điều hành thông minh (IOC)"
+    circle_radius_km: Annotated[float, Field(gt=0.0, le=50.0)] = 0.3
+    endpoints: list[PoliceEndpoint] = []
+    failures_before_alert: Annotated[int, Field(ge=1, le=1000)] = 5
+    """Consecutive failed attempts to one endpoint that raise a delivery_failed alert."""
+    backoff_base_seconds: Annotated[float, Field(gt=0.0, le=60.0)] = 1.0
+    backoff_max_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 300.0
+    retry_after_max_seconds: Annotated[float, Field(gt=0.0, le=86_400.0)] = 3600.0
+
+
+class AccessPointRules(_Strict):
+    overload_ratio: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
+    """An AP is overloaded when its clients exceed capacity x this."""
+    clear_ratio: Annotated[float, Field(gt=0.0, le=10.0)] = 0.9
+    """... and clear again at or below capacity x this (hysteresis)."""
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> AccessPointRules:
+        if self.clear_ratio > self.overload_ratio:
+            raise ValueError("'clear_ratio' must not exceed 'overload_ratio'")
+        return self
+
+
+class RulesFile(_Strict):
+    version: Literal[1] = 1
+    auto_resolve_seconds: Seconds = 60.0
+    rules: list[SeverityRule] = []
+    routes: Routes = Routes()
+    maintenance: list[MaintenanceWindow] = []
+    escalation: Escalation = Escalation()
+    police: Police = Police()
+    access_points: AccessPointRules = AccessPointRules()
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A :class:`Match` with its names resolved and its hours parsed, for the per-event path."""
+
+    kinds: frozenset[str]
+    sources: frozenset[str]
+    zones: frozenset[str]
+    districts: frozenset[str]
+    hours: Schedule
+
+    def admits(self, kind: str, source: str, zone: str | None, district: str, local: time) -> bool:
+        return (
+            (not self.kinds or kind in self.kinds)
+            and (not self.sources or source in self.sources)
+            and (not self.zones or zone in self.zones)
+            and (not self.districts or district in self.districts)
+            and self.hours.active_at(local)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    severity: Severity
+    auto_resolve_seconds: float
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A police endpoint with its secret resolved from the environment."""
+
+    id: str
+    url: str
+    secret: str = field(repr=False)
+    districts: frozenset[str]
+    timeout_seconds: float
+
+
+class Rules:
+    """The rules in force, resolved against the province; every method is pure and cheap."""
+
+    def __init__(
+        self, spec: RulesFile, province: Province, secrets: Mapping[str, str], source: str
+    ) -> None:
+        self.spec = spec
+        self.source = source
+        self.tz = ZoneInfo(province.timezone)
+        self._district = province.district_id
+        self.endpoints = [
+            Endpoint(
+                e.id,
+                e.url,
+                secrets[e.id],
+                frozenset(self._district(d) for d in e.districts),
+                e.timeout_seconds,
+            )
+            for e in spec.police.endpoints
+        ]
+        self._rules = [(rule, self._compile(rule.match)) for rule in spec.rules]
+        self._windows = [(w, Schedule.parse(w.hours)) for w in spec.maintenance]
+
+    def district_id(self, district: str) -> str:
+        return self._district(district)
+
+    def _compile(self, match: Match) -> _Compiled:
+        return _Compiled(
+            frozenset(match.kinds),
+            frozenset(match.sources),
+            frozenset(match.zones),
+            frozenset(self._district(d) for d in match.districts),
+            Schedule.parse(match.hours),
+        )
+
+    def _local(self, at: float) -> time:
+        return datetime.fromtimestamp(at, self.tz).time()
+
+    def decide(
+        self, kind: EventKind, source: str, zone: str | None, district: str, at: float
+    ) -> Decision:
+        """Severity and auto-resolve time: from the first matching rule, else the defaults."""
+        local = self._local(at)
+        for i, (rule, match) in enumerate(self._rules):
+            if match.admits(kind, source, zone, district, local):
+                return Decision(
+                    rule.severity or PROFILES[kind].default_severity,
+                    self.spec.auto_resolve_seconds
+                    if rule.auto_resolve_seconds is None
+                    else rule.auto_resolve_seconds,
+                    rule.name or f"rules[{i}]",
+                )
+        return Decision(PROFILES[kind].default_severity, self.spec.auto_resolve_seconds, "default")
+
+    def maintenance(self, source: str, zone: str | None, at: float) -> str | None:
+        """The id of a maintenance window covering this camera/zone at ``at``, if any."""
+        moment = datetime.fromtimestamp(at, UTC)
+        for window, schedule in self._windows:
+            if window.sources and source not in window.sources:
+                continue
+            if window.zones and zone not in window.zones:
+                continue
+            if window.starts and moment < self._aware(window.starts):
+                continue
+            if window.ends and moment >= self._aware(window.ends):
+                continue
+            if schedule.active_at(self._local(at)):
+                return window.id
+        return None
+
+    def _aware(self, moment: datetime) -> datetime:
+        return moment if moment.tzinfo else moment.replace(tzinfo=self.tz)
+
+    def escalates(self, severity: str) -> bool:
+        return Severity(severity) in self.spec.escalation.severities
+
+
+def check_secret(secret: str) -> str | None:
+    """Why ``secret`` is not a usable Standard Webhooks secret, or None when it is."""
+    body = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return "is not base64 (expected whsec_ followed by base64)"
+    if len(key) < 16:
+        return f"decodes to {len(key)} bytes; use at least 16 (24-64 recommended)"
+    return None
+
+
+def _where(loc: Iterable[int | str], raw: Any) -> str:
+    """A pydantic location as 'police.endpoints[0] (dispatch).url'."""
+    out, node = "", raw
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("id") or node.get("name"), str):
+                out += f" ({node.get('id') or node.get('name')})"
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+def _references(spec: RulesFile, province: Province) -> list[str]:
+    """Names the file uses that the province does not know."""
+    problems: list[str] = []
+    sources = {c.id for c in province.cameras} | {a.id for a in province.access_points}
+    zones = {z.id for c in province.cameras for z in c.zones}
+    districts = {d.id for d in province.districts} | {d.name for d in province.districts}
+
+    def check(where: str, what: str, names: Iterable[str], known: set[str]) -> None:
+        for name in names:
+            if known and name not in known:
+                problems.append(f"{where}: {what} {name!r} is not in the province")
+
+    for i, rule in enumerate(spec.rules):
+        here = f"rules[{i}]" + (f" ({rule.name})" if rule.name else "") + ".match"
+        check(here + ".sources", "source", rule.match.sources, sources)
+        check(here + ".zones", "zone", rule.match.zones, zones)
+        check(here + ".districts", "district", rule.match.districts, districts)
+    for channel in ("mqtt", "police"):
+        route: Route = getattr(spec.routes, channel)
+        check(f"routes.{channel}.districts", "district", route.districts, districts)
+    for i, window in enumerate(spec.maintenance):
+        here = f"maintenance[{i}] ({window.id})"
+        check(here + ".sources", "source", window.sources, sources)
+        check(here + ".zones", "zone", window.zones, zones)
+    seen: set[str] = set()
+    for i, endpoint in enumerate(spec.police.endpoints):
+        here = f"police.endpoints[{i}] ({endpoint.id})"
+        if endpoint.id in seen:
+            problems.append(f"{here}.id: {endpoint.id!r} is used more than once")
+        seen.add(endpoint.id)
+        check(here + ".districts", "district", endpoint.districts, districts)
+    ids = [w.id for w in spec.maintenance]
+    problems += [
+        f"maintenance: id {i!r} is used more than once"
+        for i in sorted(set(ids))
+        if ids.count(i) > 1
+    ]
+    return problems
+
+
+def _secrets(spec: RulesFile, environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    secrets: dict[str, str] = {}
+    problems: list[str] = []
+    for i, endpoint in enumerate(spec.police.endpoints):
+        here = f"police.endpoints[{i}] ({endpoint.id}).secret_env"
+        value = environ.get(endpoint.secret_env)
+        if not value:
+            problems.append(f"{here}: the environment variable {endpoint.secret_env} is not set")
+            continue
+        why = check_secret(value)
+        if why:
+            problems.append(f"{here}: the secret in {endpoint.secret_env} {why}")
+        secrets[endpoint.id] = value
+    return secrets, problems
+
+
+def parse_rules(
+    raw: Any,
+    province: Province,
+    source: str = "<rules>",
+    environ: Mapping[str, str] | None = None,
+) -> Rules:
+    """Validate a parsed YAML document; raise :class:`RulesError` naming every problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RulesError(source, ["the document must be a mapping"])
+    try:
+        spec = RulesFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            f"{_where(e['loc'], raw)}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
+        raise RulesError(source, problems) from exc
+    secrets, secret_problems = _secrets(spec, os.environ if environ is None else environ)
+    problems = _references(spec, province) + secret_problems
+    if problems:
+        raise RulesError(source, problems)
+    return Rules(spec, province, secrets, source)
+
+
+def load_rules(
+    path: str | Path, province: Province, environ: Mapping[str, str] | None = None
+) -> Rules:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesError(str(path), [f"cannot read the file: {exc.strerror}"]) from exc
+    except yaml.YAMLError as exc:
+        raise RulesError(str(path), [f"not valid YAML: {exc}"]) from exc
+    return parse_rules(raw, province, str(path), environ)
