@@ -9,6 +9,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -119,16 +120,32 @@ class Harness:
                 await self.alerts.put((message.topic.value, ALERT.decode(message.payload)))
 
 
+@dataclass(frozen=True)
+class Setup:
+    """The real servers and files one test works with."""
+
+    mqtt: MqttEndpoint
+    topics: Topics
+    database: StoreConfig
+    province: Province
+    tmp_path: Path
+
+    def rules(self, doc: dict[str, Any]) -> Path:
+        return _rules_file(self.tmp_path, doc)
+
+
+@pytest.fixture
+def setup(
+    mqtt: MqttEndpoint, topics: Topics, database: StoreConfig, province: Province, tmp_path: Path
+) -> Setup:
+    return Setup(mqtt, topics, database, province, tmp_path)
+
+
 @contextlib.asynccontextmanager
 async def harness(
-    mqtt: MqttEndpoint,
-    topics: Topics,
-    database: StoreConfig,
-    province: Province,
-    rules: Path,
-    *,
-    sweep_interval: float = 3600.0,
+    setup: Setup, rules: Path, *, sweep_interval: float = 3600.0
 ) -> AsyncIterator[Harness]:
+    mqtt, topics, database, province = setup.mqtt, setup.topics, setup.database, setup.province
     async with contextlib.AsyncExitStack() as stack:
         book = RuleBook(rules, province, environ={})
         engine = await stack.enter_async_context(
@@ -161,15 +178,9 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 async def test_severity_from_rules_mqtt_changes_and_auto_resolve(
-    mqtt: MqttEndpoint,
-    topics: Topics,
-    database: StoreConfig,
-    db: asyncpg.Connection,
-    province: Province,
-    tmp_path: Path,
+    setup: Setup, db: asyncpg.Connection
 ) -> None:
-    rules = _rules_file(
-        tmp_path,
+    rules = setup.rules(
         {
             "rules": [
                 {
@@ -183,10 +194,10 @@ async def test_severity_from_rules_mqtt_changes_and_auto_resolve(
         },
     )
     t = time.time() - 5
-    async with harness(mqtt, topics, database, province, rules) as h:
+    async with harness(setup, rules) as h:
         await h.send(_event("start", EventKind.INTRUSION, t))
         topic, message = await h.next_alert()
-        assert topic == topics.alerts("my-tho", "critical")
+        assert topic == setup.topics.alerts("my-tho", "critical")
         assert (message.kind, message.state, message.change, message.severity) == (
             "intrusion",
             "open",
@@ -212,17 +223,9 @@ async def test_severity_from_rules_mqtt_changes_and_auto_resolve(
         assert await db.fetchval("SELECT count(*) FROM mqtt_outbox") == 0
 
 
-async def test_maintenance_and_inhibition_mute_alerts(
-    mqtt: MqttEndpoint,
-    topics: Topics,
-    database: StoreConfig,
-    db: asyncpg.Connection,
-    province: Province,
-    tmp_path: Path,
-) -> None:
+async def test_maintenance_and_inhibition_mute_alerts(setup: Setup, db: asyncpg.Connection) -> None:
     now = time.time()
-    rules = _rules_file(
-        tmp_path,
+    rules = setup.rules(
         {
             "maintenance": [
                 {
@@ -235,7 +238,7 @@ async def test_maintenance_and_inhibition_mute_alerts(
             ]
         },
     )
-    async with harness(mqtt, topics, database, province, rules) as h:
+    async with harness(setup, rules) as h:
         # A crowd at the door is under maintenance: opened muted, not published.
         await h.send(_event("start", EventKind.CROWD, now, zone="door"))
         [door] = await list_alerts(db)
@@ -271,22 +274,16 @@ async def test_maintenance_and_inhibition_mute_alerts(
 
 
 async def test_unacknowledged_critical_alerts_escalate(
-    mqtt: MqttEndpoint,
-    topics: Topics,
-    database: StoreConfig,
-    db: asyncpg.Connection,
-    province: Province,
-    tmp_path: Path,
+    setup: Setup, db: asyncpg.Connection
 ) -> None:
-    rules = _rules_file(
-        tmp_path,
+    rules = setup.rules(
         {
             "rules": [{"match": {"kinds": ["intrusion", "wrong_way"]}, "severity": "critical"}],
             "escalation": {"severities": ["critical"], "after_minutes": 5, "max_level": 2},
         },
     )
     ten_minutes_ago = time.time() - 600
-    async with harness(mqtt, topics, database, province, rules) as h:
+    async with harness(setup, rules) as h:
         await h.send(_event("start", EventKind.INTRUSION, ten_minutes_ago))
         await h.send(_event("start", EventKind.WRONG_WAY, ten_minutes_ago))
         await h.send(_event("start", EventKind.CROWD, ten_minutes_ago))  # major: never
@@ -317,15 +314,10 @@ async def test_unacknowledged_critical_alerts_escalate(
 
 
 async def test_access_point_alerts_from_telemetry_next_to_ingest(
-    mqtt: MqttEndpoint,
-    topics: Topics,
-    database: StoreConfig,
-    db: asyncpg.Connection,
-    province: Province,
-    tmp_path: Path,
+    setup: Setup, db: asyncpg.Connection
 ) -> None:
-    await sync_registry(db, province)
-    rules = _rules_file(tmp_path, {"access_points": {"overload_ratio": 1.0, "clear_ratio": 0.5}})
+    await sync_registry(db, setup.province)
+    rules = setup.rules({"access_points": {"overload_ratio": 1.0, "clear_ratio": 0.5}})
     t = time.time() - 60
 
     def sample(i: int, clients: int, up: bool = True) -> WifiSample:
@@ -340,13 +332,15 @@ async def test_access_point_alerts_from_telemetry_next_to_ingest(
         [sample(4, 2), sample(5, 4)],  # up again
     ]
     async with (
-        harness(mqtt, topics, database, province, rules) as h,
-        IngestService(mqtt, database, topics=topics, identifier="ingest-ap") as ingest,
+        harness(setup, rules) as h,
+        IngestService(
+            setup.mqtt, setup.database, topics=setup.topics, identifier="ingest-ap"
+        ) as ingest,
     ):
         await ingest.wait_until_subscribed()
         for seq, samples in enumerate(batches):
             batch = TelemetryBatch(ap_id="ap-1", seq=seq, samples=samples)
-            await h.client.publish(topics.telemetry("ap-1"), TELEMETRY.encode(batch), qos=1)
+            await h.client.publish(setup.topics.telemetry("ap-1"), TELEMETRY.encode(batch), qos=1)
         await asyncio.wait_for(h.engine.wait_for(lambda s: s.telemetry_batches >= 4), 10)
         await asyncio.wait_for(ingest.wait_for_messages(4), 10)
         assert ingest.stats.samples_written == 6  # ingest got every batch too
@@ -363,24 +357,18 @@ async def test_access_point_alerts_from_telemetry_next_to_ingest(
 
 
 async def test_a_changed_rules_file_takes_effect_while_running(
-    mqtt: MqttEndpoint,
-    topics: Topics,
-    database: StoreConfig,
-    db: asyncpg.Connection,
-    province: Province,
-    tmp_path: Path,
+    setup: Setup, db: asyncpg.Connection
 ) -> None:
-    rules = _rules_file(tmp_path, {"rules": [{"match": {"kinds": ["crowd"]}, "severity": "info"}]})
+    rules = setup.rules({"rules": [{"match": {"kinds": ["crowd"]}, "severity": "info"}]})
     now = time.time()
-    async with harness(mqtt, topics, database, province, rules, sweep_interval=0.05) as h:
+    async with harness(setup, rules, sweep_interval=0.05) as h:
         await h.send(_event("start", EventKind.CROWD, now, episode="a"))
         assert (await h.next_alert())[1].severity == "info"
         book = h.engine.book
-        _rules_file(tmp_path, {"rules": [{"match": {"kinds": ["crowd"]}, "severity": "bogus"}]})
+        setup.rules({"rules": [{"match": {"kinds": ["crowd"]}, "severity": "bogus"}]})
         await asyncio.wait_for(book.wait_for_attempt(2), 10)
         assert book.last_error is not None
-        _rules_file(
-            tmp_path,
+        setup.rules(
             {
                 "rules": [{"match": {"kinds": ["crowd"]}, "severity": "critical"}],
                 "routes": {"mqtt": {"min_severity": "major"}},
