@@ -2,6 +2,7 @@
 
 from ._cap import CAP_NS, render_cap
 from ._channels import Channel, ConsoleChannel, MqttChannel, Notice, PoliceChannel, notify
+from ._delivery import DeliveryStats, DeliveryWorker, enable_endpoint
 from ._engine import AlertsEngine, AlertsStats
 from ._feed import AlertFeed, Subscription
 from ._lifecycle import (
@@ -34,6 +35,8 @@ __all__ = [
     "AuditEntry",
     "Channel",
     "ConsoleChannel",
+    "DeliveryStats",
+    "DeliveryWorker",
     "Endpoint",
     "MqttChannel",
     "MqttPublisher",
@@ -49,6 +52,7 @@ __all__ = [
     "TransitionError",
     "audit_trail",
     "changes_since",
+    "enable_endpoint",
     "get_alert",
     "list_alerts",
     "load_routing",
