@@ -67,10 +67,11 @@ class Receiver:
                 valid = True
             except WebhookVerificationError:
                 valid = False
+            request = Request(path, headers, body, behaviour, valid)
             async with self._changed:
-                self.requests.append(Request(path, headers, body, behaviour, valid))
+                self.requests.append(request)
                 self._changed.notify_all()
-            await self._respond(writer, path, headers, body, behaviour, valid)
+            await self._respond(writer, request)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client gave up (timeout): nothing to answer
         finally:
@@ -78,16 +79,8 @@ class Receiver:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _respond(
-        self,
-        writer: asyncio.StreamWriter,
-        path: str,
-        headers: dict[str, str],
-        body: bytes,
-        behaviour: Behaviour,
-        valid: bool,
-    ) -> None:
-        status, extra = "204 No Content", ""
+    async def _respond(self, writer: asyncio.StreamWriter, request: Request) -> None:
+        behaviour, status, extra = request.behaviour, "204 No Content", ""
         if behaviour == "hang":
             await self.release_hung.wait()
             return  # close without a word
@@ -101,14 +94,14 @@ class Receiver:
             status = "410 Gone"
         elif behaviour.startswith("retry:"):
             status, extra = "503 Service Unavailable", f"Retry-After: {behaviour[6:]}\r\n"
-        elif not valid:
+        elif not request.signature_valid:
             status = "401 Unauthorized"
         else:
-            webhook_id = headers["webhook-id"]
+            webhook_id = request.headers["webhook-id"]
             async with self._changed:
                 if webhook_id not in self.bodies:  # a repeat is acknowledged, not processed
-                    self.bodies[webhook_id] = body
-                    self.processed[path].append(webhook_id)
+                    self.bodies[webhook_id] = request.body
+                    self.processed[request.path].append(webhook_id)
                 self._changed.notify_all()
         writer.write(
             f"HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
