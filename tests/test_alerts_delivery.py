@@ -180,6 +180,7 @@ async def test_gone_disables_an_endpoint_and_retry_after_is_honoured(
             disabled = await db.fetchrow(
                 "SELECT disabled_at, disabled_reason FROM police_endpoints WHERE id = 'closing'"
             )
+            assert disabled is not None
             assert disabled["disabled_reason"] == "HTTP 410 Gone"
             [failed] = await list_alerts(db, kinds=["delivery_failed"])
             assert (failed.source_id, failed.cleared_at) == ("closing", None)
