@@ -16,6 +16,7 @@ import msgspec
 
 from store import Connection
 
+from ._cap import CapStatus
 from ._channels import notify
 from ._model import ALERT_COLUMNS, AlertState, AlertView, Reason
 from ._repository import audit, release_inhibited
@@ -77,7 +78,9 @@ async def transition(
     actor: str,
     note: str | None = None,
     assignee: str | None = None,
+    cap_status: CapStatus = "Actual",
 ) -> AlertView:
+    """Apply ``action``; ``cap_status="Test"`` marks any police message it stages as a test."""
     allowed_from, to_state = _RULES[action]
     key = _alert_uuid(alert_id)
     async with conn.transaction():
@@ -115,7 +118,9 @@ async def transition(
             note=note,
         )
         routing = await load_routing(conn)
-        await notify(conn, alert, _REASONS[action], routing, actor=actor, note=note)
+        await notify(
+            conn, alert, _REASONS[action], routing, actor=actor, note=note, status=cap_status
+        )
         if to_state == "resolved" and alert.kind in INFRA_KINDS:
             for released in await release_inhibited(conn, alert.id):
                 await notify(conn, released, "unmuted", routing)

@@ -10,18 +10,21 @@ import os
 import typer
 import uvicorn
 
-from alerts import AlertsEngine
 from console_api import Role, add_user, create_app
 from ingest import IngestService
 from store import connect
 from vision import VisionWorker, parse_shard, shard_cameras
 
+from .alerts_commands import run_alerts
 from .runtime import infrastructure
 from .settings import Settings
 
 
 async def _forever() -> None:
     await asyncio.Event().wait()
+
+
+__all__ = ["add_console_user", "run_alerts", "run_api", "run_ingest", "run_vision"]
 
 
 def run_vision(settings: Settings, shard: str) -> None:
@@ -54,18 +57,6 @@ def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
                 identifier=identifier,
                 shared_group=group,
             ),
-        ):
-            await _forever()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
-
-
-def run_alerts(settings: Settings) -> None:
-    async def run() -> None:
-        async with (
-            infrastructure(settings) as infra,
-            AlertsEngine(infra.endpoint, infra.store, infra.province, topics=infra.topics),
         ):
             await _forever()
 
