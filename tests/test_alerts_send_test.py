@@ -107,7 +107,8 @@ async def test_killed_mid_send_then_restarted_loses_nothing(
     assert len(set(receiver.processed["/dispatch"])) == 3
     assert (
         await db.fetchval(
-            "SELECT count(*) FROM police_deliveries WHERE status = 'delivered' AND endpoint_id = $1",
+            """SELECT count(*) FROM police_deliveries
+               WHERE status = 'delivered' AND endpoint_id = $1""",
             SEND_TEST_ENDPOINT,
         )
         == 3
