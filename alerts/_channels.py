@@ -24,6 +24,7 @@ from ._routing import Routing
 
 _POLICE_UPDATES = frozenset({"acknowledged", "assigned", "escalated"})
 _POLICE_FIRST = frozenset({"opened", "unmuted", "escalated"})
+_POLICE_RELEVANT = _POLICE_UPDATES | _POLICE_FIRST | {"resolved"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,12 @@ class PoliceChannel:
 
     async def stage(self, conn: Connection, notice: Notice, routing: Routing) -> bool:
         alert = notice.alert
+        if notice.reason not in _POLICE_RELEVANT:
+            return False  # repeats, clears, mutes: not the police's business
+        if notice.reason == "opened" and not (
+            alert.suppressed_by is None and routing.routes_police(alert)
+        ):
+            return False  # a new alert has no earlier messages: skip the lookup
         earlier = await conn.fetch(
             """SELECT identifier, sent FROM cap_messages WHERE alert_id = $1
                ORDER BY sent, length(identifier), identifier""",

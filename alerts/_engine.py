@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -28,6 +28,7 @@ from protocol import (
     Province,
     Topics,
     acknowledge,
+    backoff_delay,
     run_subscriber,
     shared,
     stop_tasks,
@@ -52,6 +53,7 @@ from ._wifi import AccessPointWatch
 logger = logging.getLogger(__name__)
 CONSUMER = "alerts"
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+MessageHandler = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
 
 
 @dataclass
@@ -129,7 +131,7 @@ class AlertsEngine:
                 self.endpoint,
                 self.identifier,
                 [(self.topics.all_events(), 1)],
-                self._on_event,
+                self._retrying(self._on_event),
                 manual_ack=True,
                 on_connect=self._on_connect,
             )
@@ -145,7 +147,7 @@ class AlertsEngine:
                     self.endpoint,
                     f"{self.identifier}-wifi",
                     [(wifi_filter, 1)],
-                    self._on_telemetry,
+                    self._retrying(self._on_telemetry),
                     persistent=False,
                     manual_ack=True,
                     on_connect=self._on_connect,
@@ -196,6 +198,25 @@ class AlertsEngine:
     async def wait_for_events(self, handled: int) -> None:
         """Return once ``handled`` events (and dead letters) are committed."""
         await self.wait_for(lambda s: s.events + s.dead_letters >= handled)
+
+    def _retrying(self, handle: MessageHandler) -> MessageHandler:
+        """``handle``, retried with backoff while the store is away: the message stays
+        unacknowledged meanwhile, and the subscriber stays up."""
+
+        async def retrying(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+            attempt = 0
+            while True:
+                try:
+                    await handle(client, message)
+                except _DB_ERRORS as exc:
+                    attempt += 1
+                    delay = backoff_delay(attempt)
+                    logger.warning("store write failed (%s); retrying in %.2f seconds", exc, delay)
+                    await asyncio.sleep(delay)
+                else:
+                    return
+
+        return retrying
 
     async def _on_event(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes) else b""
