@@ -4,6 +4,7 @@ from ._cap import CAP_NS, render_cap
 from ._channels import Channel, ConsoleChannel, MqttChannel, Notice, PoliceChannel, notify
 from ._delivery import DeliveryStats, DeliveryWorker, enable_endpoint
 from ._engine import AlertsEngine, AlertsStats
+from ._evidence import EvidenceCollector, get_evidence
 from ._feed import AlertFeed, Subscription
 from ._lifecycle import (
     Action,
@@ -38,6 +39,7 @@ __all__ = [
     "DeliveryStats",
     "DeliveryWorker",
     "Endpoint",
+    "EvidenceCollector",
     "MqttChannel",
     "MqttPublisher",
     "Notice",
@@ -54,6 +56,7 @@ __all__ = [
     "changes_since",
     "enable_endpoint",
     "get_alert",
+    "get_evidence",
     "list_alerts",
     "load_routing",
     "load_rules",

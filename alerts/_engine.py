@@ -23,6 +23,7 @@ import asyncpg
 from protocol import (
     EVENT,
     TELEMETRY,
+    EventKind,
     MqttEndpoint,
     PayloadError,
     Province,
@@ -36,6 +37,7 @@ from protocol import (
 from store import Connection, DeadLetter, StoreConfig, create_pool, record_dead_letters
 
 from ._channels import notify
+from ._evidence import EvidenceCollector
 from ._model import AlertView, Observation
 from ._repository import (
     escalate_due,
@@ -80,6 +82,7 @@ class AlertsEngine:
         sweep_interval: float = 1.0,
         watch_wifi: bool = True,
         wifi_group: str | None = None,
+        evidence: EvidenceCollector | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.store = store
@@ -89,6 +92,7 @@ class AlertsEngine:
         self.sweep_interval = sweep_interval
         self.watch_wifi = watch_wifi
         self.wifi_group = wifi_group
+        self.evidence = evidence
         self.districts = {c.id: province.district_id(c.district) for c in province.cameras}
         self.access_points = AccessPointWatch(province)
         self.stats = AlertsStats()
@@ -232,6 +236,7 @@ class AlertsEngine:
                 await self._advance(dead_letters=1)
                 return
             changes = 0
+            opened: list[AlertView] = []
             async with conn.transaction():
                 await conn.execute(
                     """INSERT INTO events (event_id, phase, kind, camera_id, zone_id, line_id,
@@ -262,12 +267,22 @@ class AlertsEngine:
                         frame_captured_at=event.frame_captured_at or None,
                     )
                     district = self.districts.get(event.camera_id, "unknown")
-                    changes = await self.apply(conn, observation, district)
+                    changes = await self.apply(conn, observation, district, opened)
+        for alert in opened:  # committed now: the evidence row may refer to it
+            if self.evidence is not None and alert.kind != EventKind.CAMERA_OFFLINE:
+                self.evidence.request(alert.source_id, alert.id)
         acknowledge(client, message)
         await self._advance(events=1, changes=changes)
 
-    async def apply(self, conn: Connection, obs: Observation, district: str) -> int:
-        """Turn one observation into alert changes, inside the caller's transaction."""
+    async def apply(
+        self,
+        conn: Connection,
+        obs: Observation,
+        district: str,
+        opened: list[AlertView] | None = None,
+    ) -> int:
+        """Turn one observation into alert changes, inside the caller's transaction; alerts
+        it opens are appended to ``opened``."""
         rules, routing = self.rules, self.routing
         decision = rules.decide(obs.kind, obs.source_id, obs.zone_id, district, obs.at)
         muted: str | None = None
@@ -291,6 +306,8 @@ class AlertsEngine:
             return 0
         alert, reason = result
         await notify(conn, alert, reason, routing)
+        if reason == "opened" and opened is not None:
+            opened.append(alert)
         changes = 1
         if reason == "opened" and alert.kind in INFRA_KINDS:
             for other in await mute_others(conn, alert):

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from alerts import (
     AlertsEngine,
     DeliveryWorker,
+    EvidenceCollector,
     MqttPublisher,
     Observation,
     RuleBook,
@@ -60,14 +61,28 @@ class AlertsSettings(BaseSettings):
     alerts_delivery: bool = Field(
         True, description="Run the police delivery worker in this process"
     )
+    alerts_evidence_timeout: float = Field(
+        5.0, gt=0, le=60, description="Seconds to wait for an edge's evidence snapshot"
+    )
 
 
 @contextlib.asynccontextmanager
 async def alerts_service(
-    infra: Infrastructure, book: RuleBook, *, delivery: bool = True, wifi_group: str | None = None
+    infra: Infrastructure,
+    book: RuleBook,
+    *,
+    delivery: bool = True,
+    wifi_group: str | None = None,
+    evidence_timeout: float = 5.0,
 ) -> AsyncIterator[AlertsEngine]:
-    """The engine, its MQTT publisher and (optionally) the police delivery worker."""
+    """The engine with its evidence collector and MQTT publisher, and (optionally) the
+    police delivery worker."""
     async with contextlib.AsyncExitStack() as stack:
+        evidence = await stack.enter_async_context(
+            EvidenceCollector(
+                infra.endpoint, infra.store, topics=infra.topics, timeout=evidence_timeout
+            )
+        )
         engine = await stack.enter_async_context(
             AlertsEngine(
                 infra.endpoint,
@@ -76,6 +91,7 @@ async def alerts_service(
                 topics=infra.topics,
                 rules=book,
                 wifi_group=wifi_group,
+                evidence=evidence,
             )
         )
         await stack.enter_async_context(MqttPublisher(infra.endpoint, infra.store))
@@ -93,7 +109,11 @@ def run_alerts(settings: Settings) -> None:
             uninstall = book.install_sighup()
             try:
                 async with alerts_service(
-                    infra, book, delivery=own.alerts_delivery, wifi_group=own.alerts_wifi_group
+                    infra,
+                    book,
+                    delivery=own.alerts_delivery,
+                    wifi_group=own.alerts_wifi_group,
+                    evidence_timeout=own.alerts_evidence_timeout,
                 ):
                     await asyncio.Event().wait()
             finally:

@@ -146,6 +146,21 @@ def _v201_rules_and_outboxes(flavor: Flavor) -> str:
     """
 
 
+def _v202_evidence(flavor: Flavor) -> str:
+    return """
+    -- The snapshot an edge sent when a camera alert opened (one per alert).
+    CREATE TABLE alert_evidence (
+        alert_id uuid PRIMARY KEY REFERENCES alerts (id),
+        request_id text NOT NULL,
+        jpeg bytea NOT NULL,
+        width integer NOT NULL,
+        height integer NOT NULL,
+        taken_at timestamptz NOT NULL,
+        stored_at timestamptz NOT NULL DEFAULT now()
+    );
+    """
+
+
 MIGRATIONS = [
     Migration(200, "alerts, audit and change log", _v200_alerts),
     Migration(
@@ -153,4 +168,5 @@ MIGRATIONS = [
         "alert rules, suppression, escalation; MQTT and police outboxes",
         _v201_rules_and_outboxes,
     ),
+    Migration(202, "alert evidence snapshots", _v202_evidence),
 ]
