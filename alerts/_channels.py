@@ -180,9 +180,12 @@ class PoliceChannel:
             body.decode("utf-8"),
         )
         await conn.executemany(
-            """INSERT INTO police_deliveries (webhook_id, identifier, endpoint_id)
-               VALUES ($1, $2, $3)""",
-            [(f"msg_{uuid.uuid4().hex}", header.identifier, e) for e in endpoints],
+            """INSERT INTO police_deliveries (webhook_id, identifier, alert_id, endpoint_id)
+               VALUES ($1, $2, $3, $4)""",
+            [
+                (f"msg_{uuid.uuid4().hex}", header.identifier, uuid.UUID(alert.id), e)
+                for e in endpoints
+            ],
         )
         return True
 

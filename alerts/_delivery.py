@@ -1,11 +1,12 @@
 """The police delivery worker: sends staged CAP messages as Standard Webhooks.
 
-One task per endpoint, each with its own HTTP client and timeouts, so an endpoint that
-hangs or answers garbage delays only its own queue. Per endpoint, messages go one at a time
-in the order they were staged (an Update never overtakes its Alert). Each attempt runs in a
-transaction holding the endpoint's advisory lock: a second worker process leaves that
-endpoint alone, and a worker killed mid-send leaves the delivery pending, to be sent again
-with the same ``webhook-id`` (receivers deduplicate on it).
+Each endpoint has its own tasks (``concurrency`` slots), HTTP clients and timeouts, so an
+endpoint that hangs or answers garbage delays only its own deliveries. Slots send different
+incidents in parallel; an incident's messages go one after the other in staging order (an
+Update never overtakes its Alert). Each attempt runs in a transaction that keeps the
+delivery row locked while sending: another slot or worker process skips it, and a worker
+killed mid-send leaves it pending, to be sent again with the same ``webhook-id``
+(receivers deduplicate on it).
 
 Failures back off exponentially with jitter, or as long as ``Retry-After`` says; a 410 Gone
 disables the endpoint until :func:`enable_endpoint`. After N consecutive failures (or a 410)
@@ -21,7 +22,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
@@ -43,6 +44,10 @@ from ._rules import Endpoint, Police, Rules
 logger = logging.getLogger(__name__)
 CONTENT_TYPE = "application/xml; charset=utf-8"
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_HEAD = """NOT EXISTS (SELECT 1 FROM police_deliveries e
+                     WHERE e.endpoint_id = d.endpoint_id AND e.alert_id = d.alert_id
+                       AND e.status = 'pending' AND e.seq < d.seq)"""
+"""The delivery is the first pending message of its incident for its endpoint."""
 
 
 @dataclass
@@ -100,6 +105,19 @@ async def enable_endpoint(conn: Connection, endpoint_id: str) -> None:
     await conn.execute("SELECT pg_notify('police_deliveries', '')")
 
 
+@dataclass
+class _Served:
+    """An endpoint being served: its slots' tasks and wake-up events."""
+
+    endpoint: Endpoint
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    wakes: list[asyncio.Event] = field(default_factory=list)
+
+    def wake_all(self) -> None:
+        for wake in self.wakes:
+            wake.set()
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -112,7 +130,7 @@ class DeliveryWorker:
         self.book = rules
         self.locked_retry_seconds = locked_retry_seconds
         self.stats = DeliveryStats()
-        self._serving: dict[str, tuple[Endpoint, asyncio.Task[None], asyncio.Event]] = {}
+        self._serving: dict[str, _Served] = {}
         self._progress = asyncio.Condition()
         self._stack = contextlib.AsyncExitStack()
         self._pool: asyncpg.Pool | None = None
@@ -141,28 +159,34 @@ class DeliveryWorker:
         tb: TracebackType | None,
     ) -> None:
         self.book.remove_listener(self._reconcile)
-        await stop_tasks([task for _, task, _ in self._serving.values()])
+        await stop_tasks([task for served in self._serving.values() for task in served.tasks])
         await self._stack.__aexit__(exc_type, exc, tb)
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: object) -> None:
-        for _, _, wake in self._serving.values():
-            wake.set()
+        for served in self._serving.values():
+            served.wake_all()
 
     def _reconcile(self, rules: Rules) -> None:
         """Serve exactly the endpoints the rules name (restarting any whose URL, secret or
         timeout changed)."""
         wanted = {e.id: e for e in rules.endpoints}
-        for endpoint_id, (endpoint, task, _) in list(self._serving.items()):
-            if wanted.get(endpoint_id) != endpoint:
-                task.cancel()
+        for endpoint_id, served in list(self._serving.items()):
+            if wanted.get(endpoint_id) != served.endpoint:
+                for task in served.tasks:
+                    task.cancel()
                 del self._serving[endpoint_id]
         for endpoint_id, endpoint in wanted.items():
             if endpoint_id not in self._serving:
-                wake = asyncio.Event()
-                task = self._group.create_task(
-                    self._serve(endpoint, wake), name=f"police-{endpoint_id}"
-                )
-                self._serving[endpoint_id] = (endpoint, task, wake)
+                served = _Served(endpoint)
+                for slot in range(endpoint.concurrency):
+                    wake = asyncio.Event()
+                    served.wakes.append(wake)
+                    served.tasks.append(
+                        self._group.create_task(
+                            self._serve(served, wake), name=f"police-{endpoint_id}-{slot}"
+                        )
+                    )
+                self._serving[endpoint_id] = served
 
     async def wait_for(self, predicate: Callable[[DeliveryStats], bool]) -> None:
         async with self._progress:
@@ -174,7 +198,9 @@ class DeliveryWorker:
                 setattr(self.stats, name, getattr(self.stats, name) + n)
             self._progress.notify_all()
 
-    async def _serve(self, endpoint: Endpoint, wake: asyncio.Event) -> None:
+    async def _serve(self, served: _Served, wake: asyncio.Event) -> None:
+        """One slot of an endpoint: takes due messages one at a time."""
+        endpoint = served.endpoint
         signer = Webhook(endpoint.secret)
         timeout = httpx.Timeout(endpoint.timeout_seconds)
         db_failures = 0
@@ -194,6 +220,7 @@ class DeliveryWorker:
                         delay,
                     )
                 if delay == 0:
+                    served.wake_all()  # a message of an incident others wait behind is out
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), delay)
@@ -204,28 +231,37 @@ class DeliveryWorker:
         """Send the endpoint's oldest pending message if it is due. Returns 0 to go on at
         once, seconds to wait, or None to wait for new work."""
         async with self.pool.acquire() as conn, conn.transaction():
-            mine = await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock(hashtext('police:' || $1))", endpoint.id
+            # The oldest due message whose incident has no earlier message pending here;
+            # the row stays locked while we send (another slot or worker skips it), and a
+            # worker dying mid-send releases it still pending.
+            row = await conn.fetchrow(
+                f"""SELECT d.seq, d.webhook_id, d.attempts, m.body
+                   FROM police_deliveries d JOIN cap_messages m USING (identifier)
+                   WHERE d.endpoint_id = $1 AND d.status = 'pending'
+                     AND d.next_attempt_at <= now() AND {_HEAD}
+                   ORDER BY d.seq LIMIT 1
+                   FOR UPDATE OF d SKIP LOCKED""",
+                endpoint.id,
             )
-            if not mine:
-                return self.locked_retry_seconds  # another worker serves this endpoint
+            if row is None:
+                wait: float | None = await conn.fetchval(
+                    f"""SELECT extract(epoch FROM min(d.next_attempt_at) - now())::float8
+                        FROM police_deliveries d
+                        WHERE d.endpoint_id = $1 AND d.status = 'pending' AND {_HEAD}""",
+                    endpoint.id,
+                )
+                if wait is None:
+                    return None
+                # Due but taken (another slot, another worker) or behind its incident's
+                # earlier message: a sibling's finish wakes us; this bounds the wait.
+                return wait if wait > 0 else self.locked_retry_seconds
+            # Checked with the row locked, in a fresh snapshot: a slot that was just told
+            # 410 Gone about this very row has committed, and we see it.
             disabled = await conn.fetchval(
                 "SELECT disabled_at FROM police_endpoints WHERE id = $1", endpoint.id
             )
             if disabled is not None:
                 return None
-            row = await conn.fetchrow(
-                """SELECT d.seq, d.webhook_id, d.attempts, m.body,
-                          extract(epoch FROM d.next_attempt_at - now())::float8 AS wait
-                   FROM police_deliveries d JOIN cap_messages m USING (identifier)
-                   WHERE d.endpoint_id = $1 AND d.status = 'pending'
-                   ORDER BY d.seq LIMIT 1""",
-                endpoint.id,
-            )
-            if row is None:
-                return None
-            if row["wait"] > 0:
-                return float(row["wait"])
             outcome = await self._post(http, signer, endpoint, row["webhook_id"], row["body"])
             counts = await self._record(conn, endpoint, row["seq"], row["attempts"] + 1, outcome)
         await self._count(**counts)  # after the commit: whoever waits on these sees it stored

@@ -143,6 +143,9 @@ class PoliceEndpoint(_Strict):
     districts: list[str] = []
     """Only incidents in these districts (ids or names); empty: all."""
     timeout_seconds: Annotated[float, Field(gt=0.0, le=120.0)] = 10.0
+    concurrency: Annotated[int, Field(ge=1, le=32)] = 4
+    """Requests in flight at once, each for a different incident (an incident's messages
+    always go one after the other)."""
 
 
 class Police(_Strict):
@@ -217,6 +220,7 @@ class Endpoint:
     secret: str = field(repr=False)
     districts: frozenset[str]
     timeout_seconds: float
+    concurrency: int = 1
 
 
 class Rules:
@@ -236,6 +240,7 @@ class Rules:
                 secrets[e.id],
                 frozenset(self._district(d) for d in e.districts),
                 e.timeout_seconds,
+                e.concurrency,
             )
             for e in spec.police.endpoints
         ]

@@ -177,6 +177,21 @@ def users_add(
     add_console_user(_settings(), username, role)
 
 
+@bench_app.command("alerts")
+def bench_alerts(
+    events: Annotated[int, typer.Option(help="Events to publish")] = 600,
+    rate: Annotated[float, typer.Option(help="Events per second offered")] = 60.0,
+    police_latency: Annotated[float, typer.Option(help="Seconds the police take per request")] = (
+        0.1
+    ),
+    drain: Annotated[float, typer.Option(help="Longest wait for a run to finish, seconds")] = 120.0,
+) -> None:
+    """Events to the console and police: the outbox path vs police POSTed inline."""
+    from .bench.alerts import main as run
+
+    run(events, rate, police_latency, drain)
+
+
 def main() -> None:
     try:
         app()

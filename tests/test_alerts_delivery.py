@@ -40,7 +40,9 @@ SCHEMA = etree.XMLSchema(etree.parse(str(DATA / "cap" / "CAP-v1.2.xsd")))
 NS = {"cap": CAP_NS}
 
 
-def _rules(province: Province, receiver: Receiver, endpoints: dict[str, float]) -> Rules:
+def _rules(
+    province: Province, receiver: Receiver, endpoints: dict[str, float], concurrency: int = 4
+) -> Rules:
     return parse_rules(
         {
             "routes": {"police": {"kinds": ["intrusion"], "min_severity": "major"}},
@@ -56,6 +58,7 @@ def _rules(province: Province, receiver: Receiver, endpoints: dict[str, float]) 
                         "url": receiver.url(f"/{name}"),
                         "secret_env": "IOC_POLICE_SECRET",
                         "timeout_seconds": timeout,
+                        "concurrency": concurrency,
                     }
                     for name, timeout in endpoints.items()
                 ],
@@ -66,15 +69,17 @@ def _rules(province: Province, receiver: Receiver, endpoints: dict[str, float]) 
     )
 
 
-async def _incident(db: asyncpg.Connection, rules: Rules, *, resolve: bool = True) -> str:
+async def _incident(
+    db: asyncpg.Connection, rules: Rules, *, resolve: bool = True, zone: str = "floor"
+) -> str:
     """One intrusion: opened (Alert), acknowledged (Update), resolved (Cancel)."""
     routing = routing_from(rules)
     await publish_routing(db, routing)
     obs = Observation(
-        event_id="room:intrusion:1",
+        event_id=f"room:intrusion:{zone}",
         kind=EventKind.INTRUSION,
         source_id="indoor-room",
-        zone_id="floor",
+        zone_id=zone,
         phase="start",
         at=time.time(),
     )
@@ -162,6 +167,34 @@ async def test_every_message_arrives_signed_once_though_one_endpoint_hangs_and_f
     [failed] = await list_alerts(db, kinds=["delivery_failed"])
     assert (failed.source_id, failed.severity) == ("flaky", "critical")
     assert failed.cleared_at is not None
+
+
+async def test_a_hanging_request_holds_only_its_own_incident(
+    database: StoreConfig, db: asyncpg.Connection, clips_province: Province
+) -> None:
+    await sync_registry(db, clips_province)
+    async with police_receiver(SECRET) as receiver:
+        receiver.scripts["/dispatch"] = ["hang"]
+        rules = _rules(clips_province, receiver, {"dispatch": 30.0}, concurrency=2)
+        first = await _incident(db, rules, zone="floor")
+        second = await _incident(db, rules, zone="door")
+        async with DeliveryWorker(database, RuleBook.fixed(rules)) as worker:
+            await asyncio.wait_for(
+                receiver.wait_until(lambda r: len(r.processed["/dispatch"]) == 3), 15
+            )
+            receiver.release_hung.set()
+            await asyncio.wait_for(worker.wait_for(lambda s: s.delivered == 6), 15)
+    rows = await db.fetch(
+        """SELECT webhook_id, alert_id::text AS alert_id FROM police_deliveries ORDER BY seq"""
+    )
+    by_incident = {
+        a: [r["webhook_id"] for r in rows if r["alert_id"] == a] for a in (first, second)
+    }
+    processed = receiver.processed["/dispatch"]
+    # The second incident went through while the first one's Alert hung ...
+    assert processed[:3] == by_incident[second]
+    # ... and each incident's messages arrived in order.
+    assert processed[3:] == by_incident[first]
 
 
 async def test_gone_disables_an_endpoint_and_retry_after_is_honoured(

@@ -108,10 +108,12 @@ def _v201_rules_and_outboxes(flavor: Flavor) -> str:
     CREATE INDEX cap_messages_alert ON cap_messages (alert_id, sent);
 
     -- Police outbox: one row per (message, endpoint); webhook_id is stable across retries.
+    -- alert_id (the incident) keeps an incident's messages in order per endpoint.
     CREATE TABLE police_deliveries (
         seq bigserial PRIMARY KEY,
         webhook_id text NOT NULL UNIQUE,
         identifier text NOT NULL REFERENCES cap_messages (identifier),
+        alert_id uuid NOT NULL,
         endpoint_id text NOT NULL,
         status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered')),
         attempts integer NOT NULL DEFAULT 0,
@@ -122,6 +124,9 @@ def _v201_rules_and_outboxes(flavor: Flavor) -> str:
         delivered_at timestamptz
     );
     CREATE INDEX police_deliveries_pending ON police_deliveries (endpoint_id, seq)
+        WHERE status = 'pending';
+    -- "Is an earlier message of this incident still pending for this endpoint?"
+    CREATE INDEX police_deliveries_incident ON police_deliveries (endpoint_id, alert_id, seq)
         WHERE status = 'pending';
 
     CREATE TABLE police_endpoints (
