@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -106,6 +107,10 @@ def run_alerts(settings: Settings) -> None:
     async def run() -> None:
         async with infrastructure(settings) as infra:
             book = RuleBook(own.alert_rules, infra.province)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
             uninstall = book.install_sighup()
             try:
                 async with alerts_service(
@@ -115,12 +120,15 @@ def run_alerts(settings: Settings) -> None:
                     wifi_group=own.alerts_wifi_group,
                     evidence_timeout=own.alerts_evidence_timeout,
                 ):
-                    await asyncio.Event().wait()
+                    logger.info("alerts service running (rules %s)", own.alert_rules)
+                    await stop.wait()
+                    logger.info("alerts service stopping")
             finally:
                 uninstall()
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    asyncio.run(run())
 
 
 def enable(settings: Settings, endpoint_id: str) -> None:
