@@ -370,7 +370,9 @@ class DeliveryWorker:
         counts = {"failures": 1, "endpoints_disabled": 1 if outcome.gone else 0}
         if outcome.gone:
             logger.error("police %s answered 410 Gone: endpoint disabled", endpoint.id)
-        if outcome.gone or failures == policy.failures_before_alert:
+        # Every N consecutive failures: raised the first time, repeated (or opened again if
+        # an operator resolved it) while the endpoint keeps failing.
+        if outcome.gone or failures % policy.failures_before_alert == 0:
             reason = "endpoint disabled (410 Gone)" if outcome.gone else outcome.error or ""
             if await self._failure_alert(conn, endpoint, "start", reason):
                 counts["failure_alerts"] = 1

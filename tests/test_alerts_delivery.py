@@ -177,8 +177,10 @@ async def test_a_hanging_request_holds_only_its_own_incident(
         receiver.scripts["/dispatch"] = ["hang"]
         rules = _rules(clips_province, receiver, {"dispatch": 30.0}, concurrency=2)
         first = await _incident(db, rules, zone="floor")
-        second = await _incident(db, rules, zone="door")
         async with DeliveryWorker(database, RuleBook.fixed(rules)) as worker:
+            # The first incident's Alert hangs; then a second incident comes in.
+            await asyncio.wait_for(receiver.wait_until(lambda r: len(r.requests) == 1), 15)
+            second = await _incident(db, rules, zone="door")
             await asyncio.wait_for(
                 receiver.wait_until(lambda r: len(r.processed["/dispatch"]) == 3), 15
             )
