@@ -67,12 +67,6 @@ class SeverityRule(_Strict):
     auto_resolve_seconds: Seconds | None = None
     """How long the condition must stay clear before the alert resolves itself."""
 
-    @model_validator(mode="after")
-    def _has_effect(self) -> SeverityRule:
-        if self.severity is None and self.auto_resolve_seconds is None:
-            raise ValueError("a rule needs 'severity' or 'auto_resolve_seconds'")
-        return self
-
 
 class Route(_Strict):
     """Which alerts a channel carries (console carries every alert)."""
@@ -328,8 +322,37 @@ def _where(loc: Iterable[int | str], raw: Any) -> str:
     return out
 
 
-def _references(spec: RulesFile, province: Province) -> list[str]:
-    """Names the file uses that the province does not know."""
+def _items(raw: Any, *path: str) -> list[dict[str, Any]]:
+    """The mappings in the list at ``path`` of a raw document (whatever else is wrong)."""
+    node = raw
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return (
+        [item if isinstance(item, dict) else {} for item in node or []]
+        if isinstance(node, list)
+        else []
+    )
+
+
+def _mapping(node: Any, key: str) -> dict[str, Any]:
+    value = node.get(key) if isinstance(node, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _names(node: dict[str, Any], key: str) -> list[str]:
+    value = node.get(key)
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _label(node: dict[str, Any], key: str = "id") -> str:
+    value = node.get(key)
+    return f" ({value})" if isinstance(value, str) and value else ""
+
+
+def _references(raw: Any, province: Province) -> list[str]:
+    """Names the file uses that the province does not know, and rules without an effect.
+    Works on the raw document, so these are named even when the file has problems of shape
+    too."""
     problems: list[str] = []
     sources = {c.id for c in province.cameras} | {a.id for a in province.access_points}
     zones = {z.id for c in province.cameras for z in c.zones}
@@ -340,47 +363,59 @@ def _references(spec: RulesFile, province: Province) -> list[str]:
             if known and name not in known:
                 problems.append(f"{where}: {what} {name!r} is not in the province")
 
-    for i, rule in enumerate(spec.rules):
-        here = f"rules[{i}]" + (f" ({rule.name})" if rule.name else "") + ".match"
-        check(here + ".sources", "source", rule.match.sources, sources)
-        check(here + ".zones", "zone", rule.match.zones, zones)
-        check(here + ".districts", "district", rule.match.districts, districts)
+    for i, rule in enumerate(_items(raw, "rules")):
+        match = _mapping(rule, "match")
+        here = f"rules[{i}]{_label(rule, 'name')}.match"
+        if "severity" not in rule and "auto_resolve_seconds" not in rule:
+            problems.append(
+                f"rules[{i}]{_label(rule, 'name')}: a rule needs 'severity' or "
+                "'auto_resolve_seconds'"
+            )
+        check(here + ".sources", "source", _names(match, "sources"), sources)
+        check(here + ".zones", "zone", _names(match, "zones"), zones)
+        check(here + ".districts", "district", _names(match, "districts"), districts)
     for channel in ("mqtt", "police"):
-        route: Route = getattr(spec.routes, channel)
-        check(f"routes.{channel}.districts", "district", route.districts, districts)
-    for i, window in enumerate(spec.maintenance):
-        here = f"maintenance[{i}] ({window.id})"
-        check(here + ".sources", "source", window.sources, sources)
-        check(here + ".zones", "zone", window.zones, zones)
+        route = _mapping(_mapping(raw, "routes"), channel)
+        check(f"routes.{channel}.districts", "district", _names(route, "districts"), districts)
+    windows = _items(raw, "maintenance")
+    for i, window in enumerate(windows):
+        here = f"maintenance[{i}]{_label(window)}"
+        check(here + ".sources", "source", _names(window, "sources"), sources)
+        check(here + ".zones", "zone", _names(window, "zones"), zones)
     seen: set[str] = set()
-    for i, endpoint in enumerate(spec.police.endpoints):
-        here = f"police.endpoints[{i}] ({endpoint.id})"
-        if endpoint.id in seen:
-            problems.append(f"{here}.id: {endpoint.id!r} is used more than once")
-        seen.add(endpoint.id)
-        check(here + ".districts", "district", endpoint.districts, districts)
-    ids = [w.id for w in spec.maintenance]
+    for i, endpoint in enumerate(_items(raw, "police", "endpoints")):
+        here = f"police.endpoints[{i}]{_label(endpoint)}"
+        endpoint_id = endpoint.get("id")
+        if isinstance(endpoint_id, str):
+            if endpoint_id in seen:
+                problems.append(f"{here}.id: {endpoint_id!r} is used more than once")
+            seen.add(endpoint_id)
+        check(here + ".districts", "district", _names(endpoint, "districts"), districts)
+    ids = [w.get("id") for w in windows if isinstance(w.get("id"), str)]
     problems += [
         f"maintenance: id {i!r} is used more than once"
-        for i in sorted(set(ids))
+        for i in sorted({str(i) for i in ids})
         if ids.count(i) > 1
     ]
     return problems
 
 
-def _secrets(spec: RulesFile, environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+def _secrets(raw: Any, environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     secrets: dict[str, str] = {}
     problems: list[str] = []
-    for i, endpoint in enumerate(spec.police.endpoints):
-        here = f"police.endpoints[{i}] ({endpoint.id}).secret_env"
-        value = environ.get(endpoint.secret_env)
+    for i, endpoint in enumerate(_items(raw, "police", "endpoints")):
+        name = endpoint.get("secret_env")
+        if not isinstance(name, str):
+            continue  # the shape check names it
+        here = f"police.endpoints[{i}]{_label(endpoint)}.secret_env"
+        value = environ.get(name)
         if not value:
-            problems.append(f"{here}: the environment variable {endpoint.secret_env} is not set")
+            problems.append(f"{here}: the environment variable {name} is not set")
             continue
         why = check_secret(value)
         if why:
-            problems.append(f"{here}: the secret in {endpoint.secret_env} {why}")
-        secrets[endpoint.id] = value
+            problems.append(f"{here}: the secret in {name} {why}")
+        secrets[str(endpoint.get("id"))] = value
     return secrets, problems
 
 
@@ -395,16 +430,16 @@ def parse_rules(
         raw = {}
     if not isinstance(raw, dict):
         raise RulesError(source, ["the document must be a mapping"])
+    secrets, secret_problems = _secrets(raw, os.environ if environ is None else environ)
+    problems = _references(raw, province) + secret_problems
     try:
         spec = RulesFile.model_validate(raw)
     except ValidationError as exc:
-        problems = [
+        shape = [
             f"{_where(e['loc'], raw)}: {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         ]
-        raise RulesError(source, problems) from exc
-    secrets, secret_problems = _secrets(spec, os.environ if environ is None else environ)
-    problems = _references(spec, province) + secret_problems
+        raise RulesError(source, shape + problems) from exc
     if problems:
         raise RulesError(source, problems)
     return Rules(spec, province, secrets, source)

@@ -29,6 +29,7 @@ from alerts import (
     Rules,
     RulesError,
     enable_endpoint,
+    load_rules,
     notify,
     parse_rules,
     publish_routing,
@@ -129,6 +130,21 @@ def run_alerts(settings: Settings) -> None:
                     loop.remove_signal_handler(signum)
 
     asyncio.run(run())
+
+
+def check_rules(settings: Settings, path: Path | None) -> int:
+    """0 when the file would be taken, 2 (with every problem on stderr) when not."""
+    path = path or AlertsSettings().alert_rules
+    try:
+        rules = load_rules(path, load_province(settings.province))
+    except RulesError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    sys.stdout.write(
+        f"{path}: ok ({len(rules.spec.rules)} rules, {len(rules.spec.maintenance)} maintenance "
+        f"windows, {len(rules.endpoints)} police endpoints)\n"
+    )
+    return 0
 
 
 def enable(settings: Settings, endpoint_id: str) -> None:

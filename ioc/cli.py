@@ -150,6 +150,16 @@ def alerts_send_test(
     raise typer.Exit(code)
 
 
+@alerts_app.command("check-rules")
+def alerts_check_rules(
+    path: Annotated[Path, typer.Argument(help="Rules file; default IOC_ALERT_RULES")] = Path(),
+) -> None:
+    """Check a rules file against the province and the environment; name every problem."""
+    from .alerts_commands import check_rules
+
+    raise typer.Exit(check_rules(_settings(), path if path != Path() else None))
+
+
 @alerts_app.command("enable-endpoint")
 def alerts_enable_endpoint(endpoint: str) -> None:
     """Re-enable a police endpoint that answered 410 Gone; its pending messages go out."""

@@ -17,6 +17,8 @@ import yaml
 from conftest import ROOT
 
 from alerts import RuleBook, RulesError, load_rules, parse_rules, routing_from
+from ioc.alerts_commands import check_rules
+from ioc.settings import Settings
 from protocol import EventKind, Province, Severity, load_province
 
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -146,6 +148,13 @@ def test_an_invalid_file_is_refused_with_every_problem_named(province: Province)
         "police.endpoints[0] (dispatch).url",
         "access_points: 'clear_ratio' must not exceed 'overload_ratio'",
         "surprise: Extra inputs are not permitted",
+        # Named even though the file's shape is wrong too:
+        "rules[3] (ghosts).match.sources: source 'no-such-cam' is not in the province",
+        "rules[3] (ghosts).match.districts: district 'Atlantis' is not in the province",
+        "police.endpoints[1] (dispatch).id: 'dispatch' is used more than once",
+        "police.endpoints[0] (dispatch).secret_env: the environment variable "
+        "IOC_TEST_UNSET_SECRET is not set",
+        "police.endpoints[1] (dispatch).secret_env: the secret in IOC_WEAK decodes to 5 bytes",
     ):
         assert expected in problems, f"{expected!r} not named in:\n{problems}"
     assert str(caught.value).startswith("rules.yaml: ")
@@ -236,3 +245,18 @@ async def test_sighup_reloads_the_rules(tmp_path: Path, province: Province) -> N
     assert book.rules.spec.auto_resolve_seconds == 20
     assert [(e.id, e.secret) for e in book.rules.endpoints] == [("a", SECRET)]
     assert "whsec" not in repr(book.rules.endpoints[0])
+
+
+def test_check_rules_command_names_the_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    _write(good, {"rules": [{"match": {"kinds": ["crowd"]}, "severity": "major"}]})
+    _write(bad, {"rules": [{"match": {"kinds": ["crowd"]}}, {"severity": "huge"}]})
+    settings = Settings(province=ROOT / "config" / "province.yaml")
+    assert check_rules(settings, good) == 0
+    assert "ok (1 rules" in capsys.readouterr().out
+    assert check_rules(settings, bad) == 2
+    err = capsys.readouterr().err
+    assert "rules[1].severity: Input should be" in err
+    assert "rules[0]: a rule needs 'severity' or 'auto_resolve_seconds'" in err
