@@ -39,6 +39,7 @@ from store import Connection, DeadLetter, StoreConfig, create_pool, record_dead_
 from ._channels import notify
 from ._evidence import EvidenceCollector
 from ._model import AlertView, Observation
+from ._mqtt_publisher import MqttPublisher
 from ._repository import (
     escalate_due,
     inhibitor,
@@ -83,6 +84,7 @@ class AlertsEngine:
         watch_wifi: bool = True,
         wifi_group: str | None = None,
         evidence: EvidenceCollector | None = None,
+        publish_mqtt: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self.store = store
@@ -93,6 +95,12 @@ class AlertsEngine:
         self.watch_wifi = watch_wifi
         self.wifi_group = wifi_group
         self.evidence = evidence
+        self.publisher = (
+            MqttPublisher(endpoint, store, identifier=f"{identifier}-publisher")
+            if publish_mqtt
+            else None
+        )
+        """Drains the MQTT outbox the engine's changes fill (off: another process does)."""
         self.districts = {c.id: province.district_id(c.district) for c in province.cameras}
         self.access_points = AccessPointWatch(province)
         self.stats = AlertsStats()
@@ -157,6 +165,8 @@ class AlertsEngine:
                     on_connect=self._on_connect,
                 )
             )
+        if self.publisher is not None:
+            await self._stack.enter_async_context(self.publisher)
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._tasks = [
             group.create_task(s, name=f"alerts-subscriber-{i}") for i, s in enumerate(subscriptions)

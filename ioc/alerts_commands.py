@@ -23,7 +23,6 @@ from alerts import (
     AlertsEngine,
     DeliveryWorker,
     EvidenceCollector,
-    MqttPublisher,
     Observation,
     RuleBook,
     Rules,
@@ -77,7 +76,7 @@ async def alerts_service(
     wifi_group: str | None = None,
     evidence_timeout: float = 5.0,
 ) -> AsyncIterator[AlertsEngine]:
-    """The engine with its evidence collector and MQTT publisher, and (optionally) the
+    """The engine (with its MQTT publisher) and evidence collector, and (optionally) the
     police delivery worker."""
     async with contextlib.AsyncExitStack() as stack:
         evidence = await stack.enter_async_context(
@@ -96,7 +95,6 @@ async def alerts_service(
                 evidence=evidence,
             )
         )
-        await stack.enter_async_context(MqttPublisher(infra.endpoint, infra.store))
         if delivery:
             await stack.enter_async_context(DeliveryWorker(infra.store, book))
         yield engine

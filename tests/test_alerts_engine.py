@@ -20,7 +20,6 @@ import yaml
 
 from alerts import (
     AlertsEngine,
-    MqttPublisher,
     RuleBook,
     audit_trail,
     get_alert,
@@ -96,11 +95,8 @@ def _rules_file(tmp_path: Path, doc: dict[str, Any]) -> Path:
 
 
 class Harness:
-    def __init__(
-        self, engine: AlertsEngine, publisher: MqttPublisher, client: aiomqtt.Client, topics: Topics
-    ) -> None:
+    def __init__(self, engine: AlertsEngine, client: aiomqtt.Client, topics: Topics) -> None:
         self.engine = engine
-        self.publisher = publisher
         self.client = client
         self.topics = topics
         self.sent = 0
@@ -159,12 +155,9 @@ async def harness(
                 sweep_interval=sweep_interval,
             )
         )
-        publisher = await stack.enter_async_context(
-            MqttPublisher(mqtt, database, identifier=f"pub-{topics.prefix.split('/')[0]}")
-        )
         client = await stack.enter_async_context(mqtt.client(f"test-{topics.prefix.split('/')[0]}"))
         await client.subscribe(topics.all_alerts(), qos=1)
-        h = Harness(engine, publisher, client, topics)
+        h = Harness(engine, client, topics)
         collector = asyncio.create_task(h._collect())
         stack.push_async_callback(_cancel, collector)
         await engine.wait_until_subscribed()

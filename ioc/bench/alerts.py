@@ -34,7 +34,7 @@ import msgspec
 import yaml
 from standardwebhooks import Webhook
 
-from alerts import AlertFeed, AlertsEngine, DeliveryWorker, MqttPublisher, RuleBook, parse_rules
+from alerts import AlertFeed, AlertsEngine, DeliveryWorker, RuleBook, parse_rules
 from protocol import EVENT, EventKind, MqttEndpoint, Province, Topics, VisionEvent, load_province
 from store import StoreConfig
 
@@ -216,7 +216,6 @@ async def run_variant(
             engine.http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
             engine.url = url
         await stack.enter_async_context(engine)
-        await stack.enter_async_context(MqttPublisher(mqtt, store, identifier=f"pub-{variant}"))
         if variant == "ours":
             await stack.enter_async_context(DeliveryWorker(store, rules))
 
