@@ -69,7 +69,8 @@ class AlertsStats:
 
 
 class AlertsEngine:
-    """Consumes ``events/+`` and ``wifi/+/telemetry`` (QoS 1, acknowledged after commit)."""
+    """Consumes ``events/+`` (QoS 1, acknowledged after commit) and ``wifi/+/telemetry``
+    (QoS 0: each batch restates the APs' conditions)."""
 
     def __init__(
         self,
@@ -150,7 +151,10 @@ class AlertsEngine:
         ]
         if self.watch_wifi:
             # Its own client (and optionally its own shared group) next to ingest's: every
-            # telemetry batch reaches both, and ingest's acknowledgements are not ours.
+            # telemetry batch reaches both, and ingest's acknowledgements are not ours. QoS 0
+            # and a clean session: every batch restates each AP's condition, so a batch
+            # missed while we were away is made good by the next one, and the broker keeps
+            # no backlog or acknowledgements for us.
             wifi_filter = self.topics.all_telemetry()
             if self.wifi_group:
                 wifi_filter = shared(self.wifi_group, wifi_filter)
@@ -158,10 +162,9 @@ class AlertsEngine:
                 run_subscriber(
                     self.endpoint,
                     f"{self.identifier}-wifi",
-                    [(wifi_filter, 1)],
+                    [(wifi_filter, 0)],
                     self._retrying(self._on_telemetry),
                     persistent=False,
-                    manual_ack=True,
                     on_connect=self._on_connect,
                 )
             )
