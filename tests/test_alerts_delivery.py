@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import time
+from email.utils import formatdate
 from typing import Any
 
 import asyncpg
@@ -30,6 +31,7 @@ from alerts import (
     routing_from,
     transition,
 )
+from alerts._delivery import backoff, retry_after_seconds
 from alerts._repository import observe
 from protocol import EventKind, Province, Severity
 from store import StoreConfig, sync_registry
@@ -256,3 +258,17 @@ async def test_a_worker_stopped_mid_send_loses_nothing(
     assert ids[0] == ids[1]  # sent again with the same id ...
     assert len(receiver.processed["/slow"]) == 3  # ... and processed once
     assert len(set(receiver.processed["/slow"])) == 3
+
+
+def test_backoff_grows_with_jitter_and_retry_after_reads_both_forms() -> None:
+    policy = _rules(Province(), Receiver(SECRET), {}).spec.police  # base 0.01, max 0.05
+    for attempts, step in [(1, 0.01), (2, 0.02), (3, 0.04), (4, 0.05), (40, 0.05)]:
+        delays = [backoff(attempts, policy) for _ in range(50)]
+        assert all(step / 2 <= d <= step for d in delays), (attempts, delays)
+    assert len({backoff(3, policy) for _ in range(20)}) > 1  # jittered
+    now = 1_764_000_000.0
+    assert retry_after_seconds("120", now) == 120.0
+    assert retry_after_seconds(formatdate(now + 30, usegmt=True), now) == 30.0
+    assert retry_after_seconds(formatdate(now - 30, usegmt=True), now) == 0.0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
