@@ -21,7 +21,8 @@ from ._mqtt_publisher import MqttPublisher
 from ._repository import changes_since, open_alerts
 from ._routing import Routing, load_routing, publish_routing, routing_from
 from ._rulebook import RuleBook
-from ._rules import Endpoint, Rules, RulesError, load_rules, parse_rules
+from ._rules import Endpoint, Rules, RulesError
+from ._rules_file import check_secret, load_rules, parse_rules
 
 __all__ = [
     "CAP_NS",
@@ -54,6 +55,7 @@ __all__ = [
     "TransitionError",
     "audit_trail",
     "changes_since",
+    "check_secret",
     "enable_endpoint",
     "get_alert",
     "get_evidence",

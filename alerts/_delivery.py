@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,9 +35,10 @@ from store import Connection, StoreConfig, connect, create_pool
 from ._channels import notify
 from ._model import Observation
 from ._repository import observe
+from ._retry import Outcome, backoff, retry_after_seconds
 from ._routing import load_routing
 from ._rulebook import RuleBook
-from ._rules import Endpoint, Police, Rules
+from ._rules import Endpoint, Rules
 
 logger = logging.getLogger(__name__)
 CONTENT_TYPE = "application/xml; charset=utf-8"
@@ -57,42 +56,6 @@ class DeliveryStats:
     failures: int = 0
     endpoints_disabled: int = 0
     failure_alerts: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    delivered: bool
-    status: int | None = None
-    error: str | None = None
-    retry_after: float | None = None
-
-    @property
-    def gone(self) -> bool:
-        return self.status == 410
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
-
-
-def backoff(attempts: int, policy: Police) -> float:
-    """Exponential with equal jitter: half the step for sure, the other half random."""
-    step = min(
-        policy.backoff_max_seconds, policy.backoff_base_seconds * 2.0 ** min(attempts - 1, 30)
-    )
-    return step / 2 + random.uniform(0, step / 2)
 
 
 async def enable_endpoint(conn: Connection, endpoint_id: str) -> None:

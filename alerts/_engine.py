@@ -50,7 +50,8 @@ from ._repository import (
 )
 from ._routing import Routing, publish_routing, routing_from
 from ._rulebook import RuleBook
-from ._rules import INFRA_KINDS, Rules, parse_rules
+from ._rules import INFRA_KINDS, Rules
+from ._rules_file import parse_rules
 from ._wifi import AccessPointWatch
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from protocol import Province
 
-from ._rules import Rules, RulesError, load_rules
+from ._rules import Rules, RulesError
+from ._rules_file import load_rules
 
 logger = logging.getLogger(__name__)
 Listener = Callable[[Rules], None]

@@ -27,6 +27,7 @@ from alerts import (
     RuleBook,
     Rules,
     RulesError,
+    check_secret,
     enable_endpoint,
     load_rules,
     notify,
@@ -36,7 +37,6 @@ from alerts import (
     transition,
 )
 from alerts._repository import observe
-from alerts._rules import check_secret
 from protocol import EventKind, Province, Severity, load_province
 from store import StoreConfig, connect
 

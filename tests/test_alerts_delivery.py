@@ -31,8 +31,8 @@ from alerts import (
     routing_from,
     transition,
 )
-from alerts._delivery import backoff, retry_after_seconds
 from alerts._repository import observe
+from alerts._retry import backoff, retry_after_seconds
 from protocol import EventKind, Province, Severity
 from store import StoreConfig, sync_registry
 
