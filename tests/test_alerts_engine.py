@@ -213,7 +213,9 @@ async def test_severity_from_rules_mqtt_changes_and_auto_resolve(
             ("open", "open"),
             ("auto_resolve", "resolved"),
         ]
-        assert await db.fetchval("SELECT count(*) FROM mqtt_outbox") == 0
+        assert h.engine.publisher is not None
+        await asyncio.wait_for(h.engine.publisher.wait_for_published(3), 10)
+        assert await db.fetchval("SELECT count(*) FROM mqtt_outbox") == 0  # sent, then deleted
 
 
 async def test_maintenance_and_inhibition_mute_alerts(setup: Setup, db: asyncpg.Connection) -> None:
@@ -369,10 +371,14 @@ async def test_a_changed_rules_file_takes_effect_while_running(
         )
         await asyncio.wait_for(book.wait_for_attempt(3), 10)
         assert book.loads == 2
+        # One whole sweep after the reload: the new routing is published by then.
+        sweeps = h.engine.stats.sweeps
+        await asyncio.wait_for(h.engine.wait_for(lambda s: s.sweeps > sweeps), 10)
         await h.send(_event("start", EventKind.CROWD, now, zone="door", episode="b"))
         assert (await h.next_alert())[1].severity == "critical"
         # The console process's transitions follow the published routing: info is below it.
         info = next(a for a in await list_alerts(db) if a.severity == "info")
-        await h.engine.wait_for(lambda s: s.sweeps >= 1)
+        assert h.engine.publisher is not None
+        await asyncio.wait_for(h.engine.publisher.wait_for_published(2), 10)
         await transition(db, info.id, "acknowledge", actor="op")
-        assert await db.fetchval("SELECT count(*) FROM mqtt_outbox") == 0
+        assert await db.fetchval("SELECT count(*) FROM mqtt_outbox") == 0  # nothing staged
