@@ -29,6 +29,16 @@ def _write_rules(path: Path, severity: str) -> None:
     os.replace(tmp, path)
 
 
+async def _log_line(process: asyncio.subprocess.Process, text: bytes) -> None:
+    """Read the service's log until a line holds ``text``; fail if the log ends first."""
+    assert process.stderr is not None
+    while True:
+        line = await asyncio.wait_for(process.stderr.readline(), 60)
+        assert line, f"the service ended before logging {text!r}"
+        if text in line:
+            return
+
+
 async def _next_change(client: aiomqtt.Client) -> AlertMessage:
     async def first() -> AlertMessage:
         async for message in client.messages:
@@ -67,11 +77,7 @@ async def test_the_service_process_alerts_reloads_on_sighup_and_stops_on_sigterm
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            assert process.stderr is not None
-            while b"alerts service running" not in await asyncio.wait_for(
-                process.stderr.readline(), 60
-            ):
-                pass
+            await _log_line(process, b"alerts service running")
 
             async def crowd(zone: str) -> AlertMessage:
                 event = VisionEvent(
@@ -90,8 +96,7 @@ async def test_the_service_process_alerts_reloads_on_sighup_and_stops_on_sigterm
 
             _write_rules(rules, "critical")
             process.send_signal(signal.SIGHUP)
-            while b"rules reloaded" not in await asyncio.wait_for(process.stderr.readline(), 30):
-                pass
+            await _log_line(process, b"rules reloaded")
             second = await crowd("door")
             assert second.severity == "critical"
 
