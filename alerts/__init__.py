@@ -1,6 +1,10 @@
 """From vision events to alerts with a lifecycle, and the channels that carry them."""
 
+from ._cap import CAP_NS, render_cap
+from ._channels import Channel, ConsoleChannel, MqttChannel, Notice, PoliceChannel, notify
+from ._delivery import DeliveryStats, DeliveryWorker, enable_endpoint
 from ._engine import AlertsEngine, AlertsStats
+from ._evidence import EvidenceCollector, get_evidence
 from ._feed import AlertFeed, Subscription
 from ._lifecycle import (
     Action,
@@ -12,10 +16,16 @@ from ._lifecycle import (
     list_alerts,
     transition,
 )
-from ._model import AlertChange, AlertState, AlertView
+from ._model import AlertChange, AlertState, AlertView, Observation, Reason
+from ._mqtt_publisher import MqttPublisher
 from ._repository import changes_since, open_alerts
+from ._routing import Routing, load_routing, publish_routing, routing_from
+from ._rulebook import RuleBook
+from ._rules import Endpoint, Rules, RulesError
+from ._rules_file import check_secret, load_rules, parse_rules
 
 __all__ = [
+    "CAP_NS",
     "Action",
     "AlertChange",
     "AlertFeed",
@@ -25,12 +35,38 @@ __all__ = [
     "AlertsEngine",
     "AlertsStats",
     "AuditEntry",
+    "Channel",
+    "ConsoleChannel",
+    "DeliveryStats",
+    "DeliveryWorker",
+    "Endpoint",
+    "EvidenceCollector",
+    "MqttChannel",
+    "MqttPublisher",
+    "Notice",
+    "Observation",
+    "PoliceChannel",
+    "Reason",
+    "Routing",
+    "RuleBook",
+    "Rules",
+    "RulesError",
     "Subscription",
     "TransitionError",
     "audit_trail",
     "changes_since",
+    "check_secret",
+    "enable_endpoint",
     "get_alert",
+    "get_evidence",
     "list_alerts",
+    "load_routing",
+    "load_rules",
+    "notify",
     "open_alerts",
+    "parse_rules",
+    "publish_routing",
+    "render_cap",
+    "routing_from",
     "transition",
 ]

@@ -1,10 +1,18 @@
-"""The alerts engine: vision events in, alerts with a lifecycle out."""
+"""The alerts engine: vision events and Wi-Fi telemetry in, alerts with a lifecycle out.
+
+Per event, one transaction: store the event, open or repeat the alert (severity and
+auto-resolve time from the rules, muted by a maintenance window or an open camera
+offline/tamper alert), log the change and stage its MQTT and police deliveries; then
+acknowledge the MQTT message. A sweep resolves alerts whose condition stayed clear,
+escalates unacknowledged ones, and notices a changed rules file.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -14,21 +22,42 @@ import asyncpg
 
 from protocol import (
     EVENT,
-    PROFILES,
+    TELEMETRY,
+    EventKind,
     MqttEndpoint,
     PayloadError,
     Province,
     Topics,
     acknowledge,
+    backoff_delay,
     run_subscriber,
+    shared,
     stop_tasks,
 )
-from store import DeadLetter, StoreConfig, create_pool, record_dead_letters
+from store import Connection, DeadLetter, StoreConfig, create_pool, record_dead_letters
 
-from ._repository import observe, record_change, resolve_cleared
+from ._channels import notify
+from ._evidence import EvidenceCollector
+from ._model import AlertView, Observation
+from ._mqtt_publisher import MqttPublisher
+from ._repository import (
+    escalate_due,
+    inhibitor,
+    mute_others,
+    observe,
+    release_inhibited,
+    resolve_cleared,
+)
+from ._routing import Routing, publish_routing, routing_from
+from ._rulebook import RuleBook
+from ._rules import INFRA_KINDS, Rules
+from ._rules_file import parse_rules
+from ._wifi import AccessPointWatch
 
 logger = logging.getLogger(__name__)
 CONSUMER = "alerts"
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+MessageHandler = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
 
 
 @dataclass
@@ -36,10 +65,13 @@ class AlertsStats:
     events: int = 0
     changes: int = 0
     dead_letters: int = 0
+    telemetry_batches: int = 0
+    sweeps: int = 0
 
 
 class AlertsEngine:
-    """Consumes ``events/+`` (QoS 1, acknowledged after commit) and keeps the alerts table."""
+    """Consumes ``events/+`` (QoS 1, acknowledged after commit) and ``wifi/+/telemetry``
+    (QoS 0: each batch restates the APs' conditions)."""
 
     def __init__(
         self,
@@ -49,21 +81,40 @@ class AlertsEngine:
         *,
         topics: Topics | None = None,
         identifier: str = "alerts-1",
-        auto_resolve_seconds: float = 60.0,
+        rules: RuleBook | None = None,
         sweep_interval: float = 1.0,
+        watch_wifi: bool = True,
+        wifi_group: str | None = None,
+        evidence: EvidenceCollector | None = None,
+        publish_mqtt: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self.store = store
         self.topics = topics or Topics()
         self.identifier = identifier
-        self.auto_resolve_seconds = auto_resolve_seconds
+        self.book = rules or RuleBook.fixed(parse_rules({}, province))
         self.sweep_interval = sweep_interval
+        self.watch_wifi = watch_wifi
+        self.wifi_group = wifi_group
+        self.evidence = evidence
+        self.publisher = (
+            MqttPublisher(endpoint, store, identifier=f"{identifier}-publisher")
+            if publish_mqtt
+            else None
+        )
+        """Drains the MQTT outbox the engine's changes fill (off: another process does)."""
         self.districts = {c.id: province.district_id(c.district) for c in province.cameras}
+        self.access_points = AccessPointWatch(province)
         self.stats = AlertsStats()
         self._stack = contextlib.AsyncExitStack()
         self._pool: asyncpg.Pool | None = None
         self._progress = asyncio.Condition()
         self._subscribed = asyncio.Event()
+        self._routing_for: tuple[int, Routing] = (
+            0,
+            routing_from(self.book.rules, self.topics.prefix),
+        )
+        self._published_loads = 0
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -71,24 +122,61 @@ class AlertsEngine:
             raise RuntimeError(f"{type(self).__name__} is used outside its 'async with'")
         return self._pool
 
+    @property
+    def rules(self) -> Rules:
+        return self.book.rules
+
+    @property
+    def routing(self) -> Routing:
+        loads, routing = self._routing_for
+        if loads != self.book.loads:
+            routing = routing_from(self.book.rules, self.topics.prefix)
+            self._routing_for = (self.book.loads, routing)
+        return routing
+
     async def __aenter__(self) -> Self:
         self._pool = await create_pool(self.store)
         self._stack.push_async_callback(self._pool.close)
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [
-            group.create_task(
+        async with self._pool.acquire() as conn:
+            await self._publish_routing(conn)
+            await self.access_points.seed(conn)
+        subscriptions = [
+            run_subscriber(
+                self.endpoint,
+                self.identifier,
+                [(self.topics.all_events(), 1)],
+                self._retrying(self._on_event),
+                manual_ack=True,
+                on_connect=self._on_connect,
+            )
+        ]
+        if self.watch_wifi:
+            # Its own client (and optionally its own shared group) next to ingest's: every
+            # telemetry batch reaches both, and ingest's acknowledgements are not ours. QoS 0
+            # and a clean session: every batch restates each AP's condition, so a batch
+            # missed while we were away is made good by the next one, and the broker keeps
+            # no backlog or acknowledgements for us.
+            wifi_filter = self.topics.all_telemetry()
+            if self.wifi_group:
+                wifi_filter = shared(self.wifi_group, wifi_filter)
+            subscriptions.append(
                 run_subscriber(
                     self.endpoint,
-                    self.identifier,
-                    [(self.topics.all_events(), 1)],
-                    self._on_message,
-                    manual_ack=True,
+                    f"{self.identifier}-wifi",
+                    [(wifi_filter, 0)],
+                    self._retrying(self._on_telemetry),
+                    persistent=False,
                     on_connect=self._on_connect,
-                ),
-                name="alerts-subscriber",
-            ),
-            group.create_task(self._sweep_loop(), name="alerts-auto-resolve"),
+                )
+            )
+        if self.publisher is not None:
+            await self._stack.enter_async_context(self.publisher)
+        group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._tasks = [
+            group.create_task(s, name=f"alerts-subscriber-{i}") for i, s in enumerate(subscriptions)
         ]
+        self._tasks.append(group.create_task(self._sweep_loop(), name="alerts-sweep"))
+        self._expected_subscriptions = len(subscriptions)
         return self
 
     async def __aexit__(
@@ -101,12 +189,54 @@ class AlertsEngine:
         await self._stack.__aexit__(exc_type, exc, tb)
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
-        self._subscribed.set()
+        self._expected_subscriptions -= 1
+        if self._expected_subscriptions <= 0:
+            self._subscribed.set()
 
     async def wait_until_subscribed(self) -> None:
         await self._subscribed.wait()
 
-    async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    async def _publish_routing(self, conn: Connection) -> None:
+        loads = self.book.loads
+        if loads != self._published_loads:
+            await publish_routing(conn, self.routing)
+            self._published_loads = loads
+
+    async def _advance(self, **increments: int) -> None:
+        async with self._progress:
+            for name, n in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + n)
+            self._progress.notify_all()
+
+    async def wait_for(self, predicate: Callable[[AlertsStats], bool]) -> None:
+        """Return once ``predicate(stats)`` holds (tests and benchmarks)."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: predicate(self.stats))
+
+    async def wait_for_events(self, handled: int) -> None:
+        """Return once ``handled`` events (and dead letters) are committed."""
+        await self.wait_for(lambda s: s.events + s.dead_letters >= handled)
+
+    def _retrying(self, handle: MessageHandler) -> MessageHandler:
+        """``handle``, retried with backoff while the store is away: the message stays
+        unacknowledged meanwhile, and the subscriber stays up."""
+
+        async def retrying(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+            attempt = 0
+            while True:
+                try:
+                    await handle(client, message)
+                except _DB_ERRORS as exc:
+                    attempt += 1
+                    delay = backoff_delay(attempt)
+                    logger.warning("store write failed (%s); retrying in %.2f seconds", exc, delay)
+                    await asyncio.sleep(delay)
+                else:
+                    return
+
+        return retrying
+
+    async def _on_event(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes) else b""
         async with self.pool.acquire() as conn:
             try:
@@ -117,11 +247,10 @@ class AlertsEngine:
                     conn, [DeadLetter(CONSUMER, message.topic.value, exc.reason, payload)]
                 )
                 acknowledge(client, message)
-                async with self._progress:
-                    self.stats.dead_letters += 1
-                    self._progress.notify_all()
+                await self._advance(dead_letters=1)
                 return
-            district = self.districts.get(event.camera_id, "unknown")
+            changes = 0
+            opened: list[AlertView] = []
             async with conn.transaction():
                 await conn.execute(
                     """INSERT INTO events (event_id, phase, kind, camera_id, zone_id, line_id,
@@ -140,31 +269,122 @@ class AlertsEngine:
                     event.score,
                 )
                 if event.phase != "instant":
-                    alert = await observe(
-                        conn, event, district, PROFILES[event.kind].default_severity
+                    observation = Observation(
+                        event_id=event.event_id,
+                        kind=event.kind,
+                        source_id=event.camera_id,
+                        zone_id=event.zone_id,
+                        phase=event.phase,
+                        at=(event.ended_at or event.started_at)
+                        if event.phase == "end"
+                        else event.started_at,
+                        frame_captured_at=event.frame_captured_at or None,
                     )
-                    if alert is not None:
-                        await record_change(conn, alert)
-                        self.stats.changes += 1
+                    district = self.districts.get(event.camera_id, "unknown")
+                    changes = await self.apply(conn, observation, district, opened)
+        for alert in opened:  # committed now: the evidence row may refer to it
+            if self.evidence is not None and alert.kind != EventKind.CAMERA_OFFLINE:
+                self.evidence.request(alert.source_id, alert.id)
         acknowledge(client, message)
-        async with self._progress:
-            self.stats.events += 1
-            self._progress.notify_all()
+        await self._advance(events=1, changes=changes)
 
-    async def wait_for_events(self, handled: int) -> None:
-        """Return once ``handled`` events (and dead letters) are committed."""
-        async with self._progress:
-            await self._progress.wait_for(
-                lambda: self.stats.events + self.stats.dead_letters >= handled
-            )
+    async def apply(
+        self,
+        conn: Connection,
+        obs: Observation,
+        district: str,
+        opened: list[AlertView] | None = None,
+    ) -> int:
+        """Turn one observation into alert changes, inside the caller's transaction; alerts
+        it opens are appended to ``opened``."""
+        rules, routing = self.rules, self.routing
+        decision = rules.decide(obs.kind, obs.source_id, obs.zone_id, district, obs.at)
+        muted: str | None = None
+        if obs.phase != "end":
+            window = rules.maintenance(obs.source_id, obs.zone_id, obs.at)
+            if window is not None:
+                muted = f"maintenance:{window}"
+            elif obs.kind not in INFRA_KINDS:
+                by = await inhibitor(conn, obs.source_id)
+                muted = None if by is None else f"inhibited:{by}"
+        result = await observe(
+            conn,
+            obs,
+            district,
+            decision.severity,
+            auto_resolve_seconds=decision.auto_resolve_seconds,
+            rule=decision.rule,
+            suppressed_by=muted,
+        )
+        if result is None:
+            return 0
+        alert, reason = result
+        await notify(conn, alert, reason, routing)
+        if reason == "opened" and opened is not None:
+            opened.append(alert)
+        changes = 1
+        if reason == "opened" and alert.kind in INFRA_KINDS:
+            for other in await mute_others(conn, alert):
+                await notify(conn, other, "muted", routing)
+                changes += 1
+        return changes
+
+    async def _on_telemetry(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        try:
+            batch = TELEMETRY.decode(payload)
+        except PayloadError as exc:
+            # Ingest keeps the dead letter for this payload; one copy is enough.
+            logger.debug("unreadable telemetry on %s: %s", message.topic.value, exc.reason)
+            acknowledge(client, message)
+            return
+        observations, after = self.access_points.assess(batch, self.rules.spec.access_points)
+        changes = 0
+        if observations:
+            district = self.access_points.district(batch.ap_id)
+            async with self.pool.acquire() as conn, conn.transaction():
+                for obs in observations:
+                    changes += await self.apply(conn, obs, district)
+        self.access_points.commit(batch.ap_id, after)
+        acknowledge(client, message)
+        await self._advance(telemetry_batches=1, changes=changes)
 
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(self.sweep_interval)
+            self.book.reload_if_changed()
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    for alert in await resolve_cleared(conn, self.auto_resolve_seconds):
-                        await record_change(conn, alert)
-                        self.stats.changes += 1
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                logger.warning("auto-resolve sweep failed: %s", exc)
+                changes = await self.sweep()
+            except _DB_ERRORS as exc:
+                logger.warning("alerts sweep failed: %s", exc)
+                changes = 0
+            await self._advance(sweeps=1, changes=changes)
+
+    async def sweep(self) -> int:
+        """Publish changed routing, auto-resolve cleared alerts, escalate unacknowledged ones."""
+        changes = 0
+        async with self.pool.acquire() as conn:
+            await self._publish_routing(conn)
+            async with conn.transaction():
+                routing = self.routing
+                for alert in await resolve_cleared(conn):
+                    changes += await self._resolved(conn, alert, routing)
+                escalation = self.rules.spec.escalation
+                for alert in await escalate_due(
+                    conn,
+                    [str(s) for s in escalation.severities],
+                    escalation.after_minutes,
+                    escalation.max_level,
+                ):
+                    await notify(conn, alert, "escalated", routing)
+                    changes += 1
+        return changes
+
+    async def _resolved(self, conn: Connection, alert: AlertView, routing: Routing) -> int:
+        await notify(conn, alert, "resolved", routing)
+        changes = 1
+        if alert.kind in INFRA_KINDS:
+            for released in await release_inhibited(conn, alert.id):
+                await notify(conn, released, "unmuted", routing)
+                changes += 1
+        return changes

@@ -1,7 +1,8 @@
 """What people do to alerts: acknowledge, assign, resolve; and what they read back.
 
 Each transition locks the alert, checks it is allowed from the current state, and commits
-the new state, its audit row and its change-log entry together.
+the new state, its audit row, its change-log entry and the deliveries it stages on the MQTT
+and police channels (per the routing the alerts service published) together.
 """
 
 from __future__ import annotations
@@ -15,14 +16,25 @@ import msgspec
 
 from store import Connection
 
-from ._model import ALERT_COLUMNS, AlertState, AlertView
-from ._repository import audit, record_change
+from ._cap import CapStatus
+from ._channels import notify
+from ._model import ALERT_COLUMNS, AlertState, AlertView, Reason
+from ._repository import audit, release_inhibited
+from ._routing import load_routing
+from ._rules import INFRA_KINDS
 
 Action = Literal["acknowledge", "assign", "resolve"]
 _RULES: dict[Action, tuple[frozenset[AlertState], AlertState]] = {
     "acknowledge": (frozenset({"open"}), "acknowledged"),
     "assign": (frozenset({"open", "acknowledged", "assigned"}), "assigned"),
     "resolve": (frozenset({"open", "acknowledged", "assigned"}), "resolved"),
+}
+
+
+_REASONS: dict[Action, Reason] = {
+    "acknowledge": "acknowledged",
+    "assign": "assigned",
+    "resolve": "resolved",
 }
 
 
@@ -66,7 +78,9 @@ async def transition(
     actor: str,
     note: str | None = None,
     assignee: str | None = None,
+    cap_status: CapStatus = "Actual",
 ) -> AlertView:
+    """Apply ``action``; ``cap_status="Test"`` marks any police message it stages as a test."""
     allowed_from, to_state = _RULES[action]
     key = _alert_uuid(alert_id)
     async with conn.transaction():
@@ -103,7 +117,13 @@ async def transition(
             to_state=to_state,
             note=note,
         )
-        await record_change(conn, alert)
+        routing = await load_routing(conn)
+        await notify(
+            conn, alert, _REASONS[action], routing, actor=actor, note=note, status=cap_status
+        )
+        if to_state == "resolved" and alert.kind in INFRA_KINDS:
+            for released in await release_inhibited(conn, alert.id):
+                await notify(conn, released, "unmuted", routing)
     return alert
 
 

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
 
+from protocol import EventKind
+
 AlertState = Literal["open", "acknowledged", "assigned", "resolved"]
+Reason = Literal[
+    "opened",
+    "repeated",
+    "cleared",
+    "acknowledged",
+    "assigned",
+    "resolved",
+    "escalated",
+    "muted",
+    "unmuted",
+]
+"""What happened to an alert in one change."""
 
 
 class AlertView(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,12 +44,31 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     resolved_at: datetime | None
     first_frame_captured_at: datetime | None
     updated_at: datetime
+    suppressed_by: str | None = None
+    """Why the alert is muted (no MQTT, no police, no escalation): ``maintenance:<window>``
+    or ``inhibited:<alert id>`` (an open camera_offline/camera_tamper of the same camera)."""
+    escalation_level: int = 0
 
     @classmethod
     def from_record(cls, record: Any) -> AlertView:
         return cls(
             **{f: record[f] for f in cls.__struct_fields__ if f != "id"}, id=str(record["id"])
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One sighting of a condition, from a vision event or derived by the centre (Wi-Fi,
+    delivery health): it opens or repeats an alert, or marks it cleared."""
+
+    event_id: str
+    kind: EventKind
+    source_id: str
+    zone_id: str | None
+    phase: Literal["start", "update", "end"]
+    at: float
+    """Epoch seconds: when the condition was seen (start/update) or ended (end)."""
+    frame_captured_at: float | None = None
 
 
 class AlertChange(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import msgspec
 
-from protocol import PROFILES, Severity, VisionEvent
+from protocol import PROFILES, EventKind, Severity
 from store import Connection
 
-from ._model import ALERT_COLUMNS, AlertChange, AlertView
+from ._model import ALERT_COLUMNS, AlertChange, AlertView, Observation, Reason
 
 _json = msgspec.json.Encoder()
+_INFRA = [str(EventKind.CAMERA_OFFLINE), str(EventKind.CAMERA_TAMPER)]
 _decode_view = msgspec.json.Decoder(AlertView)
 
 
@@ -50,44 +52,63 @@ async def audit(
     )
 
 
+def _open_alert_row() -> str:
+    return """source_id = $1 AND kind = $2 AND coalesce(zone_id, '') = coalesce($3, '')
+              AND state <> 'resolved'"""
+
+
 async def observe(
-    conn: Connection, event: VisionEvent, district_id: str, severity: Severity
-) -> AlertView | None:
-    """Open an alert for a starting episode, or update the open one; mark it cleared when the
-    episode ends. Returns the changed alert, or None when nothing changed."""
-    zone = event.zone_id
-    if event.phase == "end":
+    conn: Connection,
+    obs: Observation,
+    district_id: str,
+    severity: Severity,
+    *,
+    auto_resolve_seconds: float = 60.0,
+    rule: str | None = None,
+    suppressed_by: str | None = None,
+) -> tuple[AlertView, Reason] | None:
+    """Open an alert for a starting condition, or repeat the open one (re-deciding whether it
+    is muted); mark it cleared when the condition ends. Returns the changed alert and what
+    happened to it, or None when nothing changed."""
+    if obs.phase == "end":
         record = await conn.fetchrow(
             f"""UPDATE alerts SET cleared_at = $4, updated_at = now()
-                WHERE source_id = $1 AND kind = $2 AND coalesce(zone_id, '') = coalesce($3, '')
-                  AND state <> 'resolved'
+                WHERE {_open_alert_row()}
                 RETURNING {ALERT_COLUMNS}""",
-            event.camera_id,
-            str(event.kind),
-            zone,
-            _ts(event.ended_at or event.started_at),
+            obs.source_id,
+            str(obs.kind),
+            obs.zone_id,
+            _ts(obs.at),
         )
-        return AlertView.from_record(record) if record else None
-    profile = PROFILES[event.kind]
+        return (AlertView.from_record(record), "cleared") if record else None
+    profile = PROFILES[obs.kind]
     record = await conn.fetchrow(
-        f"""INSERT INTO alerts (kind, source_id, zone_id, district_id, severity, state,
+        f"""WITH before AS (SELECT suppressed_by FROM alerts WHERE {_open_alert_row()})
+            INSERT INTO alerts (source_id, kind, zone_id, district_id, severity, state,
                                 title_vi, title_en, opened_at, last_seen_at, first_event_id,
-                                first_frame_captured_at)
-            VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $8, $9, $10)
+                                first_frame_captured_at, auto_resolve_seconds, rule,
+                                suppressed_by)
+            VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $8, $9, $10, $11, $12, $13)
             ON CONFLICT (source_id, kind, (coalesce(zone_id, ''))) WHERE state <> 'resolved'
-            DO UPDATE SET count = alerts.count + 1, last_seen_at = EXCLUDED.last_seen_at,
-                          cleared_at = NULL, updated_at = now()
-            RETURNING {ALERT_COLUMNS}, (xmax = 0) AS inserted""",
-        str(event.kind),
-        event.camera_id,
-        zone,
+            DO UPDATE SET count = alerts.count + 1,
+                          last_seen_at = greatest(alerts.last_seen_at, EXCLUDED.last_seen_at),
+                          cleared_at = NULL, suppressed_by = EXCLUDED.suppressed_by,
+                          updated_at = now()
+            RETURNING {ALERT_COLUMNS}, (xmax = 0) AS inserted,
+                      (SELECT suppressed_by FROM before) AS was_suppressed_by""",
+        obs.source_id,
+        str(obs.kind),
+        obs.zone_id,
         district_id,
         str(severity),
         profile.title_vi,
         profile.title_en,
-        _ts(event.started_at),
-        event.event_id,
-        _ts(event.frame_captured_at) if event.frame_captured_at else None,
+        _ts(obs.at),
+        obs.event_id,
+        _ts(obs.frame_captured_at) if obs.frame_captured_at else None,
+        auto_resolve_seconds,
+        rule,
+        suppressed_by,
     )
     if record is None:
         raise RuntimeError("INSERT ... RETURNING returned no row")
@@ -100,21 +121,94 @@ async def observe(
             action="open",
             from_state=None,
             to_state="open",
-            note=event.event_id,
+            note=obs.event_id + (f" (muted: {suppressed_by})" if suppressed_by else ""),
         )
-    return alert
+        return alert, "opened"
+    was = record["was_suppressed_by"]
+    if (was is None) == (suppressed_by is None):
+        return alert, "repeated"
+    reason: Reason = "muted" if suppressed_by else "unmuted"
+    await audit(
+        conn,
+        alert.id,
+        actor="system",
+        action="mute" if suppressed_by else "unmute",
+        from_state=alert.state,
+        to_state=alert.state,
+        note=suppressed_by or was,
+    )
+    return alert, reason
 
 
-async def resolve_cleared(conn: Connection, cleared_for_seconds: float) -> list[AlertView]:
-    """Resolve alerts whose condition has been clear for the given time."""
+async def inhibitor(conn: Connection, source_id: str) -> str | None:
+    """The id of an open camera_offline/camera_tamper alert of this source, if any."""
+    value = await conn.fetchval(
+        """SELECT id FROM alerts WHERE source_id = $1 AND kind = ANY($2::text[])
+             AND state <> 'resolved' LIMIT 1""",
+        source_id,
+        _INFRA,
+    )
+    return None if value is None else str(value)
+
+
+async def mute_others(conn: Connection, inhibiting: AlertView) -> list[AlertView]:
+    """An infrastructure alert opened: mute the other open alerts of its camera."""
+    why = f"inhibited:{inhibiting.id}"
+    records = await conn.fetch(
+        f"""UPDATE alerts SET suppressed_by = $2, updated_at = now()
+            WHERE source_id = $1 AND state <> 'resolved' AND suppressed_by IS NULL
+              AND NOT (kind = ANY($3::text[]))
+            RETURNING {ALERT_COLUMNS}""",
+        inhibiting.source_id,
+        why,
+        _INFRA,
+    )
+    alerts = [AlertView.from_record(r) for r in records]
+    for alert in alerts:
+        await audit(
+            conn,
+            alert.id,
+            actor="system",
+            action="mute",
+            from_state=alert.state,
+            to_state=alert.state,
+            note=why,
+        )
+    return alerts
+
+
+async def release_inhibited(conn: Connection, inhibiting_id: str) -> list[AlertView]:
+    """An infrastructure alert resolved: the alerts it muted speak again."""
+    why = f"inhibited:{inhibiting_id}"
+    records = await conn.fetch(
+        f"""UPDATE alerts SET suppressed_by = NULL, updated_at = now()
+            WHERE suppressed_by = $1 AND state <> 'resolved'
+            RETURNING {ALERT_COLUMNS}""",
+        why,
+    )
+    alerts = [AlertView.from_record(r) for r in records]
+    for alert in alerts:
+        await audit(
+            conn,
+            alert.id,
+            actor="system",
+            action="unmute",
+            from_state=alert.state,
+            to_state=alert.state,
+            note=why,
+        )
+    return alerts
+
+
+async def resolve_cleared(conn: Connection) -> list[AlertView]:
+    """Resolve alerts whose condition has stayed clear for their rule's auto-resolve time."""
     records = await conn.fetch(
         f"""UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = 'system',
                               updated_at = now()
             WHERE state <> 'resolved' AND cleared_at IS NOT NULL
-              AND cleared_at < now() - make_interval(secs => $1)
+              AND cleared_at < now() - make_interval(secs => auto_resolve_seconds)
             RETURNING {ALERT_COLUMNS},
                       (SELECT state FROM alerts a WHERE a.id = alerts.id) AS was""",
-        cleared_for_seconds,
     )
     alerts = [AlertView.from_record(r) for r in records]
     for record, alert in zip(records, alerts, strict=True):
@@ -126,6 +220,35 @@ async def resolve_cleared(conn: Connection, cleared_for_seconds: float) -> list[
             from_state=record["was"],
             to_state="resolved",
             note="condition cleared",
+        )
+    return alerts
+
+
+async def escalate_due(
+    conn: Connection, severities: Sequence[str], after_minutes: float, max_level: int
+) -> list[AlertView]:
+    """Raise unacknowledged, unmuted alerts one level each ``after_minutes``."""
+    records = await conn.fetch(
+        f"""UPDATE alerts SET escalation_level = escalation_level + 1, escalated_at = now(),
+                              updated_at = now()
+            WHERE state = 'open' AND suppressed_by IS NULL AND severity = ANY($1::text[])
+              AND escalation_level < $3
+              AND coalesce(escalated_at, opened_at) < now() - make_interval(secs => $2)
+            RETURNING {ALERT_COLUMNS}""",
+        list(severities),
+        after_minutes * 60.0,
+        max_level,
+    )
+    alerts = [AlertView.from_record(r) for r in records]
+    for alert in alerts:
+        await audit(
+            conn,
+            alert.id,
+            actor="system",
+            action="escalate",
+            from_state="open",
+            to_state="open",
+            note=f"unacknowledged; raised to level {alert.escalation_level}",
         )
     return alerts
 

@@ -31,6 +31,8 @@ bench_app = typer.Typer(
 app.add_typer(vision_app, name="vision")
 app.add_typer(users_app, name="users")
 app.add_typer(bench_app, name="bench")
+alerts_app = typer.Typer(no_args_is_help=True, help="Alerts service and police delivery.")
+app.add_typer(alerts_app, name="alerts")
 
 
 def _settings() -> Settings:
@@ -127,12 +129,44 @@ def ingest(
     run_ingest(_settings(), identifier, group)
 
 
-@app.command()
-def alerts() -> None:
-    """Run the alerts engine."""
-    from .services import run_alerts
+@alerts_app.command("run")
+def alerts_run() -> None:
+    """Run the alerts service (engine, MQTT publisher, police delivery); SIGHUP reloads rules."""
+    from .alerts_commands import run_alerts
 
     run_alerts(_settings())
+
+
+@alerts_app.command("send-test")
+def alerts_send_test(
+    to: Annotated[str, typer.Option(help="Police endpoint URL to POST to")],
+    secret: Annotated[str, typer.Option(help="Standard Webhooks secret, whsec_<base64>")],
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds")] = 60.0,
+    max_failures: Annotated[int, typer.Option(help="Give up after this many failures")] = 5,
+) -> None:
+    """Send one sample incident (Alert, Update, Cancel; CAP status Test) through the outbox."""
+    from .alerts_commands import run_send_test
+
+    code = run_send_test(_settings(), to, secret, timeout=timeout, max_failures=max_failures)
+    raise typer.Exit(code)
+
+
+@alerts_app.command("check-rules")
+def alerts_check_rules(
+    path: Annotated[Path, typer.Argument(help="Rules file; default IOC_ALERT_RULES")] = Path(),
+) -> None:
+    """Check a rules file against the province and the environment; name every problem."""
+    from .alerts_commands import check_rules
+
+    raise typer.Exit(check_rules(_settings(), path if path != Path() else None))
+
+
+@alerts_app.command("enable-endpoint")
+def alerts_enable_endpoint(endpoint: str) -> None:
+    """Re-enable a police endpoint that answered 410 Gone; its pending messages go out."""
+    from .alerts_commands import enable
+
+    enable(_settings(), endpoint)
 
 
 @app.command()
@@ -162,6 +196,21 @@ def users_add(
     from .services import add_console_user
 
     add_console_user(_settings(), username, role)
+
+
+@bench_app.command("alerts")
+def bench_alerts(
+    events: Annotated[int, typer.Option(help="Events to publish")] = 600,
+    rate: Annotated[float, typer.Option(help="Events per second offered")] = 60.0,
+    police_latency: Annotated[float, typer.Option(help="Seconds the police take per request")] = (
+        0.1
+    ),
+    drain: Annotated[float, typer.Option(help="Longest wait for a run to finish, seconds")] = 120.0,
+) -> None:
+    """Events to the console and police: the outbox path vs police POSTed inline."""
+    from .bench.alerts import main as run
+
+    run(events, rate, police_latency, drain)
 
 
 def main() -> None:

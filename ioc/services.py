@@ -13,13 +13,13 @@ from collections.abc import Awaitable, Callable
 import typer
 import uvicorn
 
-from alerts import AlertsEngine
 from console_api import Role, add_user, create_app
 from edge import CitySimulator, ClipLibrary
 from ingest import IngestService
 from store import connect
 from vision import VisionWorker, parse_shard, shard_cameras
 
+from .alerts_commands import run_alerts
 from .runtime import Infrastructure, infrastructure
 from .settings import PROJECT_ROOT, Settings
 from .status import StatusReporter, counters_of
@@ -49,6 +49,17 @@ async def _report_until_stopped(
         infra.endpoint, infra.topics, instance, service, lambda: counters_of(stats)
     ):
         await asyncio.Event().wait()
+
+
+__all__ = [
+    "add_console_user",
+    "run_alerts",
+    "run_api",
+    "run_ingest",
+    "run_simulator",
+    "run_vision",
+    "serve",
+]
 
 
 def run_vision(settings: Settings, shard: str) -> None:
@@ -83,19 +94,6 @@ def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
             ) as ingest,
         ):
             await _report_until_stopped(infra, identifier, "ingest", ingest.stats)
-
-    serve(main)
-
-
-def run_alerts(settings: Settings) -> None:
-    async def main() -> None:
-        async with (
-            infrastructure(settings) as infra,
-            AlertsEngine(
-                infra.endpoint, infra.store, infra.province, topics=infra.topics
-            ) as engine,
-        ):
-            await _report_until_stopped(infra, "alerts-1", "alerts", engine.stats)
 
     serve(main)
 

@@ -130,6 +130,11 @@ class AlertMessage(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     updated_at: Epoch
     zone_id: str | None = None
     count: NonNegative = 1
+    change: str | None = None
+    """What changed: opened, repeated, cleared, acknowledged, assigned, resolved, escalated,
+    unmuted (added in schema 1, optional)."""
+    escalation_level: NonNegative = 0
+    """Times the alert was raised for staying unacknowledged (optional)."""
     v: Literal[1] = 1
 
 

@@ -65,4 +65,113 @@ def _v200_alerts(flavor: Flavor) -> str:
     """
 
 
-MIGRATIONS = [Migration(200, "alerts, audit and change log", _v200_alerts)]
+def _v201_rules_and_outboxes(flavor: Flavor) -> str:
+    return """
+    ALTER TABLE alerts
+        ADD COLUMN auto_resolve_seconds double precision NOT NULL DEFAULT 60,
+        ADD COLUMN rule text,
+        ADD COLUMN suppressed_by text,
+        ADD COLUMN escalation_level integer NOT NULL DEFAULT 0,
+        ADD COLUMN escalated_at timestamptz;
+    -- The sweep's two questions, answered from small partial indexes, never a table scan.
+    CREATE INDEX alerts_cleared ON alerts (cleared_at)
+        WHERE state <> 'resolved' AND cleared_at IS NOT NULL;
+    CREATE INDEX alerts_unacknowledged ON alerts (coalesce(escalated_at, opened_at))
+        WHERE state = 'open' AND suppressed_by IS NULL;
+    CREATE INDEX alerts_suppressed ON alerts (suppressed_by)
+        WHERE suppressed_by IS NOT NULL AND state <> 'resolved';
+
+    -- What the alerts service routes where, published on every (re)load so that any process
+    -- changing an alert (the console's transitions) stages the same deliveries.
+    CREATE TABLE alert_routing (
+        id boolean PRIMARY KEY DEFAULT true CHECK (id),
+        routing jsonb NOT NULL,
+        published_at timestamptz NOT NULL DEFAULT now()
+    );
+
+    -- MQTT outbox: alert changes for outside subscribers, committed with the change.
+    CREATE TABLE mqtt_outbox (
+        id bigserial PRIMARY KEY,
+        topic text NOT NULL,
+        payload bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+
+    -- CAP messages as sent (the body is what was signed), one per Alert/Update/Cancel.
+    CREATE TABLE cap_messages (
+        identifier text PRIMARY KEY,
+        alert_id uuid NOT NULL REFERENCES alerts (id),
+        msg_type text NOT NULL CHECK (msg_type IN ('Alert', 'Update', 'Cancel')),
+        sent timestamptz NOT NULL,
+        body text NOT NULL
+    );
+    CREATE INDEX cap_messages_alert ON cap_messages (alert_id, sent);
+
+    -- Police outbox: one row per (message, endpoint); webhook_id is stable across retries.
+    -- alert_id (the incident) keeps an incident's messages in order per endpoint.
+    CREATE TABLE police_deliveries (
+        seq bigserial PRIMARY KEY,
+        webhook_id text NOT NULL UNIQUE,
+        identifier text NOT NULL REFERENCES cap_messages (identifier),
+        alert_id uuid NOT NULL,
+        endpoint_id text NOT NULL,
+        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered')),
+        attempts integer NOT NULL DEFAULT 0,
+        next_attempt_at timestamptz NOT NULL DEFAULT now(),
+        last_status integer,
+        last_error text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        delivered_at timestamptz
+    );
+    CREATE INDEX police_deliveries_pending ON police_deliveries (endpoint_id, seq)
+        WHERE status = 'pending';
+    -- "Is an earlier message of this incident still pending for this endpoint?"
+    CREATE INDEX police_deliveries_incident ON police_deliveries (endpoint_id, alert_id, seq)
+        WHERE status = 'pending';
+
+    CREATE TABLE police_endpoints (
+        id text PRIMARY KEY,
+        consecutive_failures integer NOT NULL DEFAULT 0,
+        disabled_at timestamptz,
+        disabled_reason text,
+        last_success_at timestamptz,
+        last_failure_at timestamptz
+    );
+
+    CREATE FUNCTION notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify(TG_TABLE_NAME, '');
+        RETURN NULL;
+    END $$;
+    -- One wake-up per statement is enough: the workers read everything pending.
+    CREATE TRIGGER mqtt_outbox_notify AFTER INSERT ON mqtt_outbox
+        FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox();
+    CREATE TRIGGER police_deliveries_notify AFTER INSERT ON police_deliveries
+        FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox();
+    """
+
+
+def _v202_evidence(flavor: Flavor) -> str:
+    return """
+    -- The snapshot an edge sent when a camera alert opened (one per alert).
+    CREATE TABLE alert_evidence (
+        alert_id uuid PRIMARY KEY REFERENCES alerts (id),
+        request_id text NOT NULL,
+        jpeg bytea NOT NULL,
+        width integer NOT NULL,
+        height integer NOT NULL,
+        taken_at timestamptz NOT NULL,
+        stored_at timestamptz NOT NULL DEFAULT now()
+    );
+    """
+
+
+MIGRATIONS = [
+    Migration(200, "alerts, audit and change log", _v200_alerts),
+    Migration(
+        201,
+        "alert rules, suppression, escalation; MQTT and police outboxes",
+        _v201_rules_and_outboxes,
+    ),
+    Migration(202, "alert evidence snapshots", _v202_evidence),
+]

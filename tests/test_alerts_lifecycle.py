@@ -9,6 +9,7 @@ import pytest
 
 from alerts import (
     AlertNotFoundError,
+    Observation,
     TransitionError,
     audit_trail,
     changes_since,
@@ -16,29 +17,28 @@ from alerts import (
     transition,
 )
 from alerts._repository import observe, record_change
-from protocol import EventKind, Severity, VisionEvent
+from protocol import EventKind, Severity
 
 pytestmark = pytest.mark.postgres
 
 
-def _event(phase: Literal["start", "end"], t: float, zone: str = "floor") -> VisionEvent:
-    return VisionEvent(
+def _event(phase: Literal["start", "end"], t: float, zone: str = "floor") -> Observation:
+    return Observation(
         event_id=f"cam-1:{zone}:{t}",
         kind=EventKind.INTRUSION,
-        camera_id="cam-1",
+        source_id="cam-1",
         phase=phase,
-        started_at=t,
-        ended_at=t + 5 if phase == "end" else None,
+        at=t + 5 if phase == "end" else t,
         zone_id=zone,
     )
 
 
-async def _observe(db: asyncpg.Connection, event: VisionEvent) -> str:
+async def _observe(db: asyncpg.Connection, event: Observation) -> str:
     async with db.transaction():
-        alert = await observe(db, event, "my-tho", Severity.MAJOR)
-        assert alert is not None
-        await record_change(db, alert)
-    return alert.id
+        result = await observe(db, event, "my-tho", Severity.MAJOR)
+        assert result is not None
+        await record_change(db, result[0])
+    return result[0].id
 
 
 async def test_repeats_update_the_open_alert_and_transitions_are_audited(

@@ -1,0 +1,197 @@
+"""Evidence snapshots: when a camera alert opens, ask the camera's edge for a full-resolution
+frame over MQTT and keep it with the alert.
+
+Requests leave through a queue, so the per-event path never waits on the broker. An edge
+that does not answer within ``timeout`` seconds is forgotten (the alert simply has no
+evidence); an answer that comes later, or twice, is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+import asyncpg
+
+from protocol import (
+    SNAPSHOT_REQUEST,
+    FrameDecodeError,
+    MqttEndpoint,
+    SnapshotRequest,
+    TopicError,
+    Topics,
+    backoff_delay,
+    decode_frame,
+    stop_tasks,
+)
+from store import Connection, StoreConfig, create_pool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvidenceStats:
+    requested: int = 0
+    stored: int = 0
+    timed_out: int = 0
+    rejected: int = 0
+
+
+async def get_evidence(conn: Connection, alert_id: str) -> bytes | None:
+    """The alert's snapshot (JPEG), or None when there is none (yet)."""
+    try:
+        key = uuid.UUID(alert_id)
+    except ValueError:
+        return None
+    value: bytes | None = await conn.fetchval(
+        "SELECT jpeg FROM alert_evidence WHERE alert_id = $1", key
+    )
+    return value
+
+
+class EvidenceCollector:
+    def __init__(
+        self,
+        endpoint: MqttEndpoint,
+        store: StoreConfig,
+        *,
+        topics: Topics | None = None,
+        identifier: str = "alerts-evidence",
+        timeout: float = 5.0,
+        max_width: int = 1920,
+    ) -> None:
+        self.endpoint = endpoint
+        self.store = store
+        self.topics = topics or Topics()
+        self.identifier = identifier
+        self.timeout = timeout
+        self.max_width = max_width
+        self.stats = EvidenceStats()
+        self._outgoing: asyncio.Queue[SnapshotRequest] = asyncio.Queue(1000)
+        self._pending: dict[str, str] = {}
+        """request id -> alert id, while we wait for the answer."""
+        self._changed = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        self._pool = await create_pool(self.store)
+        self._stack.push_async_callback(self._pool.close)
+        group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._task = group.create_task(self._run(), name="alerts-evidence")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopping = True
+        await stop_tasks([self._task])
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def wait_until_ready(self) -> None:
+        await self._ready.wait()
+
+    async def wait_for(self, done: int) -> None:
+        """Return once ``done`` requests were answered, refused or timed out."""
+        while self.stats.stored + self.stats.timed_out + self.stats.rejected < done:
+            await self._changed.wait()
+
+    def request(self, camera_id: str, alert_id: str) -> None:
+        """Ask for a snapshot for this alert; returns at once."""
+        request_id = f"ev-{secrets.token_hex(8)}"
+        message = SnapshotRequest(
+            request_id=request_id,
+            camera_id=camera_id,
+            requested_at=time.time(),
+            max_width=self.max_width,
+        )
+        try:
+            self._outgoing.put_nowait(message)
+        except asyncio.QueueFull:
+            logger.warning("evidence queue full: no snapshot for alert %s", alert_id)
+            return
+        self._pending[request_id] = alert_id
+        self.stats.requested += 1
+        asyncio.get_running_loop().call_later(self.timeout, self._expire, request_id)
+
+    def _expire(self, request_id: str) -> None:
+        if self._pending.pop(request_id, None) is not None:
+            self._count("timed_out")
+
+    def _count(self, name: str) -> None:
+        setattr(self.stats, name, getattr(self.stats, name) + 1)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._stopping:
+            try:
+                async with self.endpoint.client(self.identifier) as client:
+                    attempt = 0
+                    await client.subscribe(f"{self.topics.prefix}/cameras/+/snapshot/+", qos=1)
+                    self._ready.set()
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._send(client))
+                        group.create_task(self._receive(client))
+            except aiomqtt.MqttError as exc:
+                attempt += 1
+                delay = backoff_delay(attempt)
+                logger.warning("evidence: broker lost (%s); reconnecting in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        while not self._stopping:
+            message = await self._outgoing.get()
+            await client.publish(
+                self.topics.snapshot_request(message.camera_id),
+                SNAPSHOT_REQUEST.encode(message),
+                qos=1,
+            )
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            try:
+                parsed = self.topics.parse(message.topic.value)
+            except TopicError:
+                continue
+            if parsed.extra is None or parsed.extra not in self._pending:
+                continue  # a request of ours (same filter), a late or a repeated answer
+            alert_id = self._pending.pop(parsed.extra)
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            try:
+                header, jpeg = decode_frame(payload)
+            except FrameDecodeError as exc:
+                logger.warning("evidence for alert %s unreadable: %s", alert_id, exc)
+                self._count("rejected")
+                continue
+            try:
+                await self._pool.execute(
+                    """INSERT INTO alert_evidence (alert_id, request_id, jpeg, width, height,
+                                                   taken_at)
+                       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (alert_id) DO NOTHING""",
+                    uuid.UUID(alert_id),
+                    parsed.extra,
+                    bytes(jpeg),
+                    header.width,
+                    header.height,
+                    datetime.fromtimestamp(header.captured_at, UTC),
+                )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                logger.warning("evidence for alert %s not stored: %s", alert_id, exc)
+                self._count("rejected")
+                continue
+            self._count("stored")
