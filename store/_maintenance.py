@@ -47,7 +47,7 @@ async def _maintain(conn: Connection, when: datetime) -> MaintenanceReport:
             dropped += row["dropped"]
             expired += row["expired_default"]
     status = await conn.execute(
-        "DELETE FROM ingest_batches WHERE received_at < $1::timestamptz - $2::interval",
+        "DELETE FROM ingest_batches WHERE received_at < $1::timestamptz - $2::text::interval",
         when,
         INGEST_BATCH_RETENTION,
     )
