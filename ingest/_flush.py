@@ -38,6 +38,21 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.DataError,  # a value the driver cannot encode (client side)
+    OverflowError,
+    ValueError,
+    TypeError,
+)
+STORE_ERRORS = TRANSIENT + REFUSED
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying as is (the database or the network), rather than a refusal of data."""
+    return isinstance(exc, TRANSIENT) and not isinstance(exc, asyncpg.DataError)
+
+
 @dataclass(frozen=True, slots=True)
 class FlushResult:
     samples: int = 0
@@ -93,9 +108,9 @@ async def store_isolating_bad(
             continue
         try:
             result += await store_decoded(conn, [item], mode)
-        except TRANSIENT:
-            raise
-        except asyncpg.PostgresError as exc:
+        except STORE_ERRORS as exc:
+            if is_transient(exc):
+                raise
             payload = msgspec.json.encode(item.payload)
             refused.append(DeadLetter(CONSUMER, item.topic, f"store refused: {exc}", payload))
     letters = [d for d in decoded if d.payload is None]

@@ -34,7 +34,7 @@ from protocol import (
 from store import StoreConfig, WriteMode, create_pool, maintain, write_mode
 
 from ._decode import Decoded, decode_message
-from ._flush import TRANSIENT, FlushResult, store_decoded, store_isolating_bad
+from ._flush import STORE_ERRORS, FlushResult, is_transient, store_decoded, store_isolating_bad
 
 logger = logging.getLogger(__name__)
 
@@ -214,19 +214,20 @@ class IngestService:
                     else:
                         result = await store_decoded(conn, decoded, mode)
                 break
-            except TRANSIENT as exc:
-                # Keep the batch and retry: nothing is acknowledged until it is stored.
-                attempt += 1
+            except STORE_ERRORS as exc:
                 self.stats.write_errors += 1
+                if not is_transient(exc) and not isolate:
+                    # Something in the batch the database refuses (a value out of range
+                    # ...): store message by message; the ones refused become dead letters.
+                    logger.warning("store refused a batch (%s); isolating the bad messages", exc)
+                    isolate = True
+                    continue
+                # Keep the batch and retry (also when isolating failed): nothing is
+                # acknowledged until it is stored.
+                attempt += 1
                 delay = backoff_delay(attempt)
                 logger.warning("store write failed (%s); retrying in %.2f seconds", exc, delay)
                 await asyncio.sleep(delay)
-            except asyncpg.PostgresError as exc:
-                # Something in the batch the database refuses (a value out of range ...):
-                # store message by message, and the ones refused become dead letters.
-                self.stats.write_errors += 1
-                logger.warning("store refused a batch (%s); isolating the bad messages", exc)
-                isolate = True
         self._count(len(pending), result)
         async with self._progress:
             self._progress.notify_all()
