@@ -12,6 +12,7 @@ subscription; every process takes every device state (few, and order matters).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -23,7 +24,10 @@ import aiomqtt
 import asyncpg
 
 from protocol import (
+    CameraState,
+    EdgeState,
     MqttEndpoint,
+    TelemetryBatch,
     Topics,
     acknowledge,
     backoff_delay,
@@ -52,6 +56,11 @@ class IngestStats:
     write_errors: int = 0
     maintenance_runs: int = 0
     started: float = field(default_factory=time.monotonic)
+    data_age: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=100_000)
+    )
+    """Seconds from the newest sample of a telemetry message to its commit (recent ones):
+    how stale the store is, the latency a benchmark reports."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +82,7 @@ class IngestService:
         max_batch_samples: int = 20_000,
         max_delay: float = 0.25,
         receive_maximum: int = 1_000,
-        writers: int = 1,
+        writers: int = 2,
         maintenance_interval: float | None = 3_600.0,
     ) -> None:
         self.endpoint = endpoint
@@ -87,8 +96,11 @@ class IngestService:
         self.writers = writers
         self.maintenance_interval = maintenance_interval
         self.stats = IngestStats()
-        # Never fuller than the broker's window of unacknowledged messages.
+        # Never fuller than the broker's window of unacknowledged messages. Device states
+        # have a queue and a writer of their own: their order decides the latest status,
+        # while batches may be written by several writers at once, in any order.
         self._queue: asyncio.Queue[_Received] = asyncio.Queue(receive_maximum)
+        self._states: asyncio.Queue[_Received] = asyncio.Queue(receive_maximum)
         self._client: aiomqtt.Client | None = None
         self._stack = contextlib.AsyncExitStack()
         self._pool: asyncpg.Pool | None = None
@@ -136,9 +148,12 @@ class IngestService:
             (t.all_edge_states(), 1),
         ]
         self._tasks = [
-            group.create_task(self._write_loop(), name=f"ingest-writer-{i}")
+            group.create_task(self._write_loop(self._queue), name=f"ingest-writer-{i}")
             for i in range(self.writers)
         ]
+        self._tasks.append(
+            group.create_task(self._write_loop(self._states), name="ingest-state-writer")
+        )
         self._tasks.append(
             group.create_task(
                 run_subscriber(
@@ -182,11 +197,14 @@ class IngestService:
         decoded = decode_message(self.topics, message)
         if decoded.dead is not None:
             logger.warning("dead letter on %s: %s", decoded.dead.topic, decoded.dead.reason)
-        await self._queue.put(_Received(client, message, decoded))
+        queue = (
+            self._states if isinstance(decoded.payload, CameraState | EdgeState) else self._queue
+        )
+        await queue.put(_Received(client, message, decoded))
 
-    async def _write_loop(self) -> None:
+    async def _write_loop(self, queue: asyncio.Queue[_Received]) -> None:
         while True:
-            pending = [await self._queue.get()]
+            pending = [await queue.get()]
             samples = pending[0].decoded.weight
             deadline = time.monotonic() + self.max_delay
             while samples < self.max_batch_samples:
@@ -194,7 +212,7 @@ class IngestService:
                 if timeout <= 0:
                     break
                 try:
-                    item = await asyncio.wait_for(self._queue.get(), timeout)
+                    item = await asyncio.wait_for(queue.get(), timeout)
                 except TimeoutError:
                     break
                 pending.append(item)
@@ -229,6 +247,11 @@ class IngestService:
                 logger.warning("store write failed (%s); retrying in %.2f seconds", exc, delay)
                 await asyncio.sleep(delay)
         self._count(len(pending), result)
+        committed = time.time()
+        for item in pending:
+            payload = item.decoded.payload
+            if isinstance(payload, TelemetryBatch):
+                self.stats.data_age.append(committed - payload.samples[-1].ts)
         async with self._progress:
             self._progress.notify_all()
         for item in pending:

@@ -153,6 +153,21 @@ def users_add(
     add_console_user(_settings(), username, role)
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    rate: Annotated[float, typer.Option(help="Samples/s the fleet publishes")] = 120_000,
+    seconds: Annotated[float, typer.Option(help="How long the fleet publishes")] = 30,
+    batch: Annotated[int, typer.Option(help="Samples per MQTT message")] = 500,
+    aps: Annotated[int, typer.Option(help="Access points in the fleet")] = 324,
+    baseline_seconds: Annotated[float, typer.Option(help="Row-by-row baseline run")] = 10,
+) -> None:
+    """Telemetry through Mosquitto into PostgreSQL: batched ingest vs row-by-row INSERT."""
+    from .bench._publisher import Fleet
+    from .bench.ingest import main as run
+
+    run(Fleet(rate, seconds, batch, aps), baseline_seconds)
+
+
 def main() -> None:
     try:
         app()
