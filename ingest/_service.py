@@ -16,6 +16,7 @@ import collections
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -111,8 +112,12 @@ class IngestService:
 
     async def wait_for_messages(self, committed: int) -> None:
         """Return once ``committed`` messages are stored (tests and benchmarks)."""
+        await self.wait_until(lambda stats: stats.messages_committed >= committed)
+
+    async def wait_until(self, predicate: Callable[[IngestStats], bool]) -> None:
+        """Return once ``predicate(stats)`` holds; checked after every flush."""
         async with self._progress:
-            await self._progress.wait_for(lambda: self.stats.messages_committed >= committed)
+            await self._progress.wait_for(lambda: predicate(self.stats))
 
     async def wait_for_maintenance(self, runs: int = 1) -> None:
         async with self._progress:
@@ -138,6 +143,9 @@ class IngestService:
         self._stack.push_async_callback(self._pool.close)
         async with self._pool.acquire() as conn:
             self._mode = await write_mode(conn, self.store)
+        if self.maintenance_interval is not None:
+            # Before the first write: today's partitions exist, expired data is gone.
+            await self._maintain()
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         t = self.topics
         subscriptions = [
@@ -188,6 +196,7 @@ class IngestService:
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         self._client = client
         self._subscribed.set()
+        logger.info("%s subscribed on %s", self.identifier, self.endpoint.redacted())
 
     async def wait_until_subscribed(self) -> None:
         await self._subscribed.wait()
@@ -270,14 +279,17 @@ class IngestService:
         s.duplicate_batches += result.duplicate_batches
         s.dead_letters += result.dead_letters
 
+    async def _maintain(self) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                await maintain(conn)
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+            logger.warning("store maintenance failed (%s); trying again later", exc)
+        async with self._progress:
+            self.stats.maintenance_runs += 1
+            self._progress.notify_all()
+
     async def _maintenance_loop(self, interval: float) -> None:
         while True:
-            try:
-                async with self.pool.acquire() as conn:
-                    await maintain(conn)
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
-                logger.warning("store maintenance failed (%s); trying again later", exc)
-            async with self._progress:
-                self.stats.maintenance_runs += 1
-                self._progress.notify_all()
             await asyncio.sleep(interval)
+            await self._maintain()

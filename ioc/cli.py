@@ -168,6 +168,18 @@ def bench_ingest(
     run(Fleet(rate, seconds, batch, aps), baseline_seconds)
 
 
+@bench_app.command("history")
+def bench_history(
+    cameras: Annotated[int, typer.Option(help="Cameras (two counting lines each)")] = 200,
+    days: Annotated[int, typer.Option(help="Days of minute-level traffic")] = 30,
+    repeat: Annotated[int, typer.Option(help="Runs per rollup query (best is kept)")] = 9,
+) -> None:
+    """Planner queries from the rollups vs the raw table, on 30 days of traffic."""
+    from .bench.history import main as run
+
+    run(cameras, days, repeat)
+
+
 def main() -> None:
     try:
         app()

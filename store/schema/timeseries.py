@@ -117,7 +117,8 @@ def _v100_timeseries(flavor: Flavor) -> str:
         up boolean NOT NULL,
         visitors integer NOT NULL
     ){p["wifi_samples"]};
-    CREATE INDEX wifi_samples_ap_ts ON wifi_samples (ap_id, ts);
+    -- No per-AP b-tree: it cost more than half of each insert. History reads the rollups;
+    -- raw reads prune to a day's partition (chunk) and a time range (BRIN / chunk index).
 
     -- One row per salted, daily-rotated visitor hash per AP and hour; never a MAC.
     CREATE TABLE wifi_visitors (
