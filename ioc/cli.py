@@ -30,7 +30,9 @@ bench_app = typer.Typer(
 )
 app.add_typer(vision_app, name="vision")
 app.add_typer(users_app, name="users")
+store_app = typer.Typer(no_args_is_help=True, help="Time-series store upkeep.")
 app.add_typer(bench_app, name="bench")
+app.add_typer(store_app, name="store")
 
 
 def _settings() -> Settings:
@@ -65,6 +67,14 @@ def migrate() -> None:
             pass
 
     asyncio.run(run())
+
+
+@store_app.command("maintain")
+def store_maintain() -> None:
+    """Partitions ahead and retention now (ingest also does it hourly); JSON summary."""
+    from .store_commands import run_maintenance
+
+    run_maintenance(_settings())
 
 
 @vision_app.command("replay")
@@ -120,7 +130,7 @@ def ingest(
         ),
     ] = None,
 ) -> None:
-    """Run an ingest worker (telemetry and dead letters into the store)."""
+    """Run an ingest worker (telemetry, traffic, device states, dead letters into the store)."""
     from .services import run_ingest
 
     run_ingest(_settings(), identifier, group)

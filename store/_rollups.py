@@ -123,6 +123,7 @@ _TRAFFIC = (
     Measure("forward", "sum(forward)", "bigint"),
     Measure("backward", "sum(backward)", "bigint"),
 )
+_VEHICLES = (Measure("vehicles", "sum(forward + backward)", "bigint"),)
 _CONGESTION = (Measure("congested_s", "sum(congested_s)", "double precision"),)
 _WIFI = (
     Measure("samples", "count(*)", "bigint"),
@@ -147,6 +148,21 @@ ROLLUPS: tuple[Rollup, ...] = (
     _traffic("traffic_1m", Width.MINUTE, "1 minute"),
     _traffic("traffic_1h", Width.HOUR, "10 minutes"),
     _traffic("traffic_1d", Width.DAY, "1 hour"),
+    # Both directions of every line in one number per camera: half the rows of the per-line
+    # rollups, for totals per camera, road, district and the province.
+    Rollup(
+        "vehicles_1h",
+        "traffic_counts",
+        "ts",
+        Width.HOUR,
+        ("camera_id",),
+        _VEHICLES,
+        None,
+        "10 minutes",
+    ),
+    Rollup(
+        "vehicles_1d", "traffic_counts", "ts", Width.DAY, ("camera_id",), _VEHICLES, None, "1 hour"
+    ),
     Rollup(
         "congestion_1m",
         "traffic_intervals",

@@ -212,28 +212,41 @@ async def traffic_counts(
     return [LineTraffic(**r) for r in rows]
 
 
-_TRAFFIC_KEY = {
-    TrafficGrouping.CAMERA: "c.id",
-    TrafficGrouping.ROAD: "c.road",
-    TrafficGrouping.DISTRICT: "c.district_id",
-    TrafficGrouping.PROVINCE: "'province'::text",
-}
+def _totals_rollup(width: Bucket) -> str:
+    return "traffic_1m" if width is Bucket.MINUTE else _rollup("vehicles", width)
 
 
 async def traffic_totals(
     conn: Connection, period: Period, *, by: TrafficGrouping | str = TrafficGrouping.CAMERA
 ) -> list[GroupTraffic]:
-    """Vehicles (both directions, all lines) per camera, road, district or the province."""
-    key = _TRAFFIC_KEY[TrafficGrouping(by)]
-    rollup = _rollup("traffic", period.bucket)
+    """Vehicles (both directions, all lines) per camera, road, district or the province.
+
+    Roads and districts are those the registry gives each camera now; cameras and the
+    province count every camera that reported, registered today or not."""
+    grouping = TrafficGrouping(by)
+    rollup = _totals_rollup(period.bucket)
+    vehicles = "r.forward + r.backward" if period.bucket is Bucket.MINUTE else "r.vehicles"
+    if grouping in (TrafficGrouping.ROAD, TrafficGrouping.DISTRICT):
+        key = "c.road" if grouping is TrafficGrouping.ROAD else "c.district_id"
+        groups = f"SELECT DISTINCT {key} AS key FROM cameras c WHERE {key} IS NOT NULL"
+        source = f"{rollup} r JOIN cameras c ON c.id = r.camera_id"
+        where = f" AND {key} IS NOT NULL"
+    elif grouping is TrafficGrouping.CAMERA:
+        key = "r.camera_id"
+        groups = "SELECT id AS key FROM cameras UNION SELECT DISTINCT key FROM data"
+        source, where = f"{rollup} r", ""
+    else:
+        key = "'province'::text"
+        groups = "SELECT 'province'::text AS key"
+        source, where = f"{rollup} r", ""
     rows = await conn.fetch(
         f"""WITH buckets AS ({_buckets(period.bucket)}),
-        groups AS (SELECT DISTINCT {key} AS key FROM cameras c WHERE {key} IS NOT NULL),
         data AS (
-            SELECT {key} AS key, r.bucket, sum(r.forward + r.backward) AS vehicles
-            FROM {rollup} r JOIN cameras c ON c.id = r.camera_id
-            WHERE r.bucket >= $1 AND r.bucket < $2 AND {key} IS NOT NULL
-            GROUP BY 1, 2)
+            SELECT {key} AS key, r.bucket, sum({vehicles}) AS vehicles
+            FROM {source}
+            WHERE r.bucket >= $1 AND r.bucket < $2{where}
+            GROUP BY 1, 2),
+        groups AS ({groups})
         SELECT g.key AS group_id, b.b AS bucket, coalesce(d.vehicles, 0)::bigint AS vehicles
         FROM groups g CROSS JOIN buckets b
         LEFT JOIN data d ON d.key = g.key AND d.bucket = b.b
@@ -383,10 +396,14 @@ async def busiest(
     kind, key, name, join = _RANKINGS[Ranking(what)]
     if kind == "wifi":
         _wifi_period(period)
-    measure = "r.forward + r.backward" if kind == "traffic" else "r.arrivals"
+        measure, rollup = "r.arrivals", _rollup("wifi", period.bucket)
+    elif period.bucket is Bucket.MINUTE:
+        measure, rollup = "r.forward + r.backward", "traffic_1m"
+    else:
+        measure, rollup = "r.vehicles", _rollup("vehicles", period.bucket)
     rows = await conn.fetch(
         f"""SELECT {key} AS id, {name} AS name, sum({measure})::bigint AS total
-        FROM {_rollup(kind, period.bucket)} r JOIN {join}
+        FROM {rollup} r JOIN {join}
         WHERE r.bucket >= $1 AND r.bucket < $2 AND {key} IS NOT NULL
         GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT $3""",
         period.start,

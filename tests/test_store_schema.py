@@ -3,13 +3,19 @@ parsed by PostgreSQL's own parser (pglast), and runs for real in test_timescale.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pglast
 import pytest
 
-from store import ALL_MIGRATIONS, ROLLUPS, Flavor, applied_flavor, maintain, migrate
+from store import ALL_MIGRATIONS, ROLLUPS, Flavor, StoreConfig, applied_flavor, maintain, migrate
 from store.schema.timeseries import RAW_TABLES
 
 pytestmark = [pytest.mark.postgres]
@@ -121,3 +127,25 @@ async def test_expired_batch_ids_are_forgotten(db: asyncpg.Connection) -> None:
     assert report is not None
     assert report.batch_ids_forgotten == 1
     assert await db.fetchval("SELECT array_agg(seq) FROM ingest_batches") == [2]
+
+
+async def test_store_maintain_command(database: StoreConfig) -> None:
+    env = {
+        **os.environ,
+        "IOC_MQTT_URL": "mqtt://127.0.0.1:1",  # not contacted by this command
+        "IOC_DATABASE_URL": database.url,
+        "IOC_PROVINCE": str(Path(__file__).parent / "data" / "clips.yaml"),
+        "IOC_LOG_LEVEL": "WARNING",
+    }
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ioc", "store", "maintain"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["flavor"] == "plain"
+    assert report["partitions_created"] >= 0

@@ -46,6 +46,8 @@ ROLLUP_RETENTION = {
     "congestion_1m": "730 days",
     "traffic_1h": None,
     "traffic_1d": None,
+    "vehicles_1h": None,
+    "vehicles_1d": None,
     "wifi_1h": None,
     "wifi_1d": None,
 }
