@@ -36,7 +36,7 @@ from protocol import (
     shared,
     stop_tasks,
 )
-from store import StoreConfig, WriteMode, create_pool, maintain, write_mode
+from store import StoreConfig, WriteMode, close_pool, create_pool, maintain, write_mode
 
 from ._decode import Decoded, decode_message
 from ._flush import STORE_ERRORS, FlushResult, is_transient, store_decoded, store_isolating_bad
@@ -140,7 +140,7 @@ class IngestService:
 
     async def __aenter__(self) -> Self:
         self._pool = await create_pool(self.store)
-        self._stack.push_async_callback(self._pool.close)
+        self._stack.push_async_callback(close_pool, self._pool)
         async with self._pool.acquire() as conn:
             self._mode = await write_mode(conn, self.store)
         if self.maintenance_interval is not None:

@@ -7,7 +7,7 @@ from ._dead_letters import DeadLetter, record_dead_letters
 from ._health import write_camera_states, write_edge_states
 from ._maintenance import MaintenanceReport, maintain
 from ._migrations import Flavor, Migration, applied_flavor, applied_versions, detect_flavor, migrate
-from ._pool import Connection, StoreConfig, connect, create_pool
+from ._pool import Connection, StoreConfig, close_connection, close_pool, connect, create_pool
 from ._registry import sync_registry
 from ._rollups import LOCAL_TIMEZONE, ROLLUPS, Rollup
 from ._telemetry import WriteResult, telemetry_source, visitor_key, write_telemetry
@@ -29,6 +29,8 @@ __all__ = [
     "WriteResult",
     "applied_flavor",
     "applied_versions",
+    "close_connection",
+    "close_pool",
     "connect",
     "create_pool",
     "detect_flavor",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -44,3 +45,19 @@ async def connect(config: StoreConfig) -> asyncpg.Connection:
         server_settings={"application_name": "ioc", "timezone": "UTC"},
     )
     return connection
+
+
+async def close_pool(pool: asyncpg.Pool, grace: float = 10.0) -> None:
+    """Close gracefully, or drop the connections when the server does not answer the
+    goodbye in time (a server gone away; PGlite never answers it)."""
+    try:
+        await asyncio.wait_for(pool.close(), grace)
+    except TimeoutError:
+        pool.terminate()
+
+
+async def close_connection(conn: asyncpg.Connection, grace: float = 5.0) -> None:
+    try:
+        await asyncio.wait_for(conn.close(), grace)
+    except TimeoutError:
+        conn.terminate()

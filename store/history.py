@@ -311,7 +311,7 @@ async def wifi_usage(
         groups AS (SELECT DISTINCT {key} AS key FROM access_points a),
         data AS (
             SELECT {key} AS key, r.bucket, sum(r.samples) AS samples,
-                   sum(r.clients_sum::float8 / r.samples) AS clients_avg,
+                   sum(r.clients_sum::numeric / r.samples) AS clients_avg,
                    sum(r.clients_max) AS clients_peak, sum(r.up_samples) AS up_samples,
                    sum(r.arrivals) AS arrivals
             FROM {_rollup("wifi", period.bucket)} r JOIN access_points a ON a.id = r.ap_id

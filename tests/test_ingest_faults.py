@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,10 +57,13 @@ async def _assert_exactly_once(db: asyncpg.Connection, batches: list[TelemetryBa
     assert await db.fetchval("SELECT sum(samples)::bigint FROM wifi_1h") == expected
 
 
+# Server folders live under the suite's own temporary root, not pytest's tmp_path: pytest
+# resets its base folder to mode 0700 (concurrent runs too), which locks out the service
+# users these servers run as.
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+def own_broker(server_root: Path) -> Iterator[MosquittoBroker]:
     """A broker of this test's own, which it may stop (same port and data on restart)."""
-    broker = MosquittoBroker(tmp_path / "mosquitto")
+    broker = MosquittoBroker(Path(tempfile.mkdtemp(dir=server_root)) / "mosquitto")
     broker.start()
     yield broker
     broker.stop()
@@ -83,8 +87,8 @@ async def test_broker_restart_mid_stream(
 
 
 @pytest.fixture(scope="module")
-def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster(tmp_path_factory.mktemp("own-pg") / "postgres", durable=False)
+def own_postgres(server_root: Path) -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(dir=server_root)) / "postgres", durable=False)
     cluster.start()
     yield cluster
     cluster.stop("immediate")
