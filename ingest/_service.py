@@ -140,7 +140,7 @@ class IngestService:
 
     async def __aenter__(self) -> Self:
         self._pool = await create_pool(self.store)
-        self._stack.push_async_callback(close_pool, self._pool)
+        self._stack.push_async_callback(close_pool, self._pool, self.store.close_grace)
         async with self._pool.acquire() as conn:
             self._mode = await write_mode(conn, self.store)
         if self.maintenance_interval is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import getpass
 import os
 
@@ -18,6 +19,14 @@ from vision import VisionWorker, parse_shard, shard_cameras
 
 from .runtime import infrastructure
 from .settings import Settings
+
+
+def tune_gc_for_throughput() -> None:
+    """Ingest allocates a tuple per row; with the default thresholds the collector runs
+    every 700 allocations over a heap that never holds cycles worth finding (measured: a
+    third of the decode-and-build time). Freeze what start-up made, collect less often."""
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
 
 async def _forever() -> None:
@@ -44,6 +53,8 @@ def run_vision(settings: Settings, shard: str) -> None:
 
 
 def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
+    tune_gc_for_throughput()
+
     async def run() -> None:
         async with (
             infrastructure(settings) as infra,

@@ -37,6 +37,8 @@ class PgliteServer:
             use_copy=False,
             min_size=1,
             max_size=1,
+            close_grace=0.5,  # PGlite never answers a connection's goodbye
+            search_path="public",
         )
 
     def start(self, timeout: float = 60.0) -> None:

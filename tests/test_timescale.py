@@ -14,11 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from _pglite import PgliteServer
 
+from ingest import IngestService
 from ioc.bench.synthetic import synthetic_province, telemetry_stream, traffic_stream
-from protocol import Province, TelemetryBatch, TrafficMetrics
+from protocol import (
+    TELEMETRY,
+    TRAFFIC,
+    MqttEndpoint,
+    Province,
+    TelemetryBatch,
+    Topics,
+    TrafficMetrics,
+)
 from store import (
     ALL_MIGRATIONS,
     ROLLUPS,
@@ -35,7 +45,7 @@ from store import (
 from store import history as h
 from store.schema.timeseries import RAW_TABLES
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timescale]
+pytestmark = [pytest.mark.postgres, pytest.mark.timescale, pytest.mark.mosquitto]
 # Recent data: nothing here meets a retention policy.
 START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=30)
 
@@ -211,3 +221,47 @@ async def test_compression_keeps_answers(ts: asyncpg.Connection) -> None:
 
 def test_server_script_is_present() -> None:
     assert (Path(__file__).parent / "pglite" / "package-lock.json").is_file()
+
+
+async def test_ingest_service_writes_through_the_engine_settings(
+    ts: asyncpg.Connection, pglite: PgliteServer, mqtt: MqttEndpoint, topics: Topics
+) -> None:
+    """The service as production runs it behind PgBouncer or on such an engine: no
+    statement cache, no COPY, one connection shared by its writers."""
+    province = synthetic_province(cameras=2, access_points=3)
+    later = START + timedelta(days=2)
+    # Sequence numbers of their own: the differential test stored these devices' first ones.
+    batches = [
+        msgspec.structs.replace(b, seq=b.seq + 10_000)
+        for b in telemetry_stream(province, later.timestamp(), 4, samples_per_batch=30)
+    ]
+    metrics = [
+        msgspec.structs.replace(m, seq=m.seq + 10_000)
+        for m in traffic_stream(province, later.timestamp(), 5)
+    ]
+    ts.terminate()  # the engine takes one connection at a time: the service's
+    async with IngestService(
+        mqtt, pglite.store, topics=topics, identifier="ingest-pglite"
+    ) as ingest:
+        await ingest.wait_until_subscribed()
+        async with mqtt.client("publisher-pglite") as client:
+            for b in batches:
+                await client.publish(topics.telemetry(b.ap_id), TELEMETRY.encode(b), qos=1)
+            for m in metrics:
+                await client.publish(topics.traffic(m.camera_id), TRAFFIC.encode(m), qos=1)
+            await client.publish(topics.telemetry("ap-x"), b"not json", qos=1)
+        await asyncio.wait_for(ingest.wait_for_messages(len(batches) + len(metrics) + 1), 60)
+    conn = await connect(pglite.store)
+    try:
+        lo, hi = later, later + timedelta(days=1)
+        samples = await conn.fetchval(
+            "SELECT count(*) FROM wifi_samples WHERE ts >= $1 AND ts < $2", lo, hi
+        )
+        assert samples == sum(len(b.samples) for b in batches)
+        lines = await conn.fetchval(
+            "SELECT count(*) FROM traffic_counts WHERE ts >= $1 AND ts < $2", lo, hi
+        )
+        assert lines == sum(len(m.line_counts) for m in metrics)
+        assert await conn.fetchval("SELECT count(*) FROM dead_letters WHERE topic LIKE '%ap-x%'")
+    finally:
+        conn.terminate()
