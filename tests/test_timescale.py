@@ -72,6 +72,8 @@ def pglite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgliteServer]:
 
 @pytest.fixture
 async def ts(pglite: PgliteServer) -> AsyncIterator[asyncpg.Connection]:
+    if pglite.crashed:
+        pytest.fail(f"the PGlite server died in an earlier test:\n{pglite.output()}")
     conn = await connect(pglite.store)
     yield conn
     conn.terminate()  # PGlite never answers a connection's goodbye
