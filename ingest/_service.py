@@ -1,16 +1,22 @@
-"""The ingest service: telemetry and dead letters from MQTT into the store, in batches.
+"""The ingest service: telemetry, traffic metrics, device states and dead letters from MQTT
+into the store, in batches.
 
 Messages are acknowledged to the broker only after the transaction holding their rows has
 committed, so a crash or a database outage loses nothing: the broker redelivers what was
-not acknowledged, and the idempotent writer ignores what had already been stored.
+not acknowledged, and the idempotent writers ignore what had already been stored. Memory is
+bounded by MQTT 5's receive maximum: the broker sends at most that many unacknowledged
+messages and keeps the rest. Several processes share telemetry and traffic through a shared
+subscription; every process takes every device state (few, and order matters).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -19,10 +25,9 @@ import aiomqtt
 import asyncpg
 
 from protocol import (
-    DEAD_LETTER,
-    TELEMETRY,
+    CameraState,
+    EdgeState,
     MqttEndpoint,
-    PayloadError,
     TelemetryBatch,
     Topics,
     acknowledge,
@@ -31,10 +36,12 @@ from protocol import (
     shared,
     stop_tasks,
 )
-from store import DeadLetter, StoreConfig, create_pool, record_dead_letters, write_telemetry
+from store import StoreConfig, WriteMode, close_pool, create_pool, maintain, write_mode
+
+from ._decode import Decoded, decode_message
+from ._flush import STORE_ERRORS, FlushResult, is_transient, store_decoded, store_isolating_bad
 
 logger = logging.getLogger(__name__)
-CONSUMER = "ingest"
 
 
 @dataclass
@@ -42,19 +49,26 @@ class IngestStats:
     messages: int = 0
     messages_committed: int = 0
     samples_written: int = 0
+    traffic_rows_written: int = 0
+    states_written: int = 0
     duplicate_batches: int = 0
     dead_letters: int = 0
     flushes: int = 0
     write_errors: int = 0
+    maintenance_runs: int = 0
     started: float = field(default_factory=time.monotonic)
+    data_age: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=100_000)
+    )
+    """Seconds from the newest sample of a telemetry message to its commit (recent ones):
+    how stale the store is, the latency a benchmark reports."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Received:
     client: aiomqtt.Client
     message: aiomqtt.Message
-    batch: TelemetryBatch | None
-    dead: DeadLetter | None
+    decoded: Decoded
 
 
 class IngestService:
@@ -68,7 +82,9 @@ class IngestService:
         shared_group: str | None = None,
         max_batch_samples: int = 20_000,
         max_delay: float = 0.25,
-        queue_messages: int = 5_000,
+        receive_maximum: int = 1_000,
+        writers: int = 2,
+        maintenance_interval: float | None = 3_600.0,
     ) -> None:
         self.endpoint = endpoint
         self.store = store
@@ -77,18 +93,35 @@ class IngestService:
         self.shared_group = shared_group
         self.max_batch_samples = max_batch_samples
         self.max_delay = max_delay
+        self.receive_maximum = receive_maximum
+        self.writers = writers
+        self.maintenance_interval = maintenance_interval
         self.stats = IngestStats()
-        self._queue: asyncio.Queue[_Received] = asyncio.Queue(queue_messages)
+        # Never fuller than the broker's window of unacknowledged messages. Device states
+        # have a queue and a writer of their own: their order decides the latest status,
+        # while batches may be written by several writers at once, in any order.
+        self._queue: asyncio.Queue[_Received] = asyncio.Queue(receive_maximum)
+        self._states: asyncio.Queue[_Received] = asyncio.Queue(receive_maximum)
         self._client: aiomqtt.Client | None = None
         self._stack = contextlib.AsyncExitStack()
         self._pool: asyncpg.Pool | None = None
+        self._mode: WriteMode | None = None
         self._progress = asyncio.Condition()
         self._subscribed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def wait_for_messages(self, committed: int) -> None:
         """Return once ``committed`` messages are stored (tests and benchmarks)."""
+        await self.wait_until(lambda stats: stats.messages_committed >= committed)
+
+    async def wait_until(self, predicate: Callable[[IngestStats], bool]) -> None:
+        """Return once ``predicate(stats)`` holds; checked after every flush."""
         async with self._progress:
-            await self._progress.wait_for(lambda: self.stats.messages_committed >= committed)
+            await self._progress.wait_for(lambda: predicate(self.stats))
+
+    async def wait_for_maintenance(self, runs: int = 1) -> None:
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.stats.maintenance_runs >= runs)
 
     def _filter(self, topic_filter: str) -> str:
         return shared(self.shared_group, topic_filter) if self.shared_group else topic_filter
@@ -99,27 +132,56 @@ class IngestService:
             raise RuntimeError(f"{type(self).__name__} is used outside its 'async with'")
         return self._pool
 
+    @property
+    def mode(self) -> WriteMode:
+        if self._mode is None:
+            raise RuntimeError(f"{type(self).__name__} is used outside its 'async with'")
+        return self._mode
+
     async def __aenter__(self) -> Self:
         self._pool = await create_pool(self.store)
-        self._stack.push_async_callback(self._pool.close)
+        self._stack.push_async_callback(close_pool, self._pool, self.store.close_grace)
+        async with self._pool.acquire() as conn:
+            self._mode = await write_mode(conn, self.store)
+        if self.maintenance_interval is not None:
+            # Before the first write: today's partitions exist, expired data is gone.
+            await self._maintain()
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        t = self.topics
+        subscriptions = [
+            (self._filter(t.all_telemetry()), 1),
+            (self._filter(t.all_traffic()), 1),
+            (self._filter(t.all_dead_letters()), 1),
+            (t.all_camera_states(), 1),
+            (t.all_edge_states(), 1),
+        ]
         self._tasks = [
-            group.create_task(self._write_loop(), name="ingest-writer"),
+            group.create_task(self._write_loop(self._queue), name=f"ingest-writer-{i}")
+            for i in range(self.writers)
+        ]
+        self._tasks.append(
+            group.create_task(self._write_loop(self._states), name="ingest-state-writer")
+        )
+        self._tasks.append(
             group.create_task(
                 run_subscriber(
                     self.endpoint,
                     self.identifier,
-                    [
-                        (self._filter(self.topics.all_telemetry()), 1),
-                        (self._filter(self.topics.all_dead_letters()), 1),
-                    ],
+                    subscriptions,
                     self._on_message,
                     manual_ack=True,
                     on_connect=self._on_connect,
+                    receive_maximum=self.receive_maximum,
                 ),
                 name="ingest-subscriber",
-            ),
-        ]
+            )
+        )
+        if self.maintenance_interval is not None:
+            self._tasks.append(
+                group.create_task(
+                    self._maintenance_loop(self.maintenance_interval), name="ingest-upkeep"
+                )
+            )
         return self
 
     async def __aexit__(
@@ -134,71 +196,72 @@ class IngestService:
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         self._client = client
         self._subscribed.set()
+        logger.info("%s subscribed on %s", self.identifier, self.endpoint.redacted())
 
     async def wait_until_subscribed(self) -> None:
         await self._subscribed.wait()
 
     async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         self.stats.messages += 1
-        topic = message.topic.value
-        payload = message.payload if isinstance(message.payload, bytes) else b""
-        batch: TelemetryBatch | None = None
-        dead: DeadLetter | None = None
-        try:
-            if message.topic.matches(self.topics.all_dead_letters()):
-                letter = DEAD_LETTER.decode(payload)
-                dead = DeadLetter(letter.consumer, letter.topic, letter.reason, letter.payload)
-            else:
-                batch = TELEMETRY.decode(payload)
-                source = self.topics.parse(topic).source_id
-                if source != batch.ap_id:
-                    raise PayloadError(f"ap_id {batch.ap_id!r} does not match the topic {topic!r}")
-        except (PayloadError, ValueError) as exc:
-            reason = exc.reason if isinstance(exc, PayloadError) else str(exc)
-            logger.warning("dead letter on %s: %s", topic, reason)
-            dead = DeadLetter(CONSUMER, topic, reason, payload)
-        await self._queue.put(_Received(client, message, batch, dead))
+        decoded = decode_message(self.topics, message)
+        if decoded.dead is not None:
+            logger.warning("dead letter on %s: %s", decoded.dead.topic, decoded.dead.reason)
+        queue = (
+            self._states if isinstance(decoded.payload, CameraState | EdgeState) else self._queue
+        )
+        await queue.put(_Received(client, message, decoded))
 
-    async def _write_loop(self) -> None:
+    async def _write_loop(self, queue: asyncio.Queue[_Received]) -> None:
         while True:
-            pending = [await self._queue.get()]
-            samples = _samples(pending[0])
+            pending = [await queue.get()]
+            samples = pending[0].decoded.weight
             deadline = time.monotonic() + self.max_delay
             while samples < self.max_batch_samples:
                 timeout = deadline - time.monotonic()
                 if timeout <= 0:
                     break
                 try:
-                    item = await asyncio.wait_for(self._queue.get(), timeout)
+                    item = await asyncio.wait_for(queue.get(), timeout)
                 except TimeoutError:
                     break
                 pending.append(item)
-                samples += _samples(item)
+                samples += item.decoded.weight
             await self._flush(pending)
 
     async def _flush(self, pending: list[_Received]) -> None:
-        batches = [p.batch for p in pending if p.batch is not None]
-        letters = [p.dead for p in pending if p.dead is not None]
+        decoded = [p.decoded for p in pending]
+        mode = self.mode
         attempt = 0
+        isolate = False
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    result = await write_telemetry(conn, batches, use_copy=self.store.use_copy)
-                    await record_dead_letters(conn, letters)
+                    if isolate:
+                        result = await store_isolating_bad(conn, decoded, mode)
+                    else:
+                        result = await store_decoded(conn, decoded, mode)
                 break
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # Keep the batch and retry: nothing is acknowledged until it is stored.
-                attempt += 1
+            except STORE_ERRORS as exc:
                 self.stats.write_errors += 1
+                if not is_transient(exc) and not isolate:
+                    # Something in the batch the database refuses (a value out of range
+                    # ...): store message by message; the ones refused become dead letters.
+                    logger.warning("store refused a batch (%s); isolating the bad messages", exc)
+                    isolate = True
+                    continue
+                # Keep the batch and retry (also when isolating failed): nothing is
+                # acknowledged until it is stored.
+                attempt += 1
                 delay = backoff_delay(attempt)
                 logger.warning("store write failed (%s); retrying in %.2f seconds", exc, delay)
                 await asyncio.sleep(delay)
+        self._count(len(pending), result)
+        committed = time.time()
+        for item in pending:
+            payload = item.decoded.payload
+            if isinstance(payload, TelemetryBatch):
+                self.stats.data_age.append(committed - payload.samples[-1].ts)
         async with self._progress:
-            self.stats.flushes += 1
-            self.stats.messages_committed += len(pending)
-            self.stats.samples_written += result.rows
-            self.stats.duplicate_batches += result.duplicate_batches
-            self.stats.dead_letters += len(letters)
             self._progress.notify_all()
         for item in pending:
             # A message from a connection that has since dropped is redelivered by the
@@ -206,6 +269,27 @@ class IngestService:
             if item.client is self._client:
                 acknowledge(item.client, item.message)
 
+    def _count(self, messages: int, result: FlushResult) -> None:
+        s = self.stats
+        s.flushes += 1
+        s.messages_committed += messages
+        s.samples_written += result.samples
+        s.traffic_rows_written += result.traffic_rows
+        s.states_written += result.states
+        s.duplicate_batches += result.duplicate_batches
+        s.dead_letters += result.dead_letters
 
-def _samples(item: _Received) -> int:
-    return len(item.batch.samples) if item.batch is not None else 1
+    async def _maintain(self) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                await maintain(conn)
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+            logger.warning("store maintenance failed (%s); trying again later", exc)
+        async with self._progress:
+            self.stats.maintenance_runs += 1
+            self._progress.notify_all()
+
+    async def _maintenance_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self._maintain()

@@ -30,9 +30,11 @@ bench_app = typer.Typer(
 )
 app.add_typer(vision_app, name="vision")
 app.add_typer(users_app, name="users")
+store_app = typer.Typer(no_args_is_help=True, help="Time-series store upkeep.")
 app.add_typer(bench_app, name="bench")
 alerts_app = typer.Typer(no_args_is_help=True, help="Alerts service and police delivery.")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(store_app, name="store")
 
 
 def _settings() -> Settings:
@@ -68,6 +70,14 @@ def migrate() -> None:
             pass
 
     asyncio.run(run())
+
+
+@store_app.command("maintain")
+def store_maintain() -> None:
+    """Partitions ahead and retention now (ingest also does it hourly); JSON summary."""
+    from .store_commands import run_maintenance
+
+    run_maintenance(_settings())
 
 
 @vision_app.command("replay")
@@ -123,7 +133,7 @@ def ingest(
         ),
     ] = None,
 ) -> None:
-    """Run an ingest worker (telemetry and dead letters into the store)."""
+    """Run an ingest worker (telemetry, traffic, device states, dead letters into the store)."""
     from .services import run_ingest
 
     run_ingest(_settings(), identifier, group)
@@ -211,6 +221,33 @@ def bench_alerts(
     from .bench.alerts import main as run
 
     run(events, rate, police_latency, drain)
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    rate: Annotated[float, typer.Option(help="Samples/s the fleet publishes")] = 120_000,
+    seconds: Annotated[float, typer.Option(help="How long the fleet publishes")] = 30,
+    batch: Annotated[int, typer.Option(help="Samples per MQTT message")] = 500,
+    aps: Annotated[int, typer.Option(help="Access points in the fleet")] = 324,
+    baseline_seconds: Annotated[float, typer.Option(help="Row-by-row baseline run")] = 10,
+) -> None:
+    """Telemetry through Mosquitto into PostgreSQL: batched ingest vs row-by-row INSERT."""
+    from .bench._publisher import Fleet
+    from .bench.ingest import main as run
+
+    run(Fleet(rate, seconds, batch, aps), baseline_seconds)
+
+
+@bench_app.command("history")
+def bench_history(
+    cameras: Annotated[int, typer.Option(help="Cameras (two counting lines each)")] = 200,
+    days: Annotated[int, typer.Option(help="Days of minute-level traffic")] = 30,
+    repeat: Annotated[int, typer.Option(help="Runs per rollup query (best is kept)")] = 9,
+) -> None:
+    """Planner queries from the rollups vs the raw table, on 30 days of traffic."""
+    from .bench.history import main as run
+
+    run(cameras, days, repeat)
 
 
 def main() -> None:

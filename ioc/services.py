@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import getpass
 import os
 import signal
@@ -62,6 +63,14 @@ __all__ = [
 ]
 
 
+def tune_gc_for_throughput() -> None:
+    """Ingest allocates a tuple per row; with the default thresholds the collector runs
+    every 700 allocations over a heap that never holds cycles worth finding (measured: a
+    third of the decode-and-build time). Freeze what start-up made, collect less often."""
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 def run_vision(settings: Settings, shard: str) -> None:
     part = parse_shard(shard)
     instance = f"vision-{part[0]}-of-{part[1]}"
@@ -82,6 +91,8 @@ def run_vision(settings: Settings, shard: str) -> None:
 
 
 def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
+    tune_gc_for_throughput()
+
     async def main() -> None:
         async with (
             infrastructure(settings) as infra,

@@ -57,21 +57,28 @@ class MqttEndpoint:
         max_queued_incoming: int = 0,
         keepalive: int = 30,
         max_inflight: int | None = None,
+        receive_maximum: int | None = None,
     ) -> aiomqtt.Client:
         """An aiomqtt client; ``persistent`` keeps the session (and QoS 1 backlog) across
-        reconnects, as consumers that must not lose messages need."""
+        reconnects, as consumers that must not lose messages need. ``receive_maximum``
+        (MQTT 5) caps the QoS 1 messages the broker sends before they are acknowledged: a
+        consumer that acknowledges after storing then holds at most that many, and the
+        broker keeps the rest."""
         kwargs: dict[str, Any] = {}
         if self.tls:
             context = ssl.create_default_context(cafile=self.ca_file)
             kwargs["tls_context"] = context
         if self.mqtt5:
             kwargs["protocol"] = aiomqtt.ProtocolVersion.V5
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
             if persistent:
                 # Keep the session a day while the consumer is away.
-                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
                 props.SessionExpiryInterval = 86_400
-                kwargs["properties"] = props
                 kwargs["clean_start"] = False
+            if receive_maximum is not None:
+                props.ReceiveMaximum = receive_maximum
+            if persistent or receive_maximum is not None:
+                kwargs["properties"] = props
         else:
             kwargs["protocol"] = aiomqtt.ProtocolVersion.V311
             kwargs["clean_session"] = not persistent

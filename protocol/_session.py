@@ -44,6 +44,7 @@ async def run_subscriber(
     manual_ack: bool = False,
     on_connect: ConnectHook | None = None,
     max_queued: int = 0,
+    receive_maximum: int | None = None,
 ) -> None:
     """Subscribe and hand every message to ``handle`` until cancelled, reconnecting as needed.
 
@@ -53,7 +54,10 @@ async def run_subscriber(
     while True:
         try:
             client = endpoint.client(
-                identifier, persistent=persistent, max_queued_incoming=max_queued
+                identifier,
+                persistent=persistent,
+                max_queued_incoming=max_queued,
+                receive_maximum=receive_maximum,
             )
             if manual_ack:
                 enable_manual_ack(client)

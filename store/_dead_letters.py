@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ._bulk import load
 from ._pool import Connection
+
+_COLUMNS = (("consumer", "text"), ("topic", "text"), ("reason", "text"), ("payload", "bytea"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,9 +20,5 @@ class DeadLetter:
 
 
 async def record_dead_letters(conn: Connection, letters: Sequence[DeadLetter]) -> None:
-    if not letters:
-        return
-    await conn.executemany(
-        "INSERT INTO dead_letters (consumer, topic, reason, payload) VALUES ($1, $2, $3, $4)",
-        [(d.consumer, d.topic, d.reason[:2000], d.payload) for d in letters],
-    )
+    rows = [(d.consumer, d.topic, d.reason[:2000], d.payload) for d in letters]
+    await load(conn, "dead_letters", rows, use_copy=False, columns=_COLUMNS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -10,6 +12,7 @@ import asyncpg
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
+_SEARCH_PATH = re.compile(r"[a-z_][a-z0-9_]*(\s*,\s*[a-z_][a-z0-9_]*)*")
 Connection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy[Any]"
 """A connection of its own or one borrowed from a pool; store functions take either."""
 
@@ -23,16 +26,36 @@ class StoreConfig:
     """Bulk writes through COPY; off for engines that cannot take it (writes use unnest)."""
     min_size: int = 1
     max_size: int = 10
+    close_grace: float = 10.0
+    """Seconds a closing pool waits for the server's goodbye before dropping connections."""
+    search_path: str | None = None
+    """Schemas to search, set on every connection and again on every pool acquire (a
+    pool's RESET ALL drops it; PGlite then falls back to ``pg_catalog`` alone). None: the
+    server's default."""
+
+    def __post_init__(self) -> None:
+        if self.search_path is not None and not _SEARCH_PATH.fullmatch(self.search_path):
+            raise ValueError(f"search_path {self.search_path!r} is not a list of schema names")
+
+    def server_settings(self) -> dict[str, str]:
+        settings = {"application_name": "ioc", "timezone": "UTC"}
+        if self.search_path is not None:
+            settings["search_path"] = self.search_path
+        return settings
 
 
 async def create_pool(config: StoreConfig) -> asyncpg.Pool:
+    async def restore_search_path(conn: PoolConnectionProxy[Any]) -> None:
+        await conn.execute(f"SET search_path = {config.search_path}")
+
     pool = await asyncpg.create_pool(
         config.url,
         min_size=config.min_size,
         max_size=config.max_size,
         statement_cache_size=config.statement_cache_size,
         command_timeout=60,
-        server_settings={"application_name": "ioc", "timezone": "UTC"},
+        server_settings=config.server_settings(),
+        setup=restore_search_path if config.search_path is not None else None,
     )
     return pool
 
@@ -41,6 +64,26 @@ async def connect(config: StoreConfig) -> asyncpg.Connection:
     connection: asyncpg.Connection = await asyncpg.connect(
         config.url,
         statement_cache_size=config.statement_cache_size,
-        server_settings={"application_name": "ioc", "timezone": "UTC"},
+        server_settings=config.server_settings(),
     )
+    if config.search_path is not None:
+        # Startup settings are not honoured everywhere (PGlite shares one session between
+        # its clients, with what the previous one left): say it once connected.
+        await connection.execute(f"SET search_path = {config.search_path}")
     return connection
+
+
+async def close_pool(pool: asyncpg.Pool, grace: float = 10.0) -> None:
+    """Close gracefully, or drop the connections when the server does not answer the
+    goodbye in time (a server gone away; PGlite never answers it)."""
+    try:
+        await asyncio.wait_for(pool.close(), grace)
+    except TimeoutError:
+        pool.terminate()
+
+
+async def close_connection(conn: asyncpg.Connection, grace: float = 5.0) -> None:
+    try:
+        await asyncio.wait_for(conn.close(), grace)
+    except TimeoutError:
+        conn.terminate()

@@ -6,34 +6,78 @@ import json
 
 from protocol import Province
 
+from ._bulk import load
 from ._pool import Connection
+
+# Set-based upserts (unnest), not executemany: one statement per table, and engines that
+# cannot take executemany (PGlite) work too.
+_DISTRICTS = (
+    ("id", "text"),
+    ("name", "text"),
+    ("kind", "text"),
+    ("lat", "float8"),
+    ("lon", "float8"),
+)
+_SITES = (
+    ("id", "text"),
+    ("name", "text"),
+    ("district_id", "text"),
+    ("lat", "float8"),
+    ("lon", "float8"),
+)
+_CAMERAS = (
+    ("id", "text"),
+    ("name", "text"),
+    ("kind", "text"),
+    ("district_id", "text"),
+    ("road", "text"),
+    ("lat", "float8"),
+    ("lon", "float8"),
+    ("fps", "real"),
+    ("zones", "jsonb"),
+    ("lines", "jsonb"),
+)
+_ACCESS_POINTS = (
+    ("id", "text"),
+    ("name", "text"),
+    ("site_id", "text"),
+    ("district_id", "text"),
+    ("lat", "float8"),
+    ("lon", "float8"),
+    ("capacity", "int"),
+)
+
+
+def _update(columns: tuple[tuple[str, str], ...], extra: str = "") -> str:
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in columns[1:])
+    return f" ON CONFLICT (id) DO UPDATE SET {sets}{extra}"
 
 
 async def sync_registry(conn: Connection, province: Province) -> None:
     """Make the registry equal to ``province`` (upsert what is there, delete what is not)."""
     async with conn.transaction():
-        await conn.executemany(
-            """INSERT INTO districts (id, name, kind, lat, lon) VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,
-                   lat = EXCLUDED.lat, lon = EXCLUDED.lon""",
+        await load(
+            conn,
+            "districts",
             [(d.id, d.name, d.kind, d.lat, d.lon) for d in province.districts],
+            use_copy=False,
+            columns=_DISTRICTS,
+            suffix=_update(_DISTRICTS),
         )
-        await conn.executemany(
-            """INSERT INTO sites (id, name, district_id, lat, lon) VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name,
-                   district_id = EXCLUDED.district_id, lat = EXCLUDED.lat, lon = EXCLUDED.lon""",
+        await load(
+            conn,
+            "sites",
             [
                 (s.id, s.name, province.district_id(s.district), s.lat, s.lon)
                 for s in province.sites
             ],
+            use_copy=False,
+            columns=_SITES,
+            suffix=_update(_SITES),
         )
-        await conn.executemany(
-            """INSERT INTO cameras (id, name, kind, district_id, road, lat, lon, fps, zones, lines)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb)
-               ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,
-                   district_id = EXCLUDED.district_id, road = EXCLUDED.road,
-                   lat = EXCLUDED.lat, lon = EXCLUDED.lon, fps = EXCLUDED.fps,
-                   zones = EXCLUDED.zones, lines = EXCLUDED.lines, updated_at = now()""",
+        await load(
+            conn,
+            "cameras",
             [
                 (
                     c.id,
@@ -49,17 +93,20 @@ async def sync_registry(conn: Connection, province: Province) -> None:
                 )
                 for c in province.cameras
             ],
+            use_copy=False,
+            columns=_CAMERAS,
+            suffix=_update(_CAMERAS, ", updated_at = now()"),
         )
-        await conn.executemany(
-            """INSERT INTO access_points (id, name, site_id, district_id, lat, lon, capacity)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)
-               ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, site_id = EXCLUDED.site_id,
-                   district_id = EXCLUDED.district_id, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
-                   capacity = EXCLUDED.capacity""",
+        await load(
+            conn,
+            "access_points",
             [
                 (a.id, a.name, a.site, province.district_id(a.district), a.lat, a.lon, a.capacity)
                 for a in province.access_points
             ],
+            use_copy=False,
+            columns=_ACCESS_POINTS,
+            suffix=_update(_ACCESS_POINTS),
         )
         for table, ids in (
             ("cameras", [c.id for c in province.cameras]),
