@@ -14,6 +14,7 @@ from ._messages import (
     AlertMessage,
     CameraState,
     Codec,
+    CollectorState,
     DeadLetterMessage,
     EdgeState,
     LineCount,
@@ -45,6 +46,7 @@ from ._session import (
     run_subscriber,
     stop_tasks,
 )
+from ._snapshot import SnapshotClient, SnapshotError, request_snapshot
 from ._topics import DEFAULT_PREFIX, ParsedTopic, Stream, TopicError, Topics, shared
 from ._vocabulary import PROFILES, EventKind, KindProfile, Severity, severity_rank
 
@@ -65,6 +67,7 @@ __all__ = [
     "Camera",
     "CameraState",
     "Codec",
+    "CollectorState",
     "ConfigError",
     "DeadLetterMessage",
     "District",
@@ -82,6 +85,8 @@ __all__ = [
     "Schedule",
     "Severity",
     "Site",
+    "SnapshotClient",
+    "SnapshotError",
     "SnapshotRequest",
     "Stream",
     "TelemetryBatch",
@@ -99,6 +104,7 @@ __all__ = [
     "encode_frame",
     "load_province",
     "parse_province",
+    "request_snapshot",
     "run_subscriber",
     "severity_rank",
     "shared",
