@@ -14,6 +14,7 @@ OpenCV releases the GIL while it decodes, resizes and encodes, so readers use bo
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import cv2
 from cv2.typing import MatLike
@@ -44,12 +46,46 @@ class CameraSettings:
     """Seconds a network source may go without a frame before it is reopened."""
     file_speed: float = 1.0
     """Replay speed of file sources (1.0: their own frame rate)."""
+    max_backoff: float = 60.0
+    """Longest wait before reopening a source that failed."""
 
 
 @dataclass(frozen=True, slots=True)
 class EncodedFrame:
     header: FrameHeader
     jpeg: bytes
+
+
+def probe_stream(url: str, timeout: float) -> str | None:
+    """Check that an RTSP/HTTP server answers at all before FFmpeg opens it; the reason if
+    not. OpenCV holds one process-wide lock while FFmpeg opens a source (measured: a
+    second open waits for the first), so a server that accepts connections and never
+    answers would stall every other camera's (re)connection for ``open_timeout``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("rtsp", "http") or not parts.hostname:
+        return None  # rtsps/https/udp...: FFmpeg's own timeouts are all we have
+    port = parts.port or (554 if scheme == "rtsp" else 80)
+    path = parts.path or "/"
+    host = parts.hostname
+    if scheme == "rtsp":
+        request = f"OPTIONS rtsp://{host}:{port}{path} RTSP/1.0\r\nCSeq: 1\r\n\r\n"
+        expect = b"RTSP/"
+    else:
+        request = f"HEAD {path} HTTP/1.0\r\nHost: {host}\r\n\r\n"
+        expect = b"HTTP/"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            conn.sendall(request.encode("ascii", "replace"))
+            answer = conn.recv(16)
+    except TimeoutError:
+        return f"no answer from {scheme.upper()} server within {timeout:g} s"
+    except OSError as exc:
+        return f"cannot connect ({exc.strerror or exc})"
+    if not answer.startswith(expect):
+        return f"not an {scheme.upper()} server (answered {answer[:8]!r})"
+    return None
 
 
 class FrameSlot:
@@ -91,7 +127,8 @@ class CameraReader:
         self.base_dir = base_dir
         self._on_frame = on_frame
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # predicates of wait_for may read the state again
+        self._changed = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self._sequence = int(time.time() * 1000)  # grows across restarts of the agent
         self._times: deque[float] = deque()
@@ -99,6 +136,7 @@ class CameraReader:
         self.frames = 0
         self.failures = 0
         self.opens = 0
+        self.loops = 0
         self.phase = "starting"
         """starting | connecting | streaming | waiting (backoff after a failure) | stopped."""
         self.detail: str | None = None
@@ -130,8 +168,15 @@ class CameraReader:
         self._thread.join(timeout)
 
     def _set(self, phase: str, detail: str | None = None) -> None:
-        with self._lock:
+        with self._changed:
             self.phase, self.detail = phase, detail
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[CameraReader], bool], timeout: float) -> bool:
+        """Block until ``predicate(self)`` holds (checked on every frame and every change of
+        phase) or ``timeout`` seconds pass; return whether it holds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout)
 
     def _run(self) -> None:
         attempt = 0
@@ -146,7 +191,7 @@ class CameraReader:
             else:
                 attempt += 1
                 self.failures += 1
-            delay = backoff_delay(max(attempt, 1))
+            delay = min(backoff_delay(max(attempt, 1)), self.settings.max_backoff)
             logger.warning(
                 "camera %s (%s): %s; retrying in %.1f seconds",
                 self.camera.id,
@@ -162,6 +207,11 @@ class CameraReader:
         if is_file and not Path(location).is_file():
             self._set("connecting", "no such file")
             return None
+        if not is_file:
+            problem = probe_stream(location, self.settings.open_timeout)
+            if problem is not None:
+                self._set("connecting", problem)
+                return None
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
             int(self.settings.open_timeout * 1000),
@@ -188,12 +238,12 @@ class CameraReader:
                 delivered = delivered or got > 0
                 if not is_file or got == 0:
                     break
-                # A file at its end starts over; reopening is more reliable than seeking.
-                capture.release()
-                capture = cv2.VideoCapture(location, cv2.CAP_FFMPEG)
-                if not capture.isOpened():
-                    self._set("connecting", "cannot reopen the file")
+                # A file at its end starts over. Seeking, not reopening: OpenCV opens every
+                # FFmpeg source under one process-wide lock, which a slow camera may hold.
+                if not capture.set(cv2.CAP_PROP_POS_FRAMES, 0):
+                    self._set("connecting", "cannot rewind the file")
                     break
+                self.loops += 1
         finally:
             capture.release()
         if is_file and not delivered:
@@ -256,13 +306,14 @@ class CameraReader:
         self.slot.put(EncodedFrame(header, jpeg.tobytes()))
         full = FrameHeader(self.camera.id, self._sequence, captured, image.shape[1], image.shape[0])
         now = time.monotonic()
-        with self._lock:
+        with self._changed:
             self._latest = (image, full)
             self.frames += 1
             self.phase, self.detail = "streaming", None
             self._times.append(now)
             while self._times and self._times[0] < now - self.FPS_WINDOW:
                 self._times.popleft()
+            self._changed.notify_all()
         if self._on_frame is not None:
             self._on_frame()
 

@@ -78,6 +78,7 @@ class WifiPipeline:
         *,
         poll_period: float = 5.0,
         batch_period: float = 30.0,
+        max_backoff: float = 60.0,
         on_spooled: Callable[[], None] = lambda: None,
     ) -> None:
         self.collectors = list(collectors)
@@ -86,6 +87,7 @@ class WifiPipeline:
         self.agent_id = agent_id
         self.poll_period = poll_period
         self.batch_period = batch_period
+        self.max_backoff = max_backoff
         self.stats = TelemetryStats()
         self._on_spooled = on_spooled
         self._pending: dict[str, list[WifiSample]] = {}
@@ -114,7 +116,7 @@ class WifiPipeline:
                 readings = await collector.collect(time.time())
             except Exception as exc:  # one bad source must never stop the agent
                 failures += 1
-                delay = self.poll_period + backoff_delay(failures)
+                delay = self.poll_period + min(backoff_delay(failures), self.max_backoff)
                 if isinstance(exc, CollectorError):
                     logger.warning("%s; retrying in %.1f seconds", exc, delay)
                     reason = exc.reason
