@@ -225,7 +225,7 @@ class EdgeAgent:
 
     async def _session(self) -> None:
         attempt = 0
-        delay = backoff_delay(1)
+        delay = 0.0
         will = aiomqtt.Will(
             self.topics.edge_state(self.agent_id), self.edge_state("offline"), qos=1, retain=True
         )
@@ -244,7 +244,7 @@ class EdgeAgent:
                         group.create_task(self._answer_snapshots(client), name="snapshots")
             except* aiomqtt.MqttError as errors:
                 attempt += 1
-                delay = backoff_delay(attempt)
+                delay = min(backoff_delay(attempt), self.plan.config.mqtt.reconnect_max)
                 logger.warning(
                     "edge %s: no broker at %s (%s); reconnecting in %.2f seconds",
                     self.agent_id,

@@ -55,6 +55,7 @@ class MqttOptions(_Strict):
     topic_prefix: str = "ioc/v1"
     mqtt5: bool = Field(True, description="False for MQTT 3.1.1 brokers (the embedded amqtt)")
     tls: TlsOptions = TlsOptions()
+    reconnect_max: Seconds = Field(30.0, description="Longest wait between reconnect attempts")
 
 
 class CameraOptions(_Strict):
@@ -65,6 +66,7 @@ class CameraOptions(_Strict):
     open_timeout: Seconds = 10.0
     read_timeout: Seconds = 10.0
     file_speed: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
+    max_backoff: Seconds = Field(60.0, description="Longest wait before reopening a source")
     media_dir: Path = Field(Path("."), description="Where relative file sources are found")
 
     def settings(self) -> CameraSettings:
@@ -76,6 +78,7 @@ class CameraOptions(_Strict):
             open_timeout=self.open_timeout,
             read_timeout=self.read_timeout,
             file_speed=self.file_speed,
+            max_backoff=self.max_backoff,
         )
 
 

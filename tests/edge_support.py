@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
+
+import aiomqtt
 
 from edge import AgentPlan, parse_agent_config, resolve
 from protocol import MqttEndpoint, Topics
@@ -189,3 +192,57 @@ def mjpeg_server(frames: list[bytes], **options: Any) -> Iterator[MjpegStream]:
         stream.stop.set()
         server.shutdown()
         server.server_close()
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Recorder:
+    """A real subscriber that keeps everything it receives; tests wait on what it has."""
+
+    def __init__(
+        self, endpoint: MqttEndpoint, filters: list[str], identifier: str = "recorder"
+    ) -> None:
+        self.endpoint = endpoint
+        self.filters = filters
+        self.identifier = identifier
+        self.messages: list[Received] = []
+        self.changed = asyncio.Condition()
+        self._stack = contextlib.AsyncExitStack()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        client = await self._stack.enter_async_context(self.endpoint.client(self.identifier))
+        await client.subscribe([(f, 1) for f in self.filters])
+        self._task = asyncio.create_task(self._collect(client))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _collect(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            self.messages.append(Received(message.topic.value, payload, message.retain))
+            async with self.changed:
+                self.changed.notify_all()
+
+    def on(self, topic: str) -> list[bytes]:
+        return [m.payload for m in self.messages if m.topic == topic]
+
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 60.0) -> None:
+        async with asyncio.timeout(within), self.changed:
+            await self.changed.wait_for(predicate)
