@@ -14,12 +14,14 @@ from ._collectors import (
     redact_url,
 )
 from ._config import AgentConfig, AgentPlan, load_agent, parse_agent_config, resolve
+from ._identity import SERVICES, ServiceAccess, hash_password, write_mosquitto_config
 from ._simulator import CitySimulator, SimulatorStats
 from ._spool import Spool, SpooledMessage, SpoolEntry, SpoolPolicy
 from ._telemetry import PublishRefusals, SpoolForwarder, WifiPipeline
 from ._wifi import VisitorHasher, WifiFleet, busyness
 
 __all__ = [
+    "SERVICES",
     "AgentConfig",
     "AgentPlan",
     "AgentStats",
@@ -37,6 +39,7 @@ __all__ = [
     "FrameSlot",
     "NewVisitors",
     "PublishRefusals",
+    "ServiceAccess",
     "SimulatedCollector",
     "SimulatorStats",
     "Spool",
@@ -51,8 +54,10 @@ __all__ = [
     "build_collectors",
     "busyness",
     "encode_clip",
+    "hash_password",
     "load_agent",
     "parse_agent_config",
     "redact_url",
     "resolve",
+    "write_mosquitto_config",
 ]

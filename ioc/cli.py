@@ -142,6 +142,29 @@ def api() -> None:
     run_api(_settings())
 
 
+@app.command()
+def edge(
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Agent YAML")],
+) -> None:
+    """Run one edge agent (cameras and Wi-Fi of its group) until SIGTERM/SIGINT."""
+    from .edge_commands import run_edge
+
+    run_edge(config)
+
+
+@app.command("mosquitto-config")
+def mosquitto_config(
+    out: Annotated[Path, typer.Option(help="Folder for passwd, acl and credentials")],
+    province: Annotated[Path | None, typer.Option(help="Default: IOC_PROVINCE")] = None,
+    service: Annotated[list[str] | None, typer.Option(help="Centre service users")] = None,
+) -> None:
+    """Write a Mosquitto password file and ACL: each agent publishes only its own topics."""
+    from .edge_commands import mosquitto_config as write
+
+    settings = Settings()
+    write(province or settings.province, out, settings.topic_prefix, service)
+
+
 @users_app.command("add")
 def users_add(
     username: str,
