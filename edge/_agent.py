@@ -131,6 +131,7 @@ class EdgeAgent:
         self._frames = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._said_goodbye = False
         self._stack = contextlib.AsyncExitStack()
         self._pipeline_task: asyncio.Task[None] | None = None
         self._session_task: asyncio.Task[None] | None = None
@@ -179,6 +180,7 @@ class EdgeAgent:
             with contextlib.suppress(TimeoutError, aiomqtt.MqttError):
                 async with asyncio.timeout(self.drain_timeout):
                     await self.forwarder.wait_for(lambda: len(self.spool) == 0)
+                    self._said_goodbye = True  # no state report may follow the goodbye
                     await self._publish_goodbye(client)
         self._stopping = True  # loops check it: a cancellation can be lost in a publish
         if self._session_task is not None:
@@ -191,9 +193,14 @@ class EdgeAgent:
 
     async def run_until_failure(self) -> None:
         """Wait as long as the agent runs; raise if one of its loops failed (a bug: sources
-        and broker failures are retried inside)."""
+        and broker failures are retried inside). Cancelling this wait stops nothing."""
         tasks = [t for t in (self._pipeline_task, self._session_task) if t is not None]
-        await asyncio.gather(*tasks)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"edge {self.agent_id}: {task.get_name()} failed") from (
+                    task.exception()
+                )
 
     async def _stop_readers(self) -> None:
         for reader in self.readers:
@@ -315,6 +322,8 @@ class EdgeAgent:
             full = time.monotonic() - last_full >= period
             for reader in self.readers:
                 state = reader.state()
+                if self._said_goodbye:
+                    return
                 if full or published.get(state.camera_id) != state.status:
                     if published.get(state.camera_id) not in (None, state.status):
                         logger.info(
@@ -327,7 +336,7 @@ class EdgeAgent:
                         retain=True,
                     )
                     published[state.camera_id] = state.status
-            if full:
+            if full and not self._said_goodbye:
                 last_full = time.monotonic()
                 await client.publish(
                     self.topics.edge_state(self.agent_id),
