@@ -15,6 +15,7 @@ from ._collectors import (
 )
 from ._config import AgentConfig, AgentPlan, load_agent, parse_agent_config, resolve
 from ._identity import SERVICES, ServiceAccess, hash_password, write_mosquitto_config
+from ._incidents import Incident, IncidentBoard, IncidentKind, load_incidents
 from ._simulator import CitySimulator, SimulatorStats
 from ._spool import Spool, SpooledMessage, SpoolEntry, SpoolPolicy
 from ._telemetry import PublishRefusals, SpoolForwarder, WifiPipeline
@@ -37,6 +38,9 @@ __all__ = [
     "EncodedClip",
     "EncodedFrame",
     "FrameSlot",
+    "Incident",
+    "IncidentBoard",
+    "IncidentKind",
     "NewVisitors",
     "PublishRefusals",
     "ServiceAccess",
@@ -56,6 +60,7 @@ __all__ = [
     "encode_clip",
     "hash_password",
     "load_agent",
+    "load_incidents",
     "parse_agent_config",
     "redact_url",
     "resolve",

@@ -80,7 +80,7 @@ class Spool:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | None,
         *,
         max_bytes: int = 256 * 1024 * 1024,
         when_full: SpoolPolicy = SpoolPolicy.DROP_OLDEST,
@@ -95,9 +95,14 @@ class Spool:
         self._sequences: dict[str, int] = {}
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        """Open (and create) the file; with ``path`` None the spool lives in memory, which
+        rides out broker outages but not a restart (the simulator's choice)."""
+        if self.path is None:
+            db = sqlite3.connect(":memory:", isolation_level=None)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
         self._count, self._bytes = db.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM spool"

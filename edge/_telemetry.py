@@ -223,6 +223,8 @@ class SpoolForwarder:
     async def run(self, client: aiomqtt.Client) -> None:
         """Forward until cancelled or the connection fails (an :class:`aiomqtt.MqttError`)."""
         self.refusals.attach(client)
+        # A window of publishes in flight is the design here, not a leak worth a warning.
+        client.pending_calls_threshold = max(client.pending_calls_threshold, 2 * self.window)
         while True:
             self._wake.clear()
             messages = self.spool.peek(self.window)

@@ -84,9 +84,12 @@ class WifiFleet:
             target = (
                 state.ap.capacity * load * surge * (0.6 + 0.4 * rnd.random()) if state.up else 0
             )
-            state.clients = max(
-                0, int(state.clients + (target - state.clients) * 0.2 + rnd.gauss(0, 1))
-            )
+            if state.up:
+                state.clients = max(
+                    0, int(state.clients + (target - state.clients) * 0.2 + rnd.gauss(0, 1))
+                )
+            else:
+                state.clients = 0  # a down AP serves nobody
             expected = period * state.clients / 600  # ten-minute average dwell
             arrivals = int(expected) + (rnd.random() < expected - int(expected))
             visitors = [
