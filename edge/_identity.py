@@ -35,16 +35,18 @@ class ServiceAccess:
     write: tuple[str, ...]
 
 
+_STATUS = "services/+/status"  # every service reports its counters (ioc/status.py)
 SERVICES: dict[str, ServiceAccess] = {
-    "ingest": ServiceAccess(read=("#",), write=("dead_letters/+",)),
+    "ingest": ServiceAccess(read=("#",), write=("dead_letters/+", _STATUS)),
     "vision": ServiceAccess(
         read=("cameras/+/frames", "cameras/+/state"),
-        write=("events/+", "traffic/+", "dead_letters/+"),
+        write=("events/+", "traffic/+", "dead_letters/+", _STATUS),
     ),
     "alerts": ServiceAccess(
-        read=("#",), write=("alerts/#", "cameras/+/snapshot/request", "dead_letters/+")
+        read=("#",),
+        write=("alerts/#", "cameras/+/snapshot/request", "dead_letters/+", _STATUS),
     ),
-    "console": ServiceAccess(read=("#",), write=("cameras/+/snapshot/request",)),
+    "console": ServiceAccess(read=("#",), write=("cameras/+/snapshot/request", _STATUS)),
 }
 
 

@@ -104,7 +104,8 @@ class CitySimulator:
         self.topics = topics or Topics()
         self.agent_id = agent_id
         self.state_period = state_period
-        self._counts = SimulatorStats()
+        self.stats = SimulatorStats()
+        """Live counters (status reporters read the same object again and again)."""
         now = time.monotonic()
         self.cameras = []
         for camera in province.cameras:
@@ -144,18 +145,6 @@ class CitySimulator:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
 
-    @property
-    def stats(self) -> SimulatorStats:
-        counts = self._counts
-        return SimulatorStats(
-            frames_published=counts.frames_published,
-            dark_frames=counts.dark_frames,
-            batches_published=self.forwarder.stats.published,
-            samples_published=self.pipeline.stats.samples,
-            snapshots_answered=counts.snapshots_answered,
-            publish_errors=counts.publish_errors,
-        )
-
     async def __aenter__(self) -> Self:
         self.spool.open()
         self._stack.callback(self.spool.close)
@@ -191,6 +180,8 @@ class CitySimulator:
             if self._offline() != offline:
                 offline = self._offline()
                 self._states_changed.set()
+            self.stats.batches_published = self.forwarder.stats.published
+            self.stats.samples_published = self.pipeline.stats.samples
             await asyncio.sleep(tick)
 
     # The connection ---------------------------------------------------------------------
@@ -234,7 +225,7 @@ class CitySimulator:
                         group.create_task(self._snapshots(client))
             except* aiomqtt.MqttError as errors:
                 self.connected.clear()
-                self._counts.publish_errors += 1
+                self.stats.publish_errors += 1
                 attempt += 1
                 delay = min(backoff_delay(attempt), 10.0)
                 logger.warning(
@@ -264,7 +255,7 @@ class CitySimulator:
                     continue
                 if cam.camera_id in covered:
                     jpeg = self._dark[(cam.clip.width, cam.clip.height)]
-                    self._counts.dark_frames += 1
+                    self.stats.dark_frames += 1
                 else:
                     jpeg = cam.clip.frames[self._frame_index(cam, now)]
                 cam.seq += 1
@@ -272,7 +263,7 @@ class CitySimulator:
                 await client.publish(
                     self.topics.frames(cam.camera_id), encode_frame(header, jpeg), qos=0
                 )
-                self._counts.frames_published += 1
+                self.stats.frames_published += 1
             next_due = min(c.next_due for c in self.cameras)
             await asyncio.sleep(max(0.0, next_due - time.monotonic()))
 
@@ -336,7 +327,7 @@ class CitySimulator:
                 encode_frame(*answer),
                 qos=1,
             )
-            self._counts.snapshots_answered += 1
+            self.stats.snapshots_answered += 1
 
     def _snapshot(
         self, cam: _SimCamera, index: int, max_width: int, covered: bool
