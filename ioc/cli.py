@@ -176,6 +176,18 @@ def mosquitto_config(
     write(province or settings.province, out, settings.topic_prefix, service)
 
 
+@bench_app.command("edge")
+def bench_edge(
+    duration: Annotated[float, typer.Option(help="Seconds of our simulator")] = 20.0,
+    baseline: Annotated[float, typer.Option(help="Seconds of the baseline")] = 10.0,
+    readers: Annotated[float, typer.Option(help="Seconds per camera-reader run")] = 4.0,
+) -> None:
+    """Simulator CPU (200 cameras x 5 fps + 500 APs) and camera readers, against baselines."""
+    from .bench.edge import main as run
+
+    run(duration, baseline, readers)
+
+
 @users_app.command("add")
 def users_add(
     username: str,
