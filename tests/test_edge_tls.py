@@ -23,6 +23,9 @@ pytestmark = [
 ]
 
 
+EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+
+
 def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
@@ -31,11 +34,11 @@ def _certificates(folder: Path) -> None:
     """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by it."""
     folder.mkdir(parents=True)
     ca_key, ca = folder / "ca.key", folder / "ca.pem"
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+    _openssl("req", "-x509", *EC_KEY, "-nodes", "-days", "2",
              "-subj", "/CN=test-ca", "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
     for name, extra in (("server", "subjectAltName=IP:127.0.0.1"), ("client", None)):
         key, csr, cert = folder / f"{name}.key", folder / f"{name}.csr", folder / f"{name}.pem"
-        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
+        _openssl("req", *EC_KEY, "-nodes", "-subj", f"/CN={name}",
                  "-keyout", str(key), "-out", str(csr))  # fmt: skip
         signing = ["x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
                    "-CAcreateserial", "-days", "2", "-out", str(cert)]  # fmt: skip
