@@ -15,7 +15,7 @@ from ._collectors import (
 )
 from ._config import AgentConfig, AgentPlan, load_agent, parse_agent_config, resolve
 from ._identity import SERVICES, ServiceAccess, hash_password, write_mosquitto_config
-from ._incidents import Incident, IncidentBoard, IncidentKind, load_incidents
+from ._incidents import Incident, IncidentBoard, IncidentKind, incident_targets, load_incidents
 from ._simulator import CitySimulator, SimulatorStats
 from ._spool import Spool, SpooledMessage, SpoolEntry, SpoolPolicy
 from ._telemetry import PublishRefusals, SpoolForwarder, WifiPipeline
@@ -59,6 +59,7 @@ __all__ = [
     "busyness",
     "encode_clip",
     "hash_password",
+    "incident_targets",
     "load_agent",
     "load_incidents",
     "parse_agent_config",

@@ -138,6 +138,13 @@ class EdgeAgent:
 
     # Lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
+        try:
+            return await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def _start(self) -> Self:
         self._loop = asyncio.get_running_loop()
         self.spool.open()
         self._stack.callback(self.spool.close)

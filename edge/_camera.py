@@ -112,6 +112,7 @@ class CameraReader:
     """Reads one camera in its own thread; :meth:`state` reports how it is doing."""
 
     FPS_WINDOW = 5.0
+    """Seconds over which the frame rate is measured (longer for very slow cameras)."""
 
     def __init__(
         self,
@@ -132,6 +133,7 @@ class CameraReader:
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self._sequence = int(time.time() * 1000)  # grows across restarts of the agent
         self._times: deque[float] = deque()
+        self._window = max(self.FPS_WINDOW, 3.0 / camera.fps)
         self._latest: tuple[MatLike, FrameHeader] | None = None
         self.frames = 0
         self.failures = 0
@@ -311,7 +313,7 @@ class CameraReader:
             self.frames += 1
             self.phase, self.detail = "streaming", None
             self._times.append(now)
-            while self._times and self._times[0] < now - self.FPS_WINDOW:
+            while self._times and self._times[0] < now - self._window:
                 self._times.popleft()
             self._changed.notify_all()
         if self._on_frame is not None:
@@ -320,7 +322,7 @@ class CameraReader:
     def measured_fps(self) -> float:
         now = time.monotonic()
         with self._lock:
-            recent = [t for t in self._times if t >= now - self.FPS_WINDOW]
+            recent = [t for t in self._times if t >= now - self._window]
         if len(recent) < 2:
             return 0.0
         return (len(recent) - 1) / max(now - recent[0], 1e-3)

@@ -24,7 +24,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from protocol import ConfigError
+from protocol import ConfigError, Province
 
 
 class IncidentKind(StrEnum):
@@ -50,6 +50,18 @@ class IncidentScript(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     incidents: list[Incident] = []
+
+
+def incident_targets(province: Province) -> dict[IncidentKind, set[str]]:
+    """What each kind of incident may target in ``province`` (to validate a script)."""
+    cameras = {c.id for c in province.cameras}
+    return {
+        IncidentKind.CAMERA_COVERED: cameras,
+        IncidentKind.CAMERA_OFFLINE: cameras,
+        IncidentKind.AP_DOWN: {a.id for a in province.access_points},
+        IncidentKind.CROWD: {s.id for s in province.sites}
+        | {a.site for a in province.access_points},
+    }
 
 
 def load_incidents(path: Path, known: dict[IncidentKind, set[str]] | None = None) -> list[Incident]:

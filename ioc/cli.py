@@ -138,11 +138,14 @@ def alerts() -> None:
 @app.command()
 def simulate(
     agent_id: Annotated[str, typer.Option(help="Edge agent id of the simulator")] = "sim-1",
+    incidents: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Incident script (YAML)")
+    ] = None,
 ) -> None:
     """Run the simulated province's cameras and access points (demo and benchmarks)."""
     from .services import run_simulator
 
-    run_simulator(_settings(), agent_id)
+    run_simulator(_settings(), agent_id, incidents)
 
 
 @app.command()
