@@ -108,6 +108,7 @@ class CitySimulator:
         """Live counters (status reporters read the same object again and again)."""
         now = time.monotonic()
         self.cameras = []
+        clips.prefetch(c.resolved_source() for c in province.cameras)
         for camera in province.cameras:
             clip = clips.get(camera.resolved_source())
             self.cameras.append(
@@ -153,6 +154,7 @@ class CitySimulator:
             group.create_task(self._run(), name="simulator"),
             group.create_task(self.pipeline.run(), name="simulated wifi"),
             group.create_task(self._follow_incidents(), name="incidents"),
+            group.create_task(self._snapshot_session(), name="snapshots"),
         ]
         return self
 
@@ -216,13 +218,11 @@ class CitySimulator:
                         qos=1,
                         retain=True,
                     )
-                    await client.subscribe(f"{self.topics.prefix}/cameras/+/snapshot/request", 1)
                     self.connected.set()
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._frames(client))
                         group.create_task(self.forwarder.run(client))
                         group.create_task(self._camera_states(client))
-                        group.create_task(self._snapshots(client))
             except* aiomqtt.MqttError as errors:
                 self.connected.clear()
                 self.stats.publish_errors += 1
@@ -304,6 +304,27 @@ class CitySimulator:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._states_changed.wait(), self.state_period)
+
+    async def _snapshot_session(self) -> None:
+        """Snapshot requests on a connection of their own: amqtt (the embedded demo broker)
+        can kill a session that subscribes while the broker still replays retained messages
+        to it; frames and telemetry must not depend on that."""
+        attempt = 0
+        while not self._stopping and self.cameras:
+            try:
+                async with self.endpoint.client(f"edge-{self.agent_id}-snapshots") as client:
+                    await client.subscribe(f"{self.topics.prefix}/cameras/+/snapshot/request", 1)
+                    attempt = 0
+                    await self._snapshots(client)
+            except aiomqtt.MqttError as exc:
+                attempt += 1
+                delay = min(backoff_delay(attempt), 10.0)
+                logger.warning(
+                    "simulator snapshots lost the broker (%s); reconnecting in %.2f seconds",
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
 
     async def _snapshots(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
