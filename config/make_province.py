@@ -73,6 +73,11 @@ def _jitter(rnd: random.Random, value: float, spread: float = 0.02) -> float:
     return round(value + rnd.uniform(-spread, spread), 5)
 
 
+def _agent(district_id: str) -> str:
+    """One edge agent per district (in its police station) reads that district's devices."""
+    return f"edge-{district_id}"
+
+
 def build() -> dict[str, Any]:
     reference = yaml.safe_load((HERE / "province-reference.yaml").read_text(encoding="utf-8"))
     rnd = random.Random(2021)
@@ -95,6 +100,7 @@ def build() -> dict[str, Any]:
                         "lat": _jitter(rnd, d["lat"]),
                         "lon": _jitter(rnd, d["lon"]),
                         "fps": 5,
+                        "agent": _agent(district_id),
                         **HIGHWAY,
                     }
                 )
@@ -111,6 +117,7 @@ def build() -> dict[str, Any]:
                     "lat": _jitter(rnd, site["lat"], 0.002),
                     "lon": _jitter(rnd, site["lon"], 0.002),
                     "fps": 5,
+                    "agent": _agent(site["district"]),
                     **template,
                 }
             )
@@ -125,6 +132,7 @@ def build() -> dict[str, Any]:
                     "lat": _jitter(rnd, d["lat"], 0.003),
                     "lon": _jitter(rnd, d["lon"], 0.003),
                     "fps": 5,
+                    "agent": _agent(d["id"]),
                     **(INDOOR if k == 0 else PARKING),
                 }
             )
@@ -144,6 +152,7 @@ def build() -> dict[str, Any]:
                     "lat": _jitter(rnd, site["lat"], 0.002),
                     "lon": _jitter(rnd, site["lon"], 0.002),
                     "capacity": rnd.choice([60, 80, 120, 150]),
+                    "agent": _agent(site["district"]),
                 }
             )
     return {

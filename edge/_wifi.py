@@ -71,6 +71,8 @@ class WifiFleet:
         self._random = random.Random(seed)
         self.down: set[str] = set()
         """AP ids scripted to be down (an incident)."""
+        self.crowds: dict[str, float] = {}
+        """Site id -> load multiplier, scripted crowds (3.0: three times the usual clients)."""
 
     def sample(self, now: float, period: float) -> None:
         local = datetime.fromtimestamp(now, self._tz)
@@ -78,10 +80,16 @@ class WifiFleet:
         rnd = self._random
         for state in self._aps:
             state.up = state.ap.id not in self.down
-            target = state.ap.capacity * load * (0.6 + 0.4 * rnd.random()) if state.up else 0
-            state.clients = max(
-                0, int(state.clients + (target - state.clients) * 0.2 + rnd.gauss(0, 1))
+            surge = self.crowds.get(state.ap.site, 1.0)
+            target = (
+                state.ap.capacity * load * surge * (0.6 + 0.4 * rnd.random()) if state.up else 0
             )
+            if state.up:
+                state.clients = max(
+                    0, int(state.clients + (target - state.clients) * 0.2 + rnd.gauss(0, 1))
+                )
+            else:
+                state.clients = 0  # a down AP serves nobody
             expected = period * state.clients / 600  # ten-minute average dwell
             arrivals = int(expected) + (rnd.random() < expected - int(expected))
             visitors = [
@@ -101,6 +109,19 @@ class WifiFleet:
                     visitors=visitors,
                 )
             )
+
+    @property
+    def access_points(self) -> list[AccessPoint]:
+        return [state.ap for state in self._aps]
+
+    def take(self) -> dict[str, list[WifiSample]]:
+        """The samples gathered since the last call, per AP (APs without any are left out)."""
+        out = {}
+        for state in self._aps:
+            if state.pending:
+                out[state.ap.id] = state.pending
+                state.pending = []
+        return out
 
     def drain(self, agent_id: str) -> list[TelemetryBatch]:
         out = []

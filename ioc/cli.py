@@ -182,11 +182,14 @@ def alerts_enable_endpoint(endpoint: str) -> None:
 @app.command()
 def simulate(
     agent_id: Annotated[str, typer.Option(help="Edge agent id of the simulator")] = "sim-1",
+    incidents: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Incident script (YAML)")
+    ] = None,
 ) -> None:
     """Run the simulated province's cameras and access points (demo and benchmarks)."""
     from .services import run_simulator
 
-    run_simulator(_settings(), agent_id)
+    run_simulator(_settings(), agent_id, incidents)
 
 
 @app.command()
@@ -195,6 +198,41 @@ def api() -> None:
     from .services import run_api
 
     run_api(_settings())
+
+
+@app.command()
+def edge(
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Agent YAML")],
+) -> None:
+    """Run one edge agent (cameras and Wi-Fi of its group) until SIGTERM/SIGINT."""
+    from .edge_commands import run_edge
+
+    run_edge(config)
+
+
+@app.command("mosquitto-config")
+def mosquitto_config(
+    out: Annotated[Path, typer.Option(help="Folder for passwd, acl and credentials")],
+    province: Annotated[Path | None, typer.Option(help="Default: IOC_PROVINCE")] = None,
+    service: Annotated[list[str] | None, typer.Option(help="Centre service users")] = None,
+) -> None:
+    """Write a Mosquitto password file and ACL: each agent publishes only its own topics."""
+    from .edge_commands import mosquitto_config as write
+
+    settings = Settings()
+    write(province or settings.province, out, settings.topic_prefix, service)
+
+
+@bench_app.command("edge")
+def bench_edge(
+    duration: Annotated[float, typer.Option(help="Seconds of our simulator")] = 20.0,
+    baseline: Annotated[float, typer.Option(help="Seconds of the baseline")] = 10.0,
+    readers: Annotated[float, typer.Option(help="Seconds per camera-reader run")] = 4.0,
+) -> None:
+    """Simulator CPU (200 cameras x 5 fps + 500 APs) and camera readers, against baselines."""
+    from .bench.edge import main as run
+
+    run(duration, baseline, readers)
 
 
 @users_app.command("add")

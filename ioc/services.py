@@ -10,12 +10,13 @@ import getpass
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import typer
 import uvicorn
 
 from console_api import Role, add_user, create_app
-from edge import CitySimulator, ClipLibrary
+from edge import CitySimulator, ClipLibrary, incident_targets, load_incidents
 from ingest import IngestService
 from store import connect
 from vision import VisionWorker, parse_shard, shard_cameras
@@ -109,12 +110,20 @@ def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
     serve(main)
 
 
-def run_simulator(settings: Settings, agent_id: str) -> None:
+def run_simulator(settings: Settings, agent_id: str, incidents: Path | None = None) -> None:
     async def main() -> None:
         async with infrastructure(settings, prepare=False) as infra:
             clips = ClipLibrary(base=PROJECT_ROOT)
+            script = (
+                load_incidents(incidents, incident_targets(infra.province)) if incidents else []
+            )
             async with CitySimulator(
-                infra.province, infra.endpoint, clips, topics=infra.topics, agent_id=agent_id
+                infra.province,
+                infra.endpoint,
+                clips,
+                topics=infra.topics,
+                agent_id=agent_id,
+                incidents=script,
             ) as simulator:
                 await _report_until_stopped(infra, agent_id, "simulator", simulator.stats)
 

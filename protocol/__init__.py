@@ -15,6 +15,7 @@ from ._messages import (
     AlertMessage,
     CameraState,
     Codec,
+    CollectorState,
     DeadLetterMessage,
     EdgeState,
     LineCount,
@@ -47,6 +48,7 @@ from ._session import (
     run_subscriber,
     stop_tasks,
 )
+from ._snapshot import SnapshotClient, SnapshotError, request_snapshot
 from ._topics import DEFAULT_PREFIX, ParsedTopic, Stream, TopicError, Topics, shared
 from ._vocabulary import PROFILES, EventKind, KindProfile, Severity, severity_rank
 
@@ -68,6 +70,7 @@ __all__ = [
     "Camera",
     "CameraState",
     "Codec",
+    "CollectorState",
     "ConfigError",
     "DeadLetterMessage",
     "District",
@@ -86,6 +89,8 @@ __all__ = [
     "ServiceStatus",
     "Severity",
     "Site",
+    "SnapshotClient",
+    "SnapshotError",
     "SnapshotRequest",
     "Stream",
     "TelemetryBatch",
@@ -103,6 +108,7 @@ __all__ = [
     "encode_frame",
     "load_province",
     "parse_province",
+    "request_snapshot",
     "run_subscriber",
     "severity_rank",
     "shared",

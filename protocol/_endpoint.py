@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,10 @@ class MqttEndpoint:
     ca_file: str | None = None
     mqtt5: bool = True
     """MQTT 5 for Mosquitto and EMQX; the embedded amqtt broker speaks 3.1.1 only."""
+    cert_file: str | None = None
+    """Client certificate (PEM) for brokers that authenticate clients by TLS certificate."""
+    key_file: str | None = None
+    """Private key (PEM) of ``cert_file``."""
 
     @classmethod
     def from_url(cls, url: str, *, mqtt5: bool = True, ca_file: str | None = None) -> MqttEndpoint:
@@ -40,9 +45,7 @@ class MqttEndpoint:
         )
 
     def with_credentials(self, username: str | None, password: str | None) -> MqttEndpoint:
-        return MqttEndpoint(
-            self.host, self.port, username, password, self.tls, self.ca_file, self.mqtt5
-        )
+        return dataclasses.replace(self, username=username, password=password)
 
     def redacted(self) -> str:
         user = f"{self.username}:***@" if self.username else ""
@@ -67,6 +70,8 @@ class MqttEndpoint:
         kwargs: dict[str, Any] = {}
         if self.tls:
             context = ssl.create_default_context(cafile=self.ca_file)
+            if self.cert_file is not None:
+                context.load_cert_chain(self.cert_file, self.key_file)
             kwargs["tls_context"] = context
         if self.mqtt5:
             kwargs["protocol"] = aiomqtt.ProtocolVersion.V5

@@ -65,6 +65,19 @@ class CameraState(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     v: Literal[1] = 1
 
 
+class CollectorState(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """How one Wi-Fi collector of an edge is doing (a controller that answers garbage or
+    hangs shows here as ``failing`` with the reason)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    status: Literal["starting", "ok", "failing"]
+    access_points: NonNegative = 0
+    failures: NonNegative = 0
+    """Consecutive failed polls."""
+    last_success_at: Epoch | None = None
+    detail: str | None = None
+
+
 class EdgeState(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     agent_id: Identifier
     status: EdgeStatus
@@ -72,6 +85,11 @@ class EdgeState(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     cameras: list[Identifier] = []
     access_points: list[Identifier] = []
     version: str = ""
+    collectors: list[CollectorState] = []
+    spooled_batches: NonNegative = 0
+    """Telemetry batches waiting on the edge's disk for the broker."""
+    spool_dropped_batches: NonNegative = 0
+    """Batches the full spool discarded since the agent started (see its policy)."""
     v: Literal[1] = 1
 
 

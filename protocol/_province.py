@@ -149,6 +149,8 @@ class Camera(_Strict):
     """RTSP/HTTP URL or a video file path; ``${VAR}`` is replaced from the environment."""
     fps: Annotated[float, Field(gt=0.0, le=30.0)] = 5.0
     road: str | None = None
+    agent: Identifier | None = None
+    """The edge agent that reads this camera; it alone may publish under its topics."""
     zones: list[Zone] = []
     lines: list[Line] = []
 
@@ -185,6 +187,8 @@ class AccessPoint(_Strict):
     lon: float
     capacity: Annotated[int, Field(gt=0, le=10_000)] = 120
     """Clients the AP serves comfortably; above it the AP is overloaded."""
+    agent: Identifier | None = None
+    """The edge agent that collects this AP's telemetry; it alone may publish it."""
 
 
 class Province(_Strict):
@@ -200,6 +204,17 @@ class Province(_Strict):
             if camera.id == camera_id:
                 return camera
         raise KeyError(f"camera {camera_id!r} is not in the configuration")
+
+    def agents(self) -> dict[str, tuple[list[Camera], list[AccessPoint]]]:
+        """Each edge agent named in the file with the cameras and access points it owns."""
+        owned: dict[str, tuple[list[Camera], list[AccessPoint]]] = {}
+        for camera in self.cameras:
+            if camera.agent is not None:
+                owned.setdefault(camera.agent, ([], []))[0].append(camera)
+        for ap in self.access_points:
+            if ap.agent is not None:
+                owned.setdefault(ap.agent, ([], []))[1].append(ap)
+        return dict(sorted(owned.items()))
 
     def district_id(self, district: str) -> str:
         """The district's id, given its id or its name (as cameras may give either)."""

@@ -1,0 +1,251 @@
+"""Wi-Fi telemetry from collectors to the broker, through the on-disk spool.
+
+:class:`WifiPipeline` polls each collector on its own period (a collector that fails is
+retried with backoff and reported, never fatal) and every ``batch_period`` turns the samples
+gathered per AP into one :class:`TelemetryBatch` with the AP's next sequence number, written
+to the spool. :class:`SpoolForwarder` publishes the spool, oldest first, QoS 1, while a
+broker connection lasts, and removes what the broker acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+
+from protocol import (
+    TELEMETRY,
+    CollectorState,
+    TelemetryBatch,
+    Topics,
+    WifiSample,
+    backoff_delay,
+)
+
+from ._collectors import CollectorError, WifiCollector
+from ._spool import Spool, SpoolEntry
+
+logger = logging.getLogger(__name__)
+
+
+class PublishRefusals:
+    """Counts publishes the broker refused: an MQTT 5 PUBACK with a failure reason code
+    (0x87 not authorized ...). aiomqtt 2.5 drops the reason code, so this listens to paho's
+    callback underneath; with MQTT 3.1.1 a broker drops refused messages silently."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last_reason: str | None = None
+
+    def attach(self, client: aiomqtt.Client) -> None:
+        paho = client._client
+        forward = paho.on_publish
+
+        def on_publish(*args: Any) -> None:
+            reason = args[3] if len(args) > 3 else None
+            if reason is not None and getattr(reason, "is_failure", False):
+                self.count += 1
+                self.last_reason = str(reason)
+            if forward is not None:
+                forward(*args)
+
+        paho.on_publish = on_publish
+
+
+@dataclass
+class TelemetryStats:
+    samples: int = 0
+    batches: int = 0
+    published: int = 0
+    refused: int = 0
+
+
+class WifiPipeline:
+    """Collectors -> per-AP batches with durable sequence numbers -> the spool."""
+
+    def __init__(
+        self,
+        collectors: Sequence[WifiCollector],
+        spool: Spool,
+        topics: Topics,
+        agent_id: str,
+        *,
+        poll_period: float = 5.0,
+        batch_period: float = 30.0,
+        max_backoff: float = 60.0,
+        on_spooled: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.collectors = list(collectors)
+        self.spool = spool
+        self.topics = topics
+        self.agent_id = agent_id
+        self.poll_period = poll_period
+        self.batch_period = batch_period
+        self.max_backoff = max_backoff
+        self.stats = TelemetryStats()
+        self._on_spooled = on_spooled
+        self._pending: dict[str, list[WifiSample]] = {}
+        self._states = {c.name: CollectorState(name=c.name, status="starting") for c in collectors}
+        self.changed = asyncio.Condition()
+
+    @property
+    def collector_states(self) -> list[CollectorState]:
+        return list(self._states.values())
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate`` holds (it is checked after every poll and batch)."""
+        async with self.changed:
+            await self.changed.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def poll(self, collector: WifiCollector) -> None:
+        """Poll one collector until cancelled."""
+        failures = 0
+        while True:
+            started = time.monotonic()
+            try:
+                readings = await collector.collect(time.time())
+            except Exception as exc:  # one bad source must never stop the agent
+                failures += 1
+                delay = self.poll_period + min(backoff_delay(failures), self.max_backoff)
+                if isinstance(exc, CollectorError):
+                    logger.warning("%s; retrying in %.1f seconds", exc, delay)
+                    reason = exc.reason
+                else:
+                    logger.exception("%s failed; retrying in %.1f seconds", collector.name, delay)
+                    reason = f"{type(exc).__name__}: {exc}"
+                previous = self._states[collector.name]
+                self._states[collector.name] = CollectorState(
+                    name=collector.name,
+                    status="failing",
+                    access_points=len(collector.access_points),
+                    failures=failures,
+                    last_success_at=previous.last_success_at,
+                    detail=reason[:500],
+                )
+            else:
+                if failures:
+                    logger.info("%s answers again after %d failures", collector.name, failures)
+                failures = 0
+                for reading in readings:
+                    self._pending.setdefault(reading.ap_id, []).append(reading.sample)
+                self.stats.samples += len(readings)
+                missing = len(collector.access_points) - len({r.ap_id for r in readings})
+                self._states[collector.name] = CollectorState(
+                    name=collector.name,
+                    status="ok",
+                    access_points=len(collector.access_points),
+                    last_success_at=time.time(),
+                    detail=f"{missing} access points missing from the answer" if missing else None,
+                )
+                delay = max(0.0, self.poll_period - (time.monotonic() - started))
+            await self._notify()
+            await asyncio.sleep(delay)
+
+    async def batch_forever(self) -> None:
+        """Spool the gathered samples every ``batch_period`` until cancelled."""
+        while True:
+            await asyncio.sleep(self.batch_period)
+            await self.flush()
+
+    async def flush(self) -> int:
+        """Spool what is pending now, one batch per AP; returns the number of batches."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        floor = int(time.time() * 1000)  # a lost spool file must not restart numbers at 1
+        entries = []
+        for ap_id, samples in pending.items():
+            for start in range(0, len(samples), 10_000):  # the protocol's batch limit
+                seq = self.spool.next_sequence(ap_id, floor)
+                batch = TelemetryBatch(
+                    ap_id=ap_id,
+                    seq=seq,
+                    samples=samples[start : start + 10_000],
+                    agent_id=self.agent_id,
+                )
+                entries.append(
+                    SpoolEntry(self.topics.telemetry(ap_id), TELEMETRY.encode(batch), ap_id, seq)
+                )
+        try:
+            self.spool.append(entries)
+        except sqlite3.Error:
+            # Keep the samples for the next attempt (a full disk may clear).
+            for ap_id, samples in pending.items():
+                self._pending[ap_id] = samples + self._pending.get(ap_id, [])
+            logger.exception(
+                "cannot write the spool %s; keeping %d batches in memory",
+                self.spool.path,
+                len(entries),
+            )
+            return 0
+        self.stats.batches += len(entries)
+        self._on_spooled()
+        await self._notify()
+        return len(entries)
+
+    async def run(self) -> None:
+        """Poll every collector and batch, until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for collector in self.collectors:
+                group.create_task(self.poll(collector), name=f"poll {collector.name}")
+            group.create_task(self.batch_forever(), name="telemetry batches")
+
+
+class SpoolForwarder:
+    """Publishes the spool in order over a live connection and forgets what was acknowledged."""
+
+    def __init__(self, spool: Spool, *, window: int = 200) -> None:
+        self.spool = spool
+        self.window = window
+        self.stats = TelemetryStats()
+        self.refusals = PublishRefusals()
+        self._wake = asyncio.Event()
+        self.changed = asyncio.Condition()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate`` holds (checked after every window the broker took)."""
+        async with self.changed:
+            await self.changed.wait_for(predicate)
+
+    async def run(self, client: aiomqtt.Client) -> None:
+        """Forward until cancelled or the connection fails (an :class:`aiomqtt.MqttError`)."""
+        self.refusals.attach(client)
+        # A window of publishes in flight is the design here, not a leak worth a warning.
+        client.pending_calls_threshold = max(client.pending_calls_threshold, 2 * self.window)
+        while True:
+            self._wake.clear()
+            messages = self.spool.peek(self.window)
+            if not messages:
+                await self._wake.wait()
+                continue
+            refused_before = self.refusals.count
+            # Publish calls are made in order, so the broker receives them in order.
+            await asyncio.gather(*(client.publish(m.topic, m.payload, qos=1) for m in messages))
+            self.spool.remove([m.id for m in messages])
+            self.stats.published += len(messages)
+            refused = self.refusals.count - refused_before
+            if refused:
+                # Retrying cannot help (the ACL says no); keeping them would block the spool.
+                self.stats.refused += refused
+                logger.error(
+                    "the broker refused %d of %d telemetry messages (%s): check this agent's "
+                    "ACL; they are dropped",
+                    refused,
+                    len(messages),
+                    self.refusals.last_reason,
+                )
+            async with self.changed:
+                self.changed.notify_all()
