@@ -26,6 +26,7 @@ from ._messages import (
 )
 from ._province import (
     AccessPoint,
+    Analytics,
     Camera,
     ConfigError,
     District,
@@ -62,6 +63,7 @@ __all__ = [
     "TRAFFIC",
     "AccessPoint",
     "AlertMessage",
+    "Analytics",
     "Camera",
     "CameraState",
     "Codec",

@@ -1,49 +1,192 @@
-"""A running-average background for a whole batch of cameras at once."""
+"""The background model of every camera, advanced one batch of frames at a time.
+
+Each camera's background is a float image learnt by a running average with the camera's own
+learning rate, updated only where no foreground was found, so an object that stops inside a
+zone stays foreground instead of fading into the scene. The frames of a batch are one tall
+image, so every OpenCV call (difference, threshold, morphology, update) runs once per batch.
+
+Three things keep the model honest without flooding events:
+- warm-up: the first background is the median of a few frames spread over half a second, so
+  cars passing at start-up leave no ghosts;
+- exposure: a global brightness change (auto exposure, clouds, IR switch) is measured as the
+  median brightness ratio of frame and background and the background is rescaled to it;
+- re-baseline: a frame that is mostly foreground even so (the camera moved, the light
+  changed its character) is not analysed, and if that lasts, the camera warms up again.
+"""
 
 from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from protocol import Camera
+
+from ._batch import BatchRows
+
 _OPEN_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+WARMUP_SAMPLES = 5
+WARMUP_SPACING = 0.1
+"""Seconds between warm-up samples: five samples span half a second at any frame rate."""
+GAIN_TOLERANCE = 0.04
+"""Brightness ratios closer to 1 than this are left to the running average."""
+UNSETTLED_SHARE = 0.45
+"""A frame with more foreground than this share is a global change, not objects."""
+REBASELINE_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Foreground:
+    """The batch's foreground: ``mask`` is 0/255, ``(frames, height * width)``; ``settled``
+    says which frames can be analysed (warmed up, no global change in progress)."""
+
+    mask: npt.NDArray[np.uint8]
+    settled: npt.NDArray[np.bool_]
+    share: npt.NDArray[np.float64]
 
 
 class BatchBackground:
-    """Per-camera float background, updated only where no foreground was found, so an
-    object that stops inside a zone stays foreground instead of fading into the scene."""
-
     def __init__(
-        self,
-        cameras: int,
-        height: int,
-        width: int,
-        *,
-        threshold: float = 25.0,
-        learning_rate: npt.NDArray[np.float32] | None = None,
+        self, cameras: Sequence[Camera], height: int, width: int, fps: npt.NDArray[np.float64]
     ) -> None:
-        self.model = np.zeros((cameras, height, width), np.float32)
-        self.ready = np.zeros(cameras, bool)
-        self.threshold = np.float32(threshold)
-        self.learning_rate = (
-            learning_rate if learning_rate is not None else np.full(cameras, 0.05, np.float32)
-        )
+        count = len(cameras)
+        self.height, self.width = height, width
+        self.model = np.zeros((count, height * width), np.float32)
+        self.model8 = np.zeros((count, height * width), np.uint8)
+        self.ready = np.zeros(count, bool)
+        seconds = np.array([c.analytics.background_seconds for c in cameras])
+        self.alpha = 1.0 - np.exp(-1.0 / (np.maximum(fps, 1e-3) * seconds))
+        self.threshold = np.array([c.analytics.threshold for c in cameras], np.float64)
+        # Cameras with equal (threshold, rate) share one OpenCV call; the pipeline orders its
+        # cameras so that each such group is one run of rows in a sorted batch.
+        keys = list(zip(self.threshold.tolist(), self.alpha.tolist(), strict=True))
+        distinct = list(dict.fromkeys(keys))
+        self.group = np.array([distinct.index(k) for k in keys], np.intp)
+        self.group_threshold = [t for t, _ in distinct]
+        self.group_alpha = [a for _, a in distinct]
+        self.unsettled_since = np.full(count, np.nan)
+        self._samples: dict[int, list[npt.NDArray[np.uint8]]] = {}
+        self._last_sample = np.full(count, -math.inf)
+        self.rebaselines = 0
+        self.exposure_changes = 0
 
     def apply(
-        self, gray: npt.NDArray[np.uint8], cameras: npt.NDArray[np.intp]
-    ) -> npt.NDArray[np.bool_]:
-        """Foreground masks (k, H, W) for frames ``gray`` of ``cameras``; updates the model."""
-        frames = gray.astype(np.float32)
-        model = self.model[cameras]
-        fresh = ~self.ready[cameras]
-        model[fresh] = frames[fresh]
-        raw = (np.abs(frames - model) > self.threshold).astype(np.uint8)
-        k, h, w = raw.shape
-        # One morphology call over the batch stacked as a tall image.
-        opened = cv2.morphologyEx(raw.reshape(k * h, w), cv2.MORPH_OPEN, _OPEN_KERNEL)
-        foreground = opened.reshape(k, h, w).astype(bool)
-        rate = self.learning_rate[cameras][:, None, None]
-        model += np.where(foreground, np.float32(0), rate * (frames - model))
-        self.model[cameras] = model
-        self.ready[cameras] = True
-        return foreground
+        self, gray: npt.NDArray[np.uint8], rows: BatchRows, times: npt.NDArray[np.float64]
+    ) -> Foreground:
+        """Foreground of ``gray`` ``(frames, height * width)``; updates the model."""
+        ready = self.ready[rows.cameras]
+        model = rows.take(self.model)
+        model8 = rows.take(self.model8)
+        self._match_exposure(gray, model, model8, ready)
+        mask = np.empty_like(gray)
+        diff = np.empty_like(gray)
+        cv2.absdiff(gray, model8, dst=diff)
+        runs = self._runs(rows.cameras)
+        for start, stop, group in runs:
+            thr = self.group_threshold[group]
+            cv2.threshold(diff[start:stop], thr, 255, cv2.THRESH_BINARY, dst=mask[start:stop])
+        cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPEN_KERNEL, dst=mask)
+        background = cv2.bitwise_not(mask)
+        for start, stop, group in runs:
+            cv2.accumulateWeighted(
+                gray[start:stop], model[start:stop], self.group_alpha[group], background[start:stop]
+            )
+        cv2.convertScaleAbs(model, dst=model8)
+        rows.put(self.model, model)
+        rows.put(self.model8, model8)
+        share = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0] / (
+            255.0 * gray.shape[1]
+        )
+        settled = ready & (share <= UNSETTLED_SHARE)
+        self._watch_global_change(rows.cameras, ready, settled, times)
+        for i in np.flatnonzero(~ready):
+            # Only cameras warming up (start-up, re-baseline) take this loop.
+            self._warm_up(int(rows.cameras[i]), gray[i], float(times[i]))
+        mask[~settled] = 0
+        return Foreground(mask, settled, share)
+
+    def _runs(self, cameras: npt.NDArray[np.intp]) -> list[tuple[int, int, int]]:
+        groups = self.group[cameras]
+        edges = [0, *(np.flatnonzero(np.diff(groups)) + 1).tolist(), len(groups)]
+        return [(a, b, int(groups[a])) for a, b in itertools.pairwise(edges)]
+
+    def _match_exposure(
+        self,
+        gray: npt.NDArray[np.uint8],
+        model: npt.NDArray[np.float32],
+        model8: npt.NDArray[np.uint8],
+        ready: npt.NDArray[np.bool_],
+    ) -> None:
+        """Rescale the background of cameras whose whole image got brighter or darker."""
+        frame_sum = cv2.reduce(gray, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
+        model_sum = cv2.reduce(model8, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
+        ratio = frame_sum / np.maximum(model_sum, 1.0)
+        # The mean moves with objects too; only a suspicious mean pays for the median.
+        for i in np.flatnonzero(ready & (np.abs(ratio - 1.0) > GAIN_TOLERANCE / 2)):
+            gain = self._gain(gray[i], model8[i])
+            if abs(gain - 1.0) > GAIN_TOLERANCE:
+                model[i] *= np.float32(gain)
+                np.clip(model[i], 0, 255, out=model[i])
+                cv2.convertScaleAbs(model[i], dst=model8[i])
+                self.exposure_changes += 1
+
+    def _gain(self, frame: npt.NDArray[np.uint8], model8: npt.NDArray[np.uint8]) -> float:
+        """Median brightness ratio over a thumbnail: objects covering less than half the
+        image do not move it."""
+        size = (self.width // 4, self.height // 4)
+        f = cv2.resize(frame.reshape(self.height, self.width), size, interpolation=cv2.INTER_AREA)
+        m = cv2.resize(model8.reshape(self.height, self.width), size, interpolation=cv2.INTER_AREA)
+        lit = m > 8
+        if np.count_nonzero(lit) < lit.size // 4:
+            return 1.0
+        return float(np.median(f[lit].astype(np.float32) / m[lit]))
+
+    def _watch_global_change(
+        self,
+        cameras: npt.NDArray[np.intp],
+        ready: npt.NDArray[np.bool_],
+        settled: npt.NDArray[np.bool_],
+        times: npt.NDArray[np.float64],
+    ) -> None:
+        since = self.unsettled_since[cameras]
+        since = np.where(settled | ~ready, np.nan, np.where(np.isnan(since), times, since))
+        self.unsettled_since[cameras] = since
+        for i in np.flatnonzero(times - since >= REBASELINE_SECONDS):
+            self.restart(int(cameras[i]))
+
+    def restart(self, camera: int) -> None:
+        """Learn the camera's background again from its next frames."""
+        self.ready[camera] = False
+        self.unsettled_since[camera] = np.nan
+        self._samples.pop(camera, None)
+        self._last_sample[camera] = -math.inf
+        self.rebaselines += 1
+
+    def _warm_up(self, camera: int, frame: npt.NDArray[np.uint8], now: float) -> None:
+        if now - self._last_sample[camera] < WARMUP_SPACING - 1e-6:
+            return
+        self._last_sample[camera] = now
+        samples = self._samples.setdefault(camera, [])
+        samples.append(frame.copy())
+        if len(samples) >= WARMUP_SAMPLES:
+            median = np.median(np.stack(samples), axis=0)
+            self.model[camera] = median
+            self.model8[camera] = np.round(median).astype(np.uint8)
+            self.ready[camera] = True
+            del self._samples[camera]
+
+    def absorb(
+        self, camera: int, frame: npt.NDArray[np.uint8], box: tuple[int, int, int, int]
+    ) -> None:
+        """Make what ``frame`` shows inside ``box`` (x0, y0, x1, y1 pixels) background."""
+        x0, y0, x1, y1 = box
+        model = self.model[camera].reshape(self.height, self.width)
+        model8 = self.model8[camera].reshape(self.height, self.width)
+        patch = frame.reshape(self.height, self.width)[y0:y1, x0:x1]
+        model[y0:y1, x0:x1] = patch
+        model8[y0:y1, x0:x1] = patch

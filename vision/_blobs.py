@@ -1,0 +1,169 @@
+"""Blobs: the connected pieces of foreground of every frame of a batch, in one OpenCV call.
+
+Connected components run at half the analysis size, on a mask where a half-size pixel is
+set when any of its four pixels is: a quarter of the pixels to label (labelling with
+statistics is the costliest OpenCV step per pixel here), and pieces of one object a pixel
+apart join up. The frames are stacked with an empty row between them, so a blob never spans
+two cameras. Pieces whose boxes mostly overlap (a car's roof above its body, a person's head
+above a shirt that matches the wall) are then grouped into one blob.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from ._batch import pairs_by_key
+
+Floats = npt.NDArray[np.float64]
+GROUP_MARGIN = 0.25
+GROUP_OVERLAP = 0.5
+"""Blobs of one frame whose boxes, grown by ``GROUP_MARGIN`` of the smaller one's size on
+every side, share this much of the smaller grown box are one object."""
+STACK_SHARE = 0.6
+STACK_GAP = 0.2
+"""Blobs one above the other, of about one width, sharing this much of the narrower one's
+width, with a gap of at most this much of the lower one's height, are one object."""
+
+
+@dataclass(frozen=True, slots=True)
+class Blobs:
+    """Blob ``i`` is in batch row ``row[i]``; boxes and centroids are frame fractions."""
+
+    row: npt.NDArray[np.intp]
+    x0: Floats
+    y0: Floats
+    x1: Floats
+    y1: Floats
+    cx: Floats
+    cy: Floats
+    area: Floats
+    """Share of the frame."""
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def select(self, keep: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> Blobs:
+        return Blobs(
+            self.row[keep],
+            self.x0[keep],
+            self.y0[keep],
+            self.x1[keep],
+            self.y1[keep],
+            self.cx[keep],
+            self.cy[keep],
+            self.area[keep],
+        )
+
+
+class BlobFinder:
+    def __init__(self, height: int, width: int) -> None:
+        if height % 4 or width % 4:
+            raise ValueError(f"analysis size {width}x{height} must be a multiple of 4")
+        self.height, self.width = height, width
+        self._padded = np.zeros((0, height // 2 + 1, width // 2), np.uint8)
+
+    def find(self, mask: npt.NDArray[np.uint8], min_area: npt.NDArray[np.float64]) -> Blobs:
+        """Blobs of ``mask`` (0/255, ``(frames, height * width)``) covering at least
+        ``min_area[row]`` of their frame."""
+        k = mask.shape[0]
+        h, w = self.height // 2, self.width // 2
+        if self._padded.shape[0] < k:
+            self._padded = np.zeros((k, h + 1, w), np.uint8)
+        padded = self._padded[:k]
+        half = cv2.resize(
+            mask.reshape(k * self.height, self.width), (w, k * h), interpolation=cv2.INTER_AREA
+        )
+        # Any foreground among the four pixels sets the half-size pixel.
+        cv2.threshold(half, 0, 255, cv2.THRESH_BINARY, dst=half)
+        padded[:, :h] = half.reshape(k, h, w)
+        _, _, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
+            padded.reshape(k * (h + 1), w), 8, cv2.CV_32S, cv2.CCL_GRANA
+        )
+        stats, centroids = stats[1:], centroids[1:]
+        row = stats[:, cv2.CC_STAT_TOP] // (h + 1)
+        area = stats[:, cv2.CC_STAT_AREA] / float(h * w)
+        keep = area >= min_area[row]
+        stats, centroids, row, area = stats[keep], centroids[keep], row[keep], area[keep]
+        top = (stats[:, cv2.CC_STAT_TOP] - row * (h + 1)).astype(np.float64)
+        left = stats[:, cv2.CC_STAT_LEFT].astype(np.float64)
+        return group_overlapping(
+            Blobs(
+                row.astype(np.intp),
+                left / w,
+                top / h,
+                (left + stats[:, cv2.CC_STAT_WIDTH]) / w,
+                (top + stats[:, cv2.CC_STAT_HEIGHT]) / h,
+                (centroids[:, 0] + 0.5) / w,
+                (centroids[:, 1] - row * (h + 1) + 0.5) / h,
+                area,
+            )
+        )
+
+
+def _box_area(x0: Floats, y0: Floats, x1: Floats, y1: Floats) -> Floats:
+    return np.maximum(x1 - x0, 0.0) * np.maximum(y1 - y0, 0.0)
+
+
+def group_overlapping(blobs: Blobs) -> Blobs:
+    """Merge blobs of the same frame whose grown boxes overlap by ``GROUP_OVERLAP`` of the
+    smaller one (connected groups, by label propagation over the overlapping pairs)."""
+    i, j = pairs_by_key(blobs.row, blobs.row)
+    keep = i < j
+    i, j = i[keep], j[keep]
+    b = blobs
+    w, h = b.x1 - b.x0, b.y1 - b.y0
+    # Grown by a share of the smaller blob's size: a truck must not swallow the car beside it.
+    mx = GROUP_MARGIN * np.minimum(w[i], w[j])
+    my = GROUP_MARGIN * np.minimum(h[i], h[j])
+    inter = _box_area(
+        np.maximum(b.x0[i], b.x0[j]) - mx,
+        np.maximum(b.y0[i], b.y0[j]) - my,
+        np.minimum(b.x1[i], b.x1[j]) + mx,
+        np.minimum(b.y1[i], b.y1[j]) + my,
+    )
+    smaller = np.minimum((w[i] + 2 * mx) * (h[i] + 2 * my), (w[j] + 2 * mx) * (h[j] + 2 * my))
+    near = inter >= GROUP_OVERLAP * smaller
+    # Stacked pieces of one width, one above the other and touching: a car's rear window
+    # above its bumper when the boot is the colour of the road.
+    shared = np.minimum(b.x1[i], b.x1[j]) - np.maximum(b.x0[i], b.x0[j])
+    narrower = np.minimum(w[i], w[j])
+    gap = np.maximum(b.y0[i], b.y0[j]) - np.minimum(b.y1[i], b.y1[j])
+    lower = np.minimum(h[i], h[j])
+    alike = narrower >= STACK_SHARE * np.maximum(w[i], w[j])
+    near |= alike & (shared >= STACK_SHARE * narrower) & (gap <= STACK_GAP * lower)
+    i, j = i[near], j[near]
+    if not len(i):
+        return blobs
+    label = np.arange(len(b))
+    while True:
+        low = np.minimum(label[i], label[j])
+        new = label.copy()
+        np.minimum.at(new, i, low)
+        np.minimum.at(new, j, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            break
+        label = new
+    groups, inverse = np.unique(label, return_inverse=True)
+    n = len(groups)
+    area = np.bincount(inverse, weights=b.area, minlength=n).astype(np.float64)
+    x0, y0 = np.full(n, np.inf), np.full(n, np.inf)
+    x1, y1 = np.zeros(n), np.zeros(n)
+    np.minimum.at(x0, inverse, b.x0)
+    np.minimum.at(y0, inverse, b.y0)
+    np.maximum.at(x1, inverse, b.x1)
+    np.maximum.at(y1, inverse, b.y1)
+    return Blobs(
+        b.row[groups],
+        x0,
+        y0,
+        x1,
+        y1,
+        np.bincount(inverse, weights=b.area * b.cx, minlength=n) / area,
+        np.bincount(inverse, weights=b.area * b.cy, minlength=n) / area,
+        area,
+    )
