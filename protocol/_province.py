@@ -97,6 +97,8 @@ class Zone(_Strict):
     high_occupancy: Annotated[float, Field(gt=0.0, le=1.0)] = 0.35
     """Foreground share of the zone that is high: a crowd (crowd zones), or, with slow traffic,
     congestion (lanes)."""
+    congestion_seconds: Annotated[float, Field(ge=0.0, le=3600.0)] = 60.0
+    """Lanes: how long occupancy must stay high and traffic slow to raise congestion."""
     low_speed: Annotated[float, Field(ge=0.0, le=10.0)] = 0.04
     """Frame sizes per second (x in widths, y in heights). Lanes: congestion when tracked objects
     are slower on average; no_stopping: an object slower is stopped; wrong_way needs faster."""

@@ -27,10 +27,11 @@ import numpy.typing as npt
 
 from protocol import Camera
 
-from ._batch import BatchRows
+from ._batch import BatchRows, Scratch, shrink
 
 _OPEN_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 WARMUP_SAMPLES = 5
+"""The warm-up median is of five frames (a min/max network, see :func:`_median5`)."""
 WARMUP_SPACING = 0.1
 """Seconds between warm-up samples: five samples span half a second at any frame rate."""
 GAIN_TOLERANCE = 0.04
@@ -38,6 +39,7 @@ GAIN_TOLERANCE = 0.04
 UNSETTLED_SHARE = 0.45
 """A frame with more foreground than this share is a global change, not objects."""
 REBASELINE_SECONDS = 1.0
+UPDATE_EVERY = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,8 @@ class BatchBackground:
         self.model8 = np.zeros((count, height * width), np.uint8)
         self.ready = np.zeros(count, bool)
         seconds = np.array([c.analytics.background_seconds for c in cameras])
-        self.alpha = 1.0 - np.exp(-1.0 / (np.maximum(fps, 1e-3) * seconds))
+        rate = 1.0 - np.exp(-1.0 / (np.maximum(fps, 1e-3) * seconds))
+        self.alpha = 1.0 - (1.0 - rate) ** UPDATE_EVERY
         self.threshold = np.array([c.analytics.threshold for c in cameras], np.float64)
         # Cameras with equal (threshold, rate) share one OpenCV call; the pipeline orders its
         # cameras so that each such group is one run of rows in a sorted batch.
@@ -74,29 +77,41 @@ class BatchBackground:
         self._last_sample = np.full(count, -math.inf)
         self.rebaselines = 0
         self.exposure_changes = 0
+        self.scratch = Scratch()
+        self.frames = np.zeros(count, np.int64)
 
     def apply(
-        self, gray: npt.NDArray[np.uint8], rows: BatchRows, times: npt.NDArray[np.float64]
+        self,
+        gray: npt.NDArray[np.uint8],
+        rows: BatchRows,
+        times: npt.NDArray[np.float64],
     ) -> Foreground:
-        """Foreground of ``gray`` ``(frames, height * width)``; updates the model."""
+        """Foreground of ``gray`` ``(frames, height * width)``; updates the model. The mask
+        is valid until the next call."""
+        k = len(gray)
         ready = self.ready[rows.cameras]
         model = rows.take(self.model)
         model8 = rows.take(self.model8)
         self._match_exposure(gray, model, model8, ready)
-        mask = np.empty_like(gray)
-        diff = np.empty_like(gray)
-        cv2.absdiff(gray, model8, dst=diff)
-        runs = self._runs(rows.cameras)
-        for start, stop, group in runs:
+        mask = self.scratch.get("mask", gray.shape, np.uint8)
+        work = self.scratch.get("work", gray.shape, np.uint8)
+        cv2.absdiff(gray, model8, dst=work)
+        for start, stop, group in self._runs(rows.cameras, np.ones(k, bool)):
             thr = self.group_threshold[group]
-            cv2.threshold(diff[start:stop], thr, 255, cv2.THRESH_BINARY, dst=mask[start:stop])
-        cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPEN_KERNEL, dst=mask)
-        background = cv2.bitwise_not(mask)
-        for start, stop, group in runs:
-            cv2.accumulateWeighted(
-                gray[start:stop], model[start:stop], self.group_alpha[group], background[start:stop]
-            )
-        cv2.convertScaleAbs(model, dst=model8)
+            cv2.threshold(work[start:stop], thr, 255, cv2.THRESH_BINARY, dst=mask[start:stop])
+        tall = mask.reshape(k * self.height, self.width)  # frames stacked, a view
+        cv2.morphologyEx(tall, cv2.MORPH_OPEN, _OPEN_KERNEL, dst=tall)
+        # The background learns from every UPDATE_EVERY-th frame of a camera (with the
+        # learning rate compounded to match): the float model is the biggest array here
+        # and its update the biggest memory traffic.
+        counts = self.frames[rows.cameras]
+        self.frames[rows.cameras] += 1
+        learn = counts % UPDATE_EVERY == 0
+        for start, stop, group in self._runs(rows.cameras, learn):
+            cv2.bitwise_not(mask[start:stop], dst=work[start:stop])
+            alpha = self.group_alpha[group]
+            cv2.accumulateWeighted(gray[start:stop], model[start:stop], alpha, work[start:stop])
+            cv2.convertScaleAbs(model[start:stop], dst=model8[start:stop])
         rows.put(self.model, model)
         rows.put(self.model8, model8)
         share = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0] / (
@@ -107,13 +122,17 @@ class BatchBackground:
         for i in np.flatnonzero(~ready):
             # Only cameras warming up (start-up, re-baseline) take this loop.
             self._warm_up(int(rows.cameras[i]), gray[i], float(times[i]))
-        mask[~settled] = 0
+        if not settled.all():
+            mask[~settled] = 0
         return Foreground(mask, settled, share)
 
-    def _runs(self, cameras: npt.NDArray[np.intp]) -> list[tuple[int, int, int]]:
-        groups = self.group[cameras]
-        edges = [0, *(np.flatnonzero(np.diff(groups)) + 1).tolist(), len(groups)]
-        return [(a, b, int(groups[a])) for a, b in itertools.pairwise(edges)]
+    def _runs(
+        self, cameras: npt.NDArray[np.intp], chosen: npt.NDArray[np.bool_]
+    ) -> list[tuple[int, int, int]]:
+        """(start, stop, settings group) of each run of ``chosen`` rows sharing settings."""
+        key = np.where(chosen, self.group[cameras], -1)
+        edges = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), len(key)]
+        return [(a, b, int(key[a])) for a, b in itertools.pairwise(edges) if key[a] >= 0]
 
     def _match_exposure(
         self,
@@ -122,29 +141,29 @@ class BatchBackground:
         model8: npt.NDArray[np.uint8],
         ready: npt.NDArray[np.bool_],
     ) -> None:
-        """Rescale the background of cameras whose whole image got brighter or darker."""
+        """Rescale the background of cameras whose whole image got brighter or darker, by
+        the median brightness ratio of frame and background over their thumbnails (objects
+        covering less than half the image do not move a median)."""
         frame_sum = cv2.reduce(gray, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
         model_sum = cv2.reduce(model8, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
         ratio = frame_sum / np.maximum(model_sum, 1.0)
-        # The mean moves with objects too; only a suspicious mean pays for the median.
-        for i in np.flatnonzero(ready & (np.abs(ratio - 1.0) > GAIN_TOLERANCE / 2)):
-            gain = self._gain(gray[i], model8[i])
-            if abs(gain - 1.0) > GAIN_TOLERANCE:
-                model[i] *= np.float32(gain)
-                np.clip(model[i], 0, 255, out=model[i])
-                cv2.convertScaleAbs(model[i], dst=model8[i])
-                self.exposure_changes += 1
-
-    def _gain(self, frame: npt.NDArray[np.uint8], model8: npt.NDArray[np.uint8]) -> float:
-        """Median brightness ratio over a thumbnail: objects covering less than half the
-        image do not move it."""
-        size = (self.width // 4, self.height // 4)
-        f = cv2.resize(frame.reshape(self.height, self.width), size, interpolation=cv2.INTER_AREA)
-        m = cv2.resize(model8.reshape(self.height, self.width), size, interpolation=cv2.INTER_AREA)
-        lit = m > 8
-        if np.count_nonzero(lit) < lit.size // 4:
-            return 1.0
-        return float(np.median(f[lit].astype(np.float32) / m[lit]))
+        # The mean moves with objects too; only frames with a suspicious mean pay for it.
+        suspect = np.flatnonzero(ready & (np.abs(ratio - 1.0) > GAIN_TOLERANCE))
+        if not len(suspect):
+            return
+        frame = shrink(gray[suspect], self.height, self.width, self.scratch, "frame").thumbs
+        background = shrink(model8[suspect], self.height, self.width, self.scratch, "model").thumbs
+        lit = background > 8
+        quotient = np.where(lit, frame / np.maximum(background, 1.0), np.inf)
+        quotient.sort(axis=1)
+        count = lit.sum(axis=1)
+        gain = quotient[np.arange(len(suspect)), count // 2]
+        change = (count >= lit.shape[1] // 4) & (np.abs(gain - 1.0) > GAIN_TOLERANCE)
+        for i, g in zip(suspect[change].tolist(), gain[change].tolist(), strict=True):
+            # Cameras whose exposure changed in this frame: a few a second, province-wide.
+            model[i] *= np.float32(g)
+            cv2.convertScaleAbs(model[i], dst=model8[i])
+            self.exposure_changes += 1
 
     def _watch_global_change(
         self,
@@ -174,9 +193,9 @@ class BatchBackground:
         samples = self._samples.setdefault(camera, [])
         samples.append(frame.copy())
         if len(samples) >= WARMUP_SAMPLES:
-            median = np.median(np.stack(samples), axis=0)
+            median = _median5(*samples)
             self.model[camera] = median
-            self.model8[camera] = np.round(median).astype(np.uint8)
+            self.model8[camera] = median
             self.ready[camera] = True
             del self._samples[camera]
 
@@ -190,3 +209,20 @@ class BatchBackground:
         patch = frame.reshape(self.height, self.width)[y0:y1, x0:x1]
         model[y0:y1, x0:x1] = patch
         model8[y0:y1, x0:x1] = patch
+
+
+def _median5(
+    a: npt.NDArray[np.uint8],
+    b: npt.NDArray[np.uint8],
+    c: npt.NDArray[np.uint8],
+    d: npt.NDArray[np.uint8],
+    e: npt.NDArray[np.uint8],
+) -> npt.NDArray[np.uint8]:
+    """Pixelwise median of five images with six min/max passes (np.median over a stack is
+    a hundred times slower, and every camera warms up at start)."""
+    low = np.maximum(np.minimum(a, b), np.minimum(c, d))
+    high = np.minimum(np.maximum(a, b), np.maximum(c, d))
+    median: npt.NDArray[np.uint8] = np.maximum(
+        np.minimum(e, low), np.minimum(np.maximum(e, low), high)
+    )
+    return median

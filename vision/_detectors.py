@@ -9,7 +9,6 @@ the objects in it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,13 +21,17 @@ from protocol import Camera, EventKind, VisionEvent, ZoneKind
 
 from ._batch import BatchIndex
 from ._episodes import Episode, EpisodeTracker
+from ._events import event_id, zone_event
 from ._geometry import ZoneLayout
+from ._intrusions import ObjectIntrusions
 from ._tracking import Tracker, TrackStep
 
 Ints = npt.NDArray[np.intp]
 Floats = npt.NDArray[np.float64]
 WRONG_WAY_COSINE = -0.5
 """Moving more than 120 degrees away from the lane's direction is the wrong way."""
+WRONG_WAY_TRAVEL = 0.1
+"""Frame fractions an object must have travelled against its lane to be going the wrong way."""
 MIN_HITS = 3
 """Observations before a track's speed is trusted (stopped, wrong way)."""
 _ZONE_KINDS = {
@@ -47,14 +50,6 @@ class ZoneObjects:
     slots: Ints
     inside: npt.NDArray[np.bool_]
     zone: Ints
-
-
-def event_id(camera_id: str, *parts: str) -> str:
-    """Stable id of an event; long ids are shortened to a digest (the payload allows 128)."""
-    text = ":".join((camera_id, *parts))
-    if len(text) <= 128:
-        return text
-    return f"{camera_id}:{hashlib.sha256(text.encode()).hexdigest()[:40]}"
 
 
 class ZoneDetectors:
@@ -78,18 +73,11 @@ class ZoneDetectors:
         min_s = np.array([z.min_seconds for z in zones])
         clear_s = np.array([z.clear_seconds for z in zones])
         self.zone_episodes = {kind: EpisodeTracker(kind, min_s, clear_s) for kind in _ZONE_KINDS}
-        # Intrusions are keyed by (track slot, zone layer); they grow with the tracker.
-        self.layers = max(layout.layers, 1)
-        shape = (len(self.cameras), self.layers)
-        self.restricted = np.zeros(shape, bool)
-        self.layer_min_seconds = np.zeros(shape)
-        self.layer_clear_seconds = np.zeros(shape)
-        for ref in layout.zones:
-            at = (ref.camera_index, ref.layer)
-            self.restricted[at] = ref.zone.kind is ZoneKind.RESTRICTED
-            self.layer_min_seconds[at] = ref.zone.min_seconds
-            self.layer_clear_seconds[at] = ref.zone.clear_seconds
-        self.intrusions = EpisodeTracker(EventKind.INTRUSION, np.zeros(0), np.zeros(0))
+        congestion = np.array([z.congestion_seconds for z in zones])
+        self.zone_episodes[EventKind.CONGESTION] = EpisodeTracker(
+            EventKind.CONGESTION, congestion, clear_s
+        )
+        self.intrusions = ObjectIntrusions(cameras, layout)
 
     def watched(self, now: float) -> npt.NDArray[np.bool_]:
         """Zones whose schedule is active at ``now`` (local time), recomputed each minute."""
@@ -114,53 +102,13 @@ class ZoneDetectors:
         inside = self.layout.inside(cams, tracker.cx[slots], tracker.y1[slots] - 1e-6)
         inside &= (zone >= 0) & watched[np.maximum(zone, 0)]
         objects = ZoneObjects(slots, inside, zone)
-        events = self._intrusions(tracker, objects, index)
+        events = self.intrusions.update(tracker, slots, inside, index)
         events += self._zones(tracker, objects, index, occupancy, watched)
         return events
 
-    def _intrusions(
-        self, tracker: Tracker, objects: ZoneObjects, index: BatchIndex
-    ) -> list[VisionEvent]:
-        needed = tracker.capacity * self.layers
-        if len(self.intrusions.active) < needed:
-            self.intrusions.resize(np.zeros(needed), np.zeros(needed))
-        # Every live track of the batch's cameras: observed ones may be present, the rest not.
-        here = np.flatnonzero(tracker.alive & (index.position[np.maximum(tracker.camera, 0)] >= 0))
-        track_i, layer = np.nonzero(self.restricted[tracker.camera[here]])
-        if not len(track_i):
-            return []
-        slot = here[track_i]
-        cam = tracker.camera[slot]
-        keys = slot * self.layers + layer
-        self.intrusions.min_seconds[keys] = self.layer_min_seconds[cam, layer]
-        self.intrusions.clear_seconds[keys] = self.layer_clear_seconds[cam, layer]
-        zone = self.layout.zone_of[cam, layer]
-        share = tracker.area[slot] / self.area_share[zone]
-        row = np.full(tracker.capacity, -1, np.intp)
-        row[objects.slots] = np.arange(len(objects.slots))
-        seen = row[slot] >= 0
-        present = np.zeros(len(keys), bool)
-        present[seen] = objects.inside[row[slot[seen]], layer[seen]] & (
-            share[seen] >= self.min_area[zone[seen]]
-        )
-        at = index.position[cam]
-        episodes = self.intrusions.update(keys, present, share, index.times[at], index.seqs[at])
-        return [self._intrusion_event(tracker, e) for e in episodes]
-
     def close_tracks(self, tracker: Tracker, slots: Ints, now: float) -> list[VisionEvent]:
-        """End the intrusions of tracks that are gone (before their slots are reused)."""
-        if not len(slots) or not len(self.intrusions.active):
-            return []
-        keys = (slots[:, None] * self.layers + np.arange(self.layers)).ravel()
-        keys = keys[keys < len(self.intrusions.active)]
-        return [self._intrusion_event(tracker, e) for e in self.intrusions.close(keys, now)]
-
-    def _intrusion_event(self, tracker: Tracker, episode: Episode) -> VisionEvent:
-        slot, layer = divmod(episode.key, self.layers)
-        ref = self.layout.zones[self.layout.zone_of[tracker.camera[slot], layer]]
-        started = f"{episode.started_at:.3f}"
-        ident = event_id(ref.camera_id, ref.zone.id, "intrusion", started, str(tracker.ident[slot]))
-        return _event(episode, ident, ref.camera_id, ref.zone.id)
+        """End (or hand over) the intrusions of tracks that are gone."""
+        return self.intrusions.close_tracks(tracker, slots, now)
 
     def _zones(
         self,
@@ -190,8 +138,14 @@ class ZoneDetectors:
         stopped[z[trusted & big & (speed <= self.low_speed[z])]] = True
         along = tracker.vx[s] * self.direction[z, 0] + tracker.vy[s] * self.direction[z, 1]
         heading = along / np.maximum(speed, 1e-9)
+        # Wrong way: moving against the lane now, and already well back from where the
+        # object was first seen (two cars merging and parting shift a centre, not that far).
+        back = (tracker.cx[s] - tracker.origin_x[s]) * self.direction[z, 0] + (
+            tracker.cy[s] - tracker.origin_y[s]
+        ) * self.direction[z, 1]
+        against = (speed > self.low_speed[z]) & (heading < WRONG_WAY_COSINE)
         wrong = np.zeros(n_zones, bool)
-        wrong[z[trusted & big & (speed > self.low_speed[z]) & (heading < WRONG_WAY_COSINE)]] = True
+        wrong[z[trusted & big & against & (back <= -WRONG_WAY_TRAVEL)]] = True
         kind = self.kind[live]
         found = {
             EventKind.CROWD: (kind == ZoneKind.CROWD) & (occ >= self.high[live]),
@@ -219,30 +173,12 @@ class ZoneDetectors:
 
     def _zone_event(self, episode: Episode) -> VisionEvent:
         ref = self.layout.zones[episode.key]
-        return _event(
-            episode,
-            event_id(ref.camera_id, ref.zone.id, str(episode.kind), f"{episode.started_at:.3f}"),
-            ref.camera_id,
-            ref.zone.id,
-        )
+        started = f"{episode.started_at:.3f}"
+        ident = event_id(ref.camera_id, ref.zone.id, str(episode.kind), started)
+        return zone_event(episode, ident, ref.camera_id, ref.zone.id)
 
     def finish(self, tracker: Tracker, now: float) -> list[VisionEvent]:
-        events = self.close_tracks(tracker, np.flatnonzero(tracker.alive), now)
+        events = self.intrusions.finish(tracker, now)
         for episodes in self.zone_episodes.values():
             events += [self._zone_event(e) for e in episodes.close_all(now)]
         return events
-
-
-def _event(episode: Episode, ident: str, camera_id: str, zone_id: str) -> VisionEvent:
-    return VisionEvent(
-        event_id=ident,
-        kind=episode.kind,
-        camera_id=camera_id,
-        phase="start" if episode.ended_at is None else "end",
-        started_at=episode.started_at,
-        ended_at=episode.ended_at,
-        zone_id=zone_id,
-        score=round(episode.peak, 4),
-        frame_seq=episode.frame_seq,
-        frame_captured_at=episode.frame_captured_at,
-    )

@@ -115,6 +115,23 @@ class EpisodeTracker:
         started = float(self.started_at[key])
         return Episode(self.kind, key, started, max(at, started), float(self.peak[key]), seq, now)
 
+    def transfer(self, source: int, target: int) -> None:
+        """Move ``source``'s state (an open episode) to ``target``; ``source`` is forgotten."""
+        for name in (
+            "active",
+            "present_since",
+            "last_present",
+            "absent_since",
+            "started_at",
+            "peak",
+        ):
+            array = getattr(self, name)
+            array[target] = array[source]
+        self.active[source] = False
+        self.present_since[source] = np.nan
+        self.absent_since[source] = np.nan
+        self.last_present[source] = np.nan
+
     def close(self, keys: npt.NDArray[np.intp], now: float) -> list[Episode]:
         """End the open episodes of ``keys`` at their last finding and forget the keys
         (a track that is gone, a file that ended, a worker stopping)."""

@@ -19,15 +19,18 @@ import numpy.typing as npt
 
 from protocol import Camera, EventKind, VisionEvent
 
-from ._batch import BatchIndex
+from ._batch import BatchIndex, Pyramid, Scratch, shrink
 from ._episodes import Episode, EpisodeTracker
+from ._events import event_id, zone_event
 
 Ints = npt.NDArray[np.intp]
 Floats = npt.NDArray[np.float64]
 CAUSES = ("blur", "covered", "moved")
 COVERED_CONTRAST = 0.2
 MOVED_CORRELATION = 0.4
-REFERENCE_RATE = 0.01
+CHECK_EVERY = 5
+"""A camera's view is checked on every fifth frame (once a second at 5 fps)."""
+REFERENCE_RATE = 0.05
 """Share of a healthy frame blended into the reference: it follows the scene over minutes."""
 CLEAR_SECONDS = 2.0
 
@@ -55,29 +58,45 @@ class CameraHealth:
         self.offline = EpisodeTracker(EventKind.CAMERA_OFFLINE, np.zeros(count), np.zeros(count))
         self.last_frame = np.full(count, np.nan)
         self.started: float | None = None
+        self.frames = np.zeros(count, np.int64)
+        self.scratch = Scratch()
 
     def update(
         self, gray: npt.NDArray[np.uint8], index: BatchIndex, arrived_at: float | None
     ) -> list[VisionEvent]:
-        cameras, times, seqs = index.cameras, index.times, index.seqs
-        k = len(cameras)
-        arrived = times if arrived_at is None else np.full(k, arrived_at)
-        self.last_frame[cameras] = arrived
+        """Note the frames' arrival (offline ends) and check the view of the cameras due
+        for a check: every ``CHECK_EVERY``-th frame, as tamper is judged over seconds."""
+        k = len(index.cameras)
+        arrived = index.times if arrived_at is None else np.full(k, arrived_at)
+        self.last_frame[index.cameras] = arrived
         if self.started is None:
             self.started = float(arrived.min())
         events = [
             self._event(e)
-            for e in self.offline.update(cameras, np.zeros(k, bool), np.zeros(k), arrived, seqs)
+            for e in self.offline.update(
+                index.cameras, np.zeros(k, bool), np.zeros(k), arrived, index.seqs
+            )
         ]
-        h, w = self.height // 2, self.width // 2
-        half = cv2.resize(
-            gray.reshape(k * self.height, self.width), (w, k * h), interpolation=cv2.INTER_AREA
-        )
+        due = self.frames[index.cameras] % CHECK_EVERY == 0
+        self.frames[index.cameras] += 1
+        rows = np.flatnonzero(due)
+        if len(rows):
+            checked = gray if len(rows) == k else gray[rows]
+            pyramid = shrink(checked, self.height, self.width, self.scratch, "health")
+            events += self._check(pyramid, index, rows)
+        return events
+
+    def _check(self, pyramid: Pyramid, index: BatchIndex, rows: Ints) -> list[VisionEvent]:
+        cameras, times, seqs = index.cameras[rows], index.times[rows], index.seqs[rows]
+        settled = index.settled[rows]
+        k = len(rows)
+        # Sharpness: mean horizontal gradient at half size (a blur removes it; text burnt
+        # in by the camera after the lens stays, so an OSD camera is judged on the rest).
+        half = pyramid.half
         edges = cv2.absdiff(half[:, 1:], half[:, :-1])
         edge_sum = cv2.reduce(edges.reshape(k, -1), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
-        sharp = edge_sum / float(h * (w - 1))
-        quarter = cv2.resize(half, (w // 2, k * (h // 2)), interpolation=cv2.INTER_AREA)
-        thumb = quarter.reshape(k, h // 2, w // 2)[:, ::2, ::2].reshape(k, -1).astype(np.float32)
+        sharp = edge_sum / float(edges.size // k)
+        thumb = pyramid.thumbs
         mean = thumb.mean(axis=1, keepdims=True)
         contrast = thumb.std(axis=1)
         thumb = (thumb - mean) / np.maximum(contrast, 1.0)[:, None].astype(np.float32)
@@ -90,8 +109,8 @@ class CameraHealth:
         moved = ready & ~covered & ~blurred & (correlation < MOVED_CORRELATION)
         healthy = ~(covered | blurred | moved)
         # The reference starts from the first settled frame and follows healthy frames.
-        first = ~ready & index.settled
-        learn = ready & healthy & index.settled
+        first = ~ready & settled
+        learn = ready & healthy & settled
         rate = np.where(first, 1.0, np.where(learn, REFERENCE_RATE, 0.0))
         self.home[cameras] = home + rate[:, None].astype(np.float32) * (thumb - home)
         self.contrast[cameras] += rate * (contrast - self.contrast[cameras])
@@ -110,7 +129,7 @@ class CameraHealth:
         episodes = self.tamper.update(
             keys, present, score, np.repeat(times, len(CAUSES)), np.repeat(seqs, len(CAUSES))
         )
-        return events + [self._event(e) for e in episodes]
+        return [self._event(e) for e in episodes]
 
     def silence(self, now: float) -> tuple[list[VisionEvent], Floats]:
         """camera_offline for cameras without a frame for ``offline_seconds`` (since start
@@ -138,15 +157,4 @@ class CameraHealth:
             detail = CAUSES[cause]
         camera_id = self.cameras[camera].id
         parts = [str(episode.kind), *([detail] if detail else []), f"{episode.started_at:.3f}"]
-        return VisionEvent(
-            event_id=":".join([camera_id, *parts]),
-            kind=episode.kind,
-            camera_id=camera_id,
-            phase="start" if episode.ended_at is None else "end",
-            started_at=episode.started_at,
-            ended_at=episode.ended_at,
-            score=round(episode.peak, 4),
-            frame_seq=episode.frame_seq,
-            frame_captured_at=episode.frame_captured_at,
-            detail=detail,
-        )
+        return zone_event(episode, event_id(camera_id, *parts), camera_id, None, detail)

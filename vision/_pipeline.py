@@ -18,9 +18,10 @@ import numpy.typing as npt
 from protocol import Camera, EventKind, TrafficMetrics, VisionEvent
 
 from ._background import BatchBackground
-from ._batch import BatchIndex, BatchRows, FrameBatch
+from ._batch import BatchIndex, BatchRows, FrameBatch, Scratch
 from ._blobs import BlobFinder
-from ._detectors import ZoneDetectors, event_id
+from ._detectors import ZoneDetectors
+from ._events import event_id
 from ._geometry import ZoneLayout
 from ._health import CameraHealth
 from ._metrics import TrafficCounter
@@ -75,6 +76,7 @@ class VisionPipeline:
         self.health = CameraHealth(self.cameras, self.height, self.width)
         self.traffic = TrafficCounter(self.cameras, self.layout)
         self.frames_processed = 0
+        self.scratch = Scratch()
 
     def process(self, batch: FrameBatch, arrived_at: float | None = None) -> BatchResult:
         """Advance the batch's cameras. ``arrived_at`` is when a live worker received the
@@ -93,8 +95,11 @@ class VisionPipeline:
         foreground = self.background.apply(gray, rows, batch.times)
         index = BatchIndex.of(batch, foreground.settled, len(self.cameras))
         events = self.health.update(gray, index, arrived_at)
-        occupancy = self.layout.occupancy(foreground.mask, rows)
-        blobs = self.blobs.find(foreground.mask, self.min_object[batch.cameras])
+        half = self.scratch.get("mask-half", (k * (self.height // 2), self.width // 2), np.uint8)
+        tall = foreground.mask.reshape(k * self.height, self.width)
+        cv2.resize(tall, (self.width // 2, k * (self.height // 2)), half, 0, 0, cv2.INTER_AREA)
+        occupancy = self.layout.occupancy(half, rows)
+        blobs = self.blobs.find(half, self.min_object[batch.cameras])
         step = self.tracker.update(blobs, index)
         events += self.detectors.update(self.tracker, step, index, occupancy)
         crossings = self._crossings(step, index)

@@ -25,6 +25,8 @@ Floats = npt.NDArray[np.float64]
 GATE_MARGIN = 0.03
 """Frame fractions added around a predicted box when looking for its blob."""
 VELOCITY_SMOOTHING = 0.5
+AGE_COST = 0.5
+"""Matching cost per second a track has gone unseen."""
 MIN_COUNT_HITS = 3
 """Observations before a track counts for a line (a blob seen once or twice is not a car)."""
 DUPLICATE_OVERLAP = 0.6
@@ -183,6 +185,8 @@ class Tracker:
         gated = (dx <= gate_x) & (dy <= gate_y)
         cost = (dx / gate_x) ** 2 + (dy / gate_y) ** 2
         cost += 0.25 * np.abs(np.log(blobs.area[pb] / np.maximum(self.area[pt], 1e-9)))
+        # A track seen a moment ago beats one coasting on an old velocity.
+        cost += AGE_COST * dt
         by_cost = np.argsort(cost[gated], kind="stable")
         pb, pt = pb[gated][by_cost], pt[gated][by_cost]
         # Mutual best pairs, round after round; the best remaining pair is always mutual.
