@@ -37,7 +37,9 @@ WARMUP_SPACING = 0.1
 GAIN_TOLERANCE = 0.04
 """Brightness ratios closer to 1 than this are left to the running average."""
 UNSETTLED_SHARE = 0.45
-"""A frame with more foreground than this share is a global change, not objects."""
+SHARE_JUMP = 0.3
+"""A frame whose foreground share jumps by SHARE_JUMP to above UNSETTLED_SHARE from one
+frame to the next shows a global change, not objects."""
 REBASELINE_SECONDS = 1.0
 UPDATE_EVERY = 2
 
@@ -50,6 +52,8 @@ class Foreground:
     mask: npt.NDArray[np.uint8]
     settled: npt.NDArray[np.bool_]
     share: npt.NDArray[np.float64]
+    jump: npt.NDArray[np.float64]
+    """How much the share grew since the camera's last calm (settled) frame."""
 
 
 class BatchBackground:
@@ -73,6 +77,7 @@ class BatchBackground:
         self.group_threshold = [t for t, _ in distinct]
         self.group_alpha = [a for _, a in distinct]
         self.unsettled_since = np.full(count, np.nan)
+        self.calm_share = np.zeros(count)
         self._samples: dict[int, list[npt.NDArray[np.uint8]]] = {}
         self._last_sample = np.full(count, -math.inf)
         self.rebaselines = 0
@@ -117,14 +122,22 @@ class BatchBackground:
         share = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0] / (
             255.0 * gray.shape[1]
         )
-        settled = ready & (share <= UNSETTLED_SHARE)
-        self._watch_global_change(rows.cameras, ready, settled, times)
+        # A global change (the light changed its character, the camera was moved or
+        # covered) turns most of the frame to foreground at once; a crowd fills it bit by
+        # bit. Frames of a global change are not analysed, and if it lasts the camera warms
+        # up again.
+        cameras = rows.cameras
+        jump = share - self.calm_share[cameras]
+        ongoing = ~np.isnan(self.unsettled_since[cameras])
+        settled = ready & ~((share > UNSETTLED_SHARE) & ((jump > SHARE_JUMP) | ongoing))
+        self.calm_share[cameras] = np.where(settled, share, self.calm_share[cameras])
+        self._watch_global_change(cameras, ready, settled, times)
         for i in np.flatnonzero(~ready):
             # Only cameras warming up (start-up, re-baseline) take this loop.
             self._warm_up(int(rows.cameras[i]), gray[i], float(times[i]))
         if not settled.all():
             mask[~settled] = 0
-        return Foreground(mask, settled, share)
+        return Foreground(mask, settled, share, np.where(ready, jump, 0.0))
 
     def _runs(
         self, cameras: npt.NDArray[np.intp], chosen: npt.NDArray[np.bool_]

@@ -1,12 +1,14 @@
 """Camera health: tamper (blurred, covered or moved view) and offline (no frames).
 
-Each camera keeps a reference of its own view, learnt while the view is healthy: a small
-normalised thumbnail, its contrast and its sharpness. A frame is
+Each camera keeps a reference of its own view, learnt while the view is healthy: the edges
+of a small thumbnail, its contrast and its sharpness. A frame is
 - covered when its contrast falls below a fifth of the usual (hand, cloth, paint);
 - blurred when its sharpness falls below ``blur_ratio`` of the usual (defocus, spray, fog);
-- moved when its thumbnail no longer correlates with the reference (the camera was turned).
+- moved when its thumbnail's edges no longer correlate with the reference's (the camera
+  was turned: walls and posts are no longer where they were).
 Correlation and contrast ignore brightness, so dusk, clouds or an IR switch are none of these.
-Each must last ``tamper_seconds`` to raise camera_tamper.
+Each must last ``tamper_seconds`` to raise camera_tamper; while a view is unhealthy its
+frames are not analysed for objects.
 """
 
 from __future__ import annotations
@@ -28,10 +30,17 @@ Floats = npt.NDArray[np.float64]
 CAUSES = ("blur", "covered", "moved")
 COVERED_CONTRAST = 0.2
 MOVED_CORRELATION = 0.4
+MOVED_JUMP = 0.15
 CHECK_EVERY = 5
 """A camera's view is checked on every fifth frame (once a second at 5 fps)."""
-REFERENCE_RATE = 0.05
-"""Share of a healthy frame blended into the reference: it follows the scene over minutes."""
+SUSPECT_SHARPNESS = 0.7
+SUSPECT_JUMP = 0.1
+"""A frame this much less sharp than usual, or with this much more foreground than the
+last calm frame, is checked at once."""
+CALM_SHARE = 0.1
+REFERENCE_RATE = 0.02
+"""Share of a healthy, calm frame blended into the reference at each check (once a second):
+it follows the scene over minutes."""
 CLEAR_SECONDS = 2.0
 
 
@@ -40,10 +49,10 @@ class CameraHealth:
         self.cameras = list(cameras)
         self.height, self.width = height, width
         count = len(self.cameras)
-        # Every other pixel of a quarter-size image: 920 values at 320x180.
-        self.home = np.zeros(
-            (count, ((height // 4 + 1) // 2) * ((width // 4 + 1) // 2)), np.float32
-        )
+        # Gradients of every other pixel of a quarter-size image (23x40 at 320x180).
+        rows, cols = (height // 4 + 1) // 2, (width // 4 + 1) // 2
+        self.thumb_shape = (rows, cols)
+        self.home = np.zeros((count, rows * (cols - 1) + (rows - 1) * cols), np.float32)
         self.home_ready = np.zeros(count, bool)
         self.contrast = np.zeros(count)
         self.sharpness = np.zeros(count)
@@ -59,60 +68,97 @@ class CameraHealth:
         self.last_frame = np.full(count, np.nan)
         self.started: float | None = None
         self.frames = np.zeros(count, np.int64)
+        self.unhealthy = np.zeros(count, bool)
+        self.turned = np.zeros(count, bool)
         self.scratch = Scratch()
 
     def update(
-        self, gray: npt.NDArray[np.uint8], index: BatchIndex, arrived_at: float | None
-    ) -> list[VisionEvent]:
-        """Note the frames' arrival (offline ends) and check the view of the cameras due
-        for a check: every ``CHECK_EVERY``-th frame, as tamper is judged over seconds."""
+        self,
+        gray: npt.NDArray[np.uint8],
+        index: BatchIndex,
+        share: Floats,
+        jump: Floats,
+        arrived_at: float | None,
+    ) -> tuple[list[VisionEvent], npt.NDArray[np.bool_]]:
+        """Note the frames' arrival (offline ends) and check the views; return the events
+        and which frames show a healthy view (the others are not analysed: a blurred or
+        covered view would raise intrusions out of its changed edges).
+
+        A view is checked on every ``CHECK_EVERY``-th frame, and at once when the frame is
+        suddenly less sharp, or its foreground share ``jump``s."""
         k = len(index.cameras)
+        cameras = index.cameras
         arrived = index.times if arrived_at is None else np.full(k, arrived_at)
-        self.last_frame[index.cameras] = arrived
+        self.last_frame[cameras] = arrived
         if self.started is None:
             self.started = float(arrived.min())
         events = [
             self._event(e)
             for e in self.offline.update(
-                index.cameras, np.zeros(k, bool), np.zeros(k), arrived, index.seqs
+                cameras, np.zeros(k, bool), np.zeros(k), arrived, index.seqs
             )
         ]
-        due = self.frames[index.cameras] % CHECK_EVERY == 0
-        self.frames[index.cameras] += 1
+        # Sharpness: mean horizontal gradient (a blur removes it; text burnt in by the
+        # camera after the lens stays, so an OSD camera is judged on the rest).
+        tall = gray.reshape(k * self.height, self.width)
+        edges = self.scratch.get("edges", (k * self.height, self.width - 1), np.uint8)
+        cv2.absdiff(tall[:, 1:], tall[:, :-1], dst=edges)
+        sums = cv2.reduce(edges.reshape(k, -1), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
+        sharp = (sums / float(edges.size // k)).astype(np.float64)
+        ready = self.home_ready[cameras]
+        suspect = (sharp < SUSPECT_SHARPNESS * self.sharpness[cameras]) | (jump > SUSPECT_JUMP)
+        due = (self.frames[cameras] % CHECK_EVERY == 0) | ~ready | suspect
+        self.frames[cameras] += 1
         rows = np.flatnonzero(due)
         if len(rows):
             checked = gray if len(rows) == k else gray[rows]
             pyramid = shrink(checked, self.height, self.width, self.scratch, "health")
-            events += self._check(pyramid, index, rows)
-        return events
+            calm = share[rows] <= CALM_SHARE
+            events += self._check(
+                pyramid, index, rows, sharp=sharp[rows], jump=jump[rows], calm=calm
+            )
+        return events, ~self.unhealthy[cameras]
 
-    def _check(self, pyramid: Pyramid, index: BatchIndex, rows: Ints) -> list[VisionEvent]:
+    def _check(
+        self,
+        pyramid: Pyramid,
+        index: BatchIndex,
+        rows: Ints,
+        *,
+        sharp: Floats,
+        jump: Floats,
+        calm: npt.NDArray[np.bool_],
+    ) -> list[VisionEvent]:
         cameras, times, seqs = index.cameras[rows], index.times[rows], index.seqs[rows]
         settled = index.settled[rows]
         k = len(rows)
-        # Sharpness: mean horizontal gradient at half size (a blur removes it; text burnt
-        # in by the camera after the lens stays, so an OSD camera is judged on the rest).
-        half = pyramid.half
-        edges = cv2.absdiff(half[:, 1:], half[:, :-1])
-        edge_sum = cv2.reduce(edges.reshape(k, -1), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
-        sharp = edge_sum / float(edges.size // k)
-        thumb = pyramid.thumbs
-        mean = thumb.mean(axis=1, keepdims=True)
-        contrast = thumb.std(axis=1)
-        thumb = (thumb - mean) / np.maximum(contrast, 1.0)[:, None].astype(np.float32)
+        contrast = pyramid.thumbs.std(axis=1)
+        thumb = pyramid.thumbs.reshape(k, *self.thumb_shape)
+        edges = np.concatenate(
+            [np.diff(thumb, axis=2).reshape(k, -1), np.diff(thumb, axis=1).reshape(k, -1)], axis=1
+        )
+        edges -= edges.mean(axis=1, keepdims=True)
+        edges /= np.maximum(edges.std(axis=1, keepdims=True), 1e-3)
         home = self.home[cameras]
-        norm = np.sqrt((home * home).sum(axis=1) * thumb.shape[1])
-        correlation = (thumb * home).sum(axis=1) / np.maximum(norm, 1e-6)
+        norm = np.sqrt((home * home).sum(axis=1) * edges.shape[1])
+        correlation = (edges * home).sum(axis=1) / np.maximum(norm, 1e-6)
         ready = self.home_ready[cameras]
         covered = ready & (contrast < COVERED_CONTRAST * self.contrast[cameras])
         blurred = ready & ~covered & (sharp < self.blur_ratio[cameras] * self.sharpness[cameras])
-        moved = ready & ~covered & ~blurred & (correlation < MOVED_CORRELATION)
+        # Moved: the edges are elsewhere, since a sudden change of much of the frame (a crowd
+        # or a jam changes the edges too, but builds up); it lasts until they come back.
+        elsewhere = ready & ~covered & ~blurred & (correlation < MOVED_CORRELATION)
+        turned = elsewhere & (jump > MOVED_JUMP)
+        self.turned[cameras] = elsewhere & (turned | self.turned[cameras])
+        moved = self.turned[cameras]
         healthy = ~(covered | blurred | moved)
-        # The reference starts from the first settled frame and follows healthy frames.
+        self.unhealthy[cameras] = ~healthy
+        # The reference starts from the first settled frame and follows healthy frames with
+        # few objects in view (a passing queue must not make the empty scene look blurred).
         first = ~ready & settled
-        learn = ready & healthy & settled
+        learn = ready & healthy & settled & calm
         rate = np.where(first, 1.0, np.where(learn, REFERENCE_RATE, 0.0))
-        self.home[cameras] = home + rate[:, None].astype(np.float32) * (thumb - home)
+        self.home[cameras] = home + rate[:, None].astype(np.float32) * (edges - home)
         self.contrast[cameras] += rate * (contrast - self.contrast[cameras])
         self.sharpness[cameras] += rate * (sharp - self.sharpness[cameras])
         self.home_ready[cameras] |= first

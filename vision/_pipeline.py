@@ -94,7 +94,12 @@ class VisionPipeline:
         rows = BatchRows(batch.cameras)
         foreground = self.background.apply(gray, rows, batch.times)
         index = BatchIndex.of(batch, foreground.settled, len(self.cameras))
-        events = self.health.update(gray, index, arrived_at)
+        events, healthy = self.health.update(
+            gray, index, foreground.share, foreground.jump, arrived_at
+        )
+        if not healthy.all():
+            foreground.mask[~healthy] = 0
+            index = BatchIndex.of(batch, foreground.settled & healthy, len(self.cameras))
         half = self.scratch.get("mask-half", (k * (self.height // 2), self.width // 2), np.uint8)
         tall = foreground.mask.reshape(k * self.height, self.width)
         cv2.resize(tall, (self.width // 2, k * (self.height // 2)), half, 0, 0, cv2.INTER_AREA)
