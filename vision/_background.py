@@ -1,9 +1,14 @@
 """The background model of every camera, advanced one batch of frames at a time.
 
-Each camera's background is a float image learnt by a running average with the camera's own
+Each camera's background is an 8-bit image learnt by a running average with the camera's own
 learning rate, updated only where no foreground was found, so an object that stops inside a
 zone stays foreground instead of fading into the scene. The frames of a batch are one tall
 image, so every OpenCV call (difference, threshold, morphology, update) runs once per batch.
+
+The average advances every ``stride``-th frame of a camera with the rate compounded to at
+least ``MIN_STEP``, so that rounding to 8 bits leaves it at most three gray levels from the
+scene: a float model (four times the bytes) made its update the costliest memory traffic of
+the whole pipeline.
 
 Three things keep the model honest without flooding events:
 - warm-up: the first background is the median of a few frames spread over half a second, so
@@ -36,12 +41,15 @@ WARMUP_SPACING = 0.1
 """Seconds between warm-up samples: five samples span half a second at any frame rate."""
 GAIN_TOLERANCE = 0.04
 """Brightness ratios closer to 1 than this are left to the running average."""
+SUSPECT_GAIN = 0.06
+"""A mean brightness ratio this far from 1 is worth measuring the exposure change."""
 UNSETTLED_SHARE = 0.45
 SHARE_JUMP = 0.3
 """A frame whose foreground share jumps by SHARE_JUMP to above UNSETTLED_SHARE from one
 frame to the next shows a global change, not objects."""
 REBASELINE_SECONDS = 1.0
-UPDATE_EVERY = 2
+MIN_STEP = 0.15
+"""Smallest share of the frame blended in at an update (sets each camera's stride)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +70,15 @@ class BatchBackground:
     ) -> None:
         count = len(cameras)
         self.height, self.width = height, width
-        self.model = np.zeros((count, height * width), np.float32)
         self.model8 = np.zeros((count, height * width), np.uint8)
         self.ready = np.zeros(count, bool)
         seconds = np.array([c.analytics.background_seconds for c in cameras])
         rate = 1.0 - np.exp(-1.0 / (np.maximum(fps, 1e-3) * seconds))
-        self.alpha = 1.0 - (1.0 - rate) ** UPDATE_EVERY
+        self.stride = np.maximum(np.ceil(np.log1p(-MIN_STEP) / np.log1p(-rate)), 1).astype(np.int64)
+        self.alpha = 1.0 - (1.0 - rate) ** self.stride
         self.threshold = np.array([c.analytics.threshold for c in cameras], np.float64)
-        # Cameras with equal (threshold, rate) share one OpenCV call; the pipeline orders its
-        # cameras so that each such group is one run of rows in a sorted batch.
+        # Cameras with equal settings share one OpenCV call; the pipeline orders its cameras
+        # so that each such group is one run of rows in a sorted batch.
         keys = list(zip(self.threshold.tolist(), self.alpha.tolist(), strict=True))
         distinct = list(dict.fromkeys(keys))
         self.group = np.array([distinct.index(k) for k in keys], np.intp)
@@ -95,29 +103,26 @@ class BatchBackground:
         is valid until the next call."""
         k = len(gray)
         ready = self.ready[rows.cameras]
-        model = rows.take(self.model)
         model8 = rows.take(self.model8)
-        self._match_exposure(gray, model, model8, ready)
+        self._match_exposure(gray, model8, ready)
         mask = self.scratch.get("mask", gray.shape, np.uint8)
         work = self.scratch.get("work", gray.shape, np.uint8)
+        blend = self.scratch.get("blend", gray.shape, np.uint8)
         cv2.absdiff(gray, model8, dst=work)
         for start, stop, group in self._runs(rows.cameras, np.ones(k, bool)):
             thr = self.group_threshold[group]
             cv2.threshold(work[start:stop], thr, 255, cv2.THRESH_BINARY, dst=mask[start:stop])
         tall = mask.reshape(k * self.height, self.width)  # frames stacked, a view
         cv2.morphologyEx(tall, cv2.MORPH_OPEN, _OPEN_KERNEL, dst=tall)
-        # The background learns from every UPDATE_EVERY-th frame of a camera (with the
-        # learning rate compounded to match): the float model is the biggest array here
-        # and its update the biggest memory traffic.
         counts = self.frames[rows.cameras]
         self.frames[rows.cameras] += 1
-        learn = counts % UPDATE_EVERY == 0
+        learn = counts % self.stride[rows.cameras] == 0
         for start, stop, group in self._runs(rows.cameras, learn):
-            cv2.bitwise_not(mask[start:stop], dst=work[start:stop])
             alpha = self.group_alpha[group]
-            cv2.accumulateWeighted(gray[start:stop], model[start:stop], alpha, work[start:stop])
-            cv2.convertScaleAbs(model[start:stop], dst=model8[start:stop])
-        rows.put(self.model, model)
+            run = slice(start, stop)
+            cv2.addWeighted(gray[run], alpha, model8[run], 1.0 - alpha, 0.0, dst=blend[run])
+            cv2.bitwise_not(mask[run], dst=work[run])
+            cv2.copyTo(blend[run], work[run], model8[run])
         rows.put(self.model8, model8)
         share = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0] / (
             255.0 * gray.shape[1]
@@ -150,7 +155,6 @@ class BatchBackground:
     def _match_exposure(
         self,
         gray: npt.NDArray[np.uint8],
-        model: npt.NDArray[np.float32],
         model8: npt.NDArray[np.uint8],
         ready: npt.NDArray[np.bool_],
     ) -> None:
@@ -160,8 +164,9 @@ class BatchBackground:
         frame_sum = cv2.reduce(gray, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
         model_sum = cv2.reduce(model8, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
         ratio = frame_sum / np.maximum(model_sum, 1.0)
-        # The mean moves with objects too; only frames with a suspicious mean pay for it.
-        suspect = np.flatnonzero(ready & (np.abs(ratio - 1.0) > GAIN_TOLERANCE))
+        # The mean moves with objects too; only frames whose mean moved a lot pay for the
+        # median (smaller drifts are within the threshold and the running average's reach).
+        suspect = np.flatnonzero(ready & (np.abs(ratio - 1.0) > SUSPECT_GAIN))
         if not len(suspect):
             return
         frame = shrink(gray[suspect], self.height, self.width, self.scratch, "frame").thumbs
@@ -174,8 +179,7 @@ class BatchBackground:
         change = (count >= lit.shape[1] // 4) & (np.abs(gain - 1.0) > GAIN_TOLERANCE)
         for i, g in zip(suspect[change].tolist(), gain[change].tolist(), strict=True):
             # Cameras whose exposure changed in this frame: a few a second, province-wide.
-            model[i] *= np.float32(g)
-            cv2.convertScaleAbs(model[i], dst=model8[i])
+            cv2.convertScaleAbs(model8[i], dst=model8[i], alpha=g)
             self.exposure_changes += 1
 
     def _watch_global_change(
@@ -206,9 +210,7 @@ class BatchBackground:
         samples = self._samples.setdefault(camera, [])
         samples.append(frame.copy())
         if len(samples) >= WARMUP_SAMPLES:
-            median = _median5(*samples)
-            self.model[camera] = median
-            self.model8[camera] = median
+            self.model8[camera] = _median5(*samples)
             self.ready[camera] = True
             del self._samples[camera]
 
@@ -217,11 +219,8 @@ class BatchBackground:
     ) -> None:
         """Make what ``frame`` shows inside ``box`` (x0, y0, x1, y1 pixels) background."""
         x0, y0, x1, y1 = box
-        model = self.model[camera].reshape(self.height, self.width)
         model8 = self.model8[camera].reshape(self.height, self.width)
-        patch = frame.reshape(self.height, self.width)[y0:y1, x0:x1]
-        model[y0:y1, x0:x1] = patch
-        model8[y0:y1, x0:x1] = patch
+        model8[y0:y1, x0:x1] = frame.reshape(self.height, self.width)[y0:y1, x0:x1]
 
 
 def _median5(

@@ -81,42 +81,76 @@ class BlobFinder:
         binary = self.scratch.get("binary", (k * h, w), np.uint8)
         # Any foreground among the four pixels sets the half-size pixel.
         cv2.threshold(half, 0, 255, cv2.THRESH_BINARY, dst=binary)
-        # Labelling costs per pixel, empty or not: only frames with foreground take part
-        # (a quiet room or car park is empty most of the day).
-        # (A row sum: OpenCV's REDUCE_MAX over uint8 is two hundred times slower here.)
+        # Tracing costs per pixel, empty or not: only frames with enough foreground for an
+        # object take part (a quiet room or car park is empty most of the day).
         sums = cv2.reduce(binary.reshape(k, h * w), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
-        busy = np.flatnonzero(sums[:, 0])
+        busy = np.flatnonzero(sums[:, 0] >= 255.0 * min_area * (h * w))
         n = len(busy)
         if n == 0:
             return Blobs.empty()
         padded = self.scratch.get("padded", (n, h + 1, w), np.uint8)
-        labels = self.scratch.get("labels", (n * (h + 1), w), np.int32)
         padded[:n, :h] = binary.reshape(k, h, w)[busy]
         padded[:, h] = 0
-        _, _, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
-            padded.reshape(-1, w), 8, cv2.CV_32S, cv2.CCL_GRANA, labels
-        )
-        stats, centroids = stats[1:], centroids[1:]
-        slot = stats[:, cv2.CC_STAT_TOP] // (h + 1)
+        x0, y0, x1, y1, area, cx, cy = _outlines(padded.reshape(-1, w))
+        slot = (y0 // (h + 1)).astype(np.intp)
         row = busy[slot]
-        area = stats[:, cv2.CC_STAT_AREA] / float(h * w)
+        area /= float(h * w)
         keep = area >= min_area[row]
-        stats, centroids, row, area = stats[keep], centroids[keep], row[keep], area[keep]
-        slot = slot[keep]
-        top = (stats[:, cv2.CC_STAT_TOP] - slot * (h + 1)).astype(np.float64)
-        left = stats[:, cv2.CC_STAT_LEFT].astype(np.float64)
+        slot, row = slot[keep], row[keep]
+        offset = slot * (h + 1)
         return group_overlapping(
             Blobs(
-                row.astype(np.intp),
-                left / w,
-                top / h,
-                (left + stats[:, cv2.CC_STAT_WIDTH]) / w,
-                (top + stats[:, cv2.CC_STAT_HEIGHT]) / h,
-                (centroids[:, 0] + 0.5) / w,
-                (centroids[:, 1] - slot * (h + 1) + 0.5) / h,
-                area,
+                row,
+                x0[keep] / w,
+                (y0[keep] - offset) / h,
+                (x1[keep] + 1) / w,
+                (y1[keep] - offset + 1) / h,
+                (cx[keep] + 0.5) / w,
+                (cy[keep] - offset + 0.5) / h,
+                area[keep],
             )
         )
+
+
+def _outlines(binary: npt.NDArray[np.uint8]) -> tuple[Floats, ...]:
+    """Box (inclusive pixel bounds), pixel count and centroid of every outer contour of
+    ``binary``, vectorised over all the contours' points. OpenCV's labelling with statistics
+    costs twice as much as tracing outlines here; holes count as filled, which suits objects.
+
+    Pixel count by Pick's theorem: a polygon through pixel centres of area A with B boundary
+    pixels covers A + B/2 + 1 pixels; B is the sum of the chain-code steps."""
+    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        nothing = np.zeros(0)
+        return (nothing,) * 7
+    lengths = np.fromiter(map(len, contours), np.intp, len(contours))
+    points = np.concatenate(contours).reshape(-1, 2).astype(np.float64)
+    starts = np.cumsum(lengths) - lengths
+    x, y = points[:, 0], points[:, 1]
+    following = np.arange(len(x)) + 1
+    following[starts + lengths - 1] = starts
+    xn, yn = x[following], y[following]
+    cross = x * yn - xn * y
+    twice_area = np.add.reduceat(cross, starts)
+    steps = np.add.reduceat(np.maximum(np.abs(xn - x), np.abs(yn - y)), starts)
+    pixels = np.abs(twice_area) / 2 + steps / 2 + 1
+    flat = np.abs(twice_area) < 1e-9  # a line or a dot: the mean of its points
+    safe = np.where(flat, 1.0, 3 * twice_area)
+    cx = np.where(
+        flat, np.add.reduceat(x, starts) / lengths, np.add.reduceat((x + xn) * cross, starts) / safe
+    )
+    cy = np.where(
+        flat, np.add.reduceat(y, starts) / lengths, np.add.reduceat((y + yn) * cross, starts) / safe
+    )
+    return (
+        np.minimum.reduceat(x, starts),
+        np.minimum.reduceat(y, starts),
+        np.maximum.reduceat(x, starts),
+        np.maximum.reduceat(y, starts),
+        pixels,
+        cx,
+        cy,
+    )
 
 
 def _box_area(x0: Floats, y0: Floats, x1: Floats, y1: Floats) -> Floats:

@@ -47,6 +47,7 @@ class FrameDecoder:
     def __init__(self, size: tuple[int, int], capacity: int) -> None:
         self.width, self.height = size
         self.buffer = np.empty((max(capacity, 1), self.height, self.width), np.uint8)
+        self._plans: dict[tuple[int, int], tuple[int, tuple[int, int]]] = {}
 
     def decode(
         self, frames: Sequence[EncodedFrame]
@@ -55,49 +56,65 @@ class FrameDecoder:
         batch is a view of the buffer: it is valid until the next call."""
         if len(frames) > len(self.buffer):
             self.buffer = np.empty((len(frames), self.height, self.width), np.uint8)
-        ordered = sorted(frames, key=lambda f: f.camera)
+        buffer, plans = self.buffer, self._plans
         cameras: list[int] = []
         times: list[float] = []
         seqs: list[int] = []
         refused: list[RefusedFrame] = []
-        # One imdecode per JPEG is the unit of work (~0.15 ms each); the loop adds ~1 us.
-        for frame in ordered:
-            reason = self._decode_into(frame, len(cameras))
-            if reason is not None:
-                refused.append(RefusedFrame(frame.camera, reason))
+        # One imdecode per JPEG is the unit of work (~0.12 ms); the loop is kept lean, as
+        # its Python overhead per frame measured a tenth of that.
+        for frame in sorted(frames, key=_camera_of):
+            header = frame.header
+            plan = plans.get((header.width, header.height))
+            if plan is None:
+                plan = plans[header.width, header.height] = self._plan(header.width, header.height)
+            flag, expected = plan
+            image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), flag)
+            slot = len(cameras)
+            if image is None:
+                refused.append(RefusedFrame(frame.camera, "corrupt JPEG: cannot be decoded"))
                 continue
+            if image.shape != expected:
+                refused.append(
+                    RefusedFrame(frame.camera, self._wrong_size(header, flag, image.shape))
+                )
+                continue
+            if expected == buffer.shape[1:]:
+                buffer[slot] = image
+            else:
+                cv2.resize(image, (self.width, self.height), buffer[slot], 0, 0, cv2.INTER_AREA)
             cameras.append(frame.camera)
-            times.append(frame.header.captured_at)
-            seqs.append(frame.header.sequence)
+            times.append(header.captured_at)
+            seqs.append(header.sequence)
         if not cameras:
             return None, refused
         n = len(cameras)
         batch = FrameBatch(
-            self.buffer[:n],
+            buffer[:n],
             np.array(cameras, np.intp),
             np.array(times, np.float64),
             np.array(seqs, np.int64),
         )
         return batch, refused
 
-    def _decode_into(self, frame: EncodedFrame, slot: int) -> str | None:
-        width, height = frame.header.width, frame.header.height
+    def _plan(self, width: int, height: int) -> tuple[int, tuple[int, int]]:
+        """How to decode a JPEG of this size: the imread flag (reduced when it is 2, 4 or 8
+        times the analysis size) and the image shape it must give."""
         factor = 1
         for f in (8, 4, 2):
             if width == f * self.width and height == f * self.height:
                 factor = f
                 break
-        image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), _REDUCED[factor])
-        if image is None:
-            return "corrupt JPEG: cannot be decoded"
-        got = (image.shape[1], image.shape[0])
-        if got != (-(-width // factor), -(-height // factor)):
-            return (
-                f"frame size: the header says {width}x{height} but the JPEG is "
-                f"{got[0] * factor}x{got[1] * factor}"
-            )
-        if got == (self.width, self.height):
-            self.buffer[slot] = image
-        else:
-            cv2.resize(image, (self.width, self.height), self.buffer[slot], 0, 0, cv2.INTER_AREA)
-        return None
+        return _REDUCED[factor], (-(-height // factor), -(-width // factor))
+
+    @staticmethod
+    def _wrong_size(header: FrameHeader, flag: int, shape: tuple[int, ...]) -> str:
+        factor = next(f for f, v in _REDUCED.items() if v == flag)
+        return (
+            f"frame size: the header says {header.width}x{header.height} but the JPEG is "
+            f"{shape[1] * factor}x{shape[0] * factor}"
+        )
+
+
+def _camera_of(frame: EncodedFrame) -> int:
+    return frame.camera

@@ -58,7 +58,6 @@ class ZoneLayout:
         count = len(cameras)
         self.layers = max((len(c.zones) for c in cameras), default=0)
         half = (height // 2) * (width // 2)
-        self.masks = np.zeros((max(self.layers, 1), count, height * width), np.uint8)
         self.half_masks = np.zeros((max(self.layers, 1), count, half), np.uint8)
         self.zone_of = np.full((count, max(self.layers, 1)), -1, np.intp)
         self.zones: list[ZoneRef] = []
@@ -72,7 +71,6 @@ class ZoneLayout:
                 )
                 self.zones.append(ref)
                 half_areas.append(int(np.count_nonzero(small)))
-                self.masks[layer, ci] = mask.ravel()
                 self.half_masks[layer, ci] = small.ravel()
                 self.zone_of[ci, layer] = ref.index
         self.half_areas = np.maximum(np.array(half_areas, np.float64), 1.0)
@@ -116,11 +114,12 @@ class ZoneLayout:
     def inside(
         self, cameras: npt.NDArray[np.intp], x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.bool_]:
-        """Which zone layers contain each point (frame fractions), ``(points, layers)``."""
-        px = np.clip(np.round(x * (self.width - 1)), 0, self.width - 1).astype(np.intp)
-        py = np.clip(np.round(y * (self.height - 1)), 0, self.height - 1).astype(np.intp)
-        flat = py * self.width + px
-        return (self.masks[: self.layers, cameras, flat] > 0).T
+        """Which zone layers contain each point (frame fractions), ``(points, layers)``,
+        looked up in the half-size masks."""
+        w, h = self.width // 2, self.height // 2
+        px = np.clip(np.round(x * (w - 1)), 0, w - 1).astype(np.intp)
+        py = np.clip(np.round(y * (h - 1)), 0, h - 1).astype(np.intp)
+        return (self.half_masks[: self.layers, cameras, py * w + px] > 0).T
 
 
 def crossings(
