@@ -49,6 +49,8 @@ SHARE_JUMP = 0.3
 frame to the next shows a global change, not objects."""
 REBASELINE_SECONDS = 1.0
 MIN_STEP = 0.15
+CHUNK = 24
+"""Frames per step of the background (24 frames: 1.4 MB per 8-bit array)."""
 """Smallest share of the frame blended in at an update (sets each camera's stride)."""
 
 
@@ -58,6 +60,9 @@ class Foreground:
     says which frames can be analysed (warmed up, no global change in progress)."""
 
     mask: npt.NDArray[np.uint8]
+    half: npt.NDArray[np.uint8]
+    """The mask at half size, ``(frames * height/2, width/2)``, each pixel the share of its
+    four pixels that are foreground (0..255)."""
     settled: npt.NDArray[np.bool_]
     share: npt.NDArray[np.float64]
     jump: npt.NDArray[np.float64]
@@ -104,29 +109,41 @@ class BatchBackground:
         k = len(gray)
         ready = self.ready[rows.cameras]
         model8 = rows.take(self.model8)
-        self._match_exposure(gray, model8, ready)
         mask = self.scratch.get("mask", gray.shape, np.uint8)
         work = self.scratch.get("work", gray.shape, np.uint8)
         blend = self.scratch.get("blend", gray.shape, np.uint8)
-        cv2.absdiff(gray, model8, dst=work)
-        for start, stop, group in self._runs(rows.cameras, np.ones(k, bool)):
-            thr = self.group_threshold[group]
-            cv2.threshold(work[start:stop], thr, 255, cv2.THRESH_BINARY, dst=mask[start:stop])
-        tall = mask.reshape(k * self.height, self.width)  # frames stacked, a view
-        cv2.morphologyEx(tall, cv2.MORPH_OPEN, _OPEN_KERNEL, dst=tall)
+        h, w = self.height // 2, self.width // 2
+        half = self.scratch.get("half", (k * h, w), np.uint8)
+        pixels = np.zeros(k)
         counts = self.frames[rows.cameras]
         self.frames[rows.cameras] += 1
         learn = counts % self.stride[rows.cameras] == 0
-        for start, stop, group in self._runs(rows.cameras, learn):
-            alpha = self.group_alpha[group]
-            run = slice(start, stop)
-            cv2.addWeighted(gray[run], alpha, model8[run], 1.0 - alpha, 0.0, dst=blend[run])
-            cv2.bitwise_not(mask[run], dst=work[run])
-            cv2.copyTo(blend[run], work[run], model8[run])
+        everything = np.ones(k, bool)
+        # A few frames at a time, so that each step finds the last one's output in cache
+        # (the whole batch's arrays are megabytes; memory traffic is the cost here).
+        for first in range(0, k, CHUNK):
+            last = min(first + CHUNK, k)
+            chunk = slice(first, last)
+            self._match_exposure(gray[chunk], model8[chunk], ready[chunk])
+            for start, stop, group in self._runs(rows.cameras, everything, first, last):
+                cv2.absdiff(gray[start:stop], model8[start:stop], dst=work[start:stop])
+                thr = self.group_threshold[group]
+                cv2.threshold(work[start:stop], thr, 255, cv2.THRESH_BINARY, dst=mask[start:stop])
+            tall = mask[chunk].reshape(-1, self.width)  # frames stacked, a view
+            cv2.morphologyEx(tall, cv2.MORPH_OPEN, _OPEN_KERNEL, dst=tall)
+            sums = cv2.reduce(mask[chunk], 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+            pixels[chunk] = sums[:, 0]
+            cv2.resize(
+                tall, (w, (last - first) * h), half[first * h : last * h], 0, 0, cv2.INTER_AREA
+            )
+            for start, stop, group in self._runs(rows.cameras, learn, first, last):
+                alpha = self.group_alpha[group]
+                run = slice(start, stop)
+                cv2.addWeighted(gray[run], alpha, model8[run], 1.0 - alpha, 0.0, dst=blend[run])
+                cv2.bitwise_not(mask[run], dst=work[run])
+                cv2.copyTo(blend[run], work[run], model8[run])
         rows.put(self.model8, model8)
-        share = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0] / (
-            255.0 * gray.shape[1]
-        )
+        share = pixels / (255.0 * gray.shape[1])
         # A global change (the light changed its character, the camera was moved or
         # covered) turns most of the frame to foreground at once; a crowd fills it bit by
         # bit. Frames of a global change are not analysed, and if it lasts the camera warms
@@ -142,15 +159,19 @@ class BatchBackground:
             self._warm_up(int(rows.cameras[i]), gray[i], float(times[i]))
         if not settled.all():
             mask[~settled] = 0
-        return Foreground(mask, settled, share, np.where(ready, jump, 0.0))
+            half.reshape(k, -1)[~settled] = 0
+        return Foreground(mask, half, settled, share, np.where(ready, jump, 0.0))
 
     def _runs(
-        self, cameras: npt.NDArray[np.intp], chosen: npt.NDArray[np.bool_]
+        self, cameras: npt.NDArray[np.intp], chosen: npt.NDArray[np.bool_], first: int, last: int
     ) -> list[tuple[int, int, int]]:
-        """(start, stop, settings group) of each run of ``chosen`` rows sharing settings."""
-        key = np.where(chosen, self.group[cameras], -1)
+        """(start, stop, settings group) of each run of ``chosen`` rows between ``first``
+        and ``last`` sharing settings."""
+        key = np.where(chosen[first:last], self.group[cameras[first:last]], -1)
         edges = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), len(key)]
-        return [(a, b, int(key[a])) for a, b in itertools.pairwise(edges) if key[a] >= 0]
+        return [
+            (first + a, first + b, int(key[a])) for a, b in itertools.pairwise(edges) if key[a] >= 0
+        ]
 
     def _match_exposure(
         self,

@@ -99,10 +99,9 @@ class VisionPipeline:
         )
         if not healthy.all():
             foreground.mask[~healthy] = 0
+            foreground.half.reshape(k, -1)[~healthy] = 0
             index = BatchIndex.of(batch, foreground.settled & healthy, len(self.cameras))
-        half = self.scratch.get("mask-half", (k * (self.height // 2), self.width // 2), np.uint8)
-        tall = foreground.mask.reshape(k * self.height, self.width)
-        cv2.resize(tall, (self.width // 2, k * (self.height // 2)), half, 0, 0, cv2.INTER_AREA)
+        half = foreground.half
         occupancy = self.layout.occupancy(half, rows)
         blobs = self.blobs.find(half, self.min_object[batch.cameras])
         step = self.tracker.update(blobs, index)
