@@ -31,8 +31,9 @@ CAUSES = ("blur", "covered", "moved")
 COVERED_CONTRAST = 0.2
 MOVED_CORRELATION = 0.4
 MOVED_JUMP = 0.15
-CHECK_EVERY = 10
-"""A camera's view is checked on every tenth frame (every 2 s at 5 fps)."""
+CHECK_EVERY = 25
+"""A camera's view is checked on every 25th frame (every 5 s at 5 fps), and on every frame
+while it is unhealthy."""
 SUSPECT_SHARPNESS = 0.7
 SUSPECT_JUMP = 0.15
 """A frame this much less sharp than usual, or with this much more foreground than the
@@ -109,6 +110,9 @@ class CameraHealth:
         ready = self.home_ready[cameras]
         suspect = (sharp < SUSPECT_SHARPNESS * self.sharpness[cameras]) | (jump > SUSPECT_JUMP)
         due = (self.frames[cameras] % CHECK_EVERY == 0) | ~ready | suspect
+        # Every frame while something is wrong or an episode is open, to end it on time.
+        open_episodes = self.tamper.active.reshape(-1, len(CAUSES))[cameras]
+        due |= self.unhealthy[cameras] | np.any(open_episodes, axis=1)
         self.frames[cameras] += 1
         rows = np.flatnonzero(due)
         if len(rows):
