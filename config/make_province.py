@@ -16,31 +16,35 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 
-# Zones drawn on each clip (fractions of the frame).
+# Zones drawn on each clip (fractions of the frame); the same as the test cameras in
+# tests/data/clips.yaml, whose counts were checked by eye. Lines are drawn so that the
+# expected traffic crosses them forward (from the left of points[0]->points[1] to its right).
 HIGHWAY: dict[str, Any] = {
     "source": "data/video/highway_cctv_osd_320x240.avi",
     "zones": [
         {
             "id": "shoulder",
             "kind": "restricted",
-            "polygon": [[0.915, 0.30], [0.96, 0.30], [0.89, 1.0], [0.73, 1.0]],
+            "polygon": [[0.89, 0.30], [0.95, 0.30], [0.90, 1.0], [0.745, 1.0]],
         },
         {
             "id": "away",
             "kind": "lane",
             "direction": [0.3, -1.0],
             "polygon": [[0.74, 0.15], [0.88, 0.15], [0.73, 1.0], [0.06, 1.0]],
+            "min_seconds": 1.0,
         },
         {
             "id": "toward",
             "kind": "lane",
             "direction": [-0.8, 0.6],
             "polygon": [[0.0, 0.30], [0.55, 0.09], [0.70, 0.11], [0.0, 0.62]],
+            "min_seconds": 1.0,
         },
     ],
     "lines": [
-        {"id": "count-away", "points": [[0.28, 0.71], [0.80, 0.71]]},
-        {"id": "count-toward", "points": [[0.12, 0.24], [0.12, 0.58]]},
+        {"id": "count-away", "points": [[0.80, 0.71], [0.26, 0.71]]},
+        {"id": "count-toward", "points": [[0.30, 0.17], [0.30, 0.46]]},
     ],
 }
 INDOOR: dict[str, Any] = {
@@ -62,7 +66,7 @@ PARKING: dict[str, Any] = {
             "id": "lot",
             "kind": "restricted",
             "schedule": "always",
-            "polygon": [[0.05, 0.05], [0.95, 0.05], [0.95, 0.95], [0.05, 0.95]],
+            "polygon": [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
         },
     ],
     "lines": [],

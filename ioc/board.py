@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -26,10 +27,15 @@ HEADLINE = {
 }
 
 
+RATE_WINDOW = 10.0
+"""Seconds over which rates are averaged: batches arrive every few seconds, and a rate
+between two consecutive reports would swing between zero and a burst."""
+
+
 @dataclass
 class _Seen:
     latest: ServiceStatus
-    previous: ServiceStatus | None = None
+    window: deque[ServiceStatus] = field(default_factory=deque)
     rates: dict[str, float] = field(default_factory=dict)
 
 
@@ -78,15 +84,18 @@ class StatusBoard:
             return
         seen = self.services.get(status.instance)
         if seen is None or seen.latest.pid != status.pid:
-            self.services[status.instance] = _Seen(status)
-            return
-        span = status.reported_at - seen.latest.reported_at
+            seen = self.services[status.instance] = _Seen(status)
+        seen.latest = status
+        seen.window.append(status)
+        while status.reported_at - seen.window[0].reported_at > RATE_WINDOW:
+            seen.window.popleft()
+        oldest = seen.window[0]
+        span = status.reported_at - oldest.reported_at
         if span > 0:
             seen.rates = {
-                name: (value - seen.latest.counters.get(name, 0.0)) / span
+                name: (value - oldest.counters.get(name, 0.0)) / span
                 for name, value in status.counters.items()
             }
-        seen.previous, seen.latest = seen.latest, status
 
     def total(self, service: str, counter: str) -> float:
         return sum(

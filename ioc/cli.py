@@ -288,6 +288,17 @@ def bench_history(
     run(cameras, days, repeat)
 
 
+@bench_app.command("vision")
+def bench_vision(
+    cameras: Annotated[int, typer.Option(min=1, help="Cameras replaying the clips")] = 200,
+    seconds: Annotated[float, typer.Option(min=1, help="Seconds of video per camera")] = 15,
+) -> None:
+    """Batched vision pipeline vs a per-camera MOG2 loop on the same JPEG frames."""
+    from .bench.vision import run
+
+    typer.echo(json.dumps(run(cameras, seconds)))
+
+
 def main() -> None:
     try:
         app()

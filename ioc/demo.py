@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 
 from console_api import Role, add_user
-from store import StoreConfig, connect
+from store import Connection, StoreConfig, connect
 
 from .board import StatusBoard
 from .runtime import Infrastructure, infrastructure
@@ -89,6 +90,12 @@ async def run_demo(
     settings: Settings, duration: float | None, console: Console, vision_workers: int
 ) -> None:
     started = time.monotonic()
+    # Ctrl-C (SIGINT) and SIGTERM end the watch; the services then stop in order and the
+    # totals are printed, as at the end of --duration.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         console.print(
             "[bold]Starting the province[/] (embedded broker and database unless "
@@ -109,26 +116,9 @@ async def run_demo(
         )
         conn = await connect(infra.store)
         stack.push_async_callback(conn.close)
-        deadline = None if duration is None else started + duration
-        period = 1.0 if console.is_terminal else 5.0
-        with Live(console=console, auto_refresh=False) as live:
-            while deadline is None or time.monotonic() < deadline:
-                left = period if deadline is None else min(period, deadline - time.monotonic())
-                await asyncio.sleep(max(left, 0.0))
-                for service in supervisor.dead():
-                    console.print(f"[red]{service.name} exited; restarting (see {service.log})")
-                    await service.start()
-                open_alerts = await conn.fetchval(
-                    "SELECT count(*) FROM alerts WHERE state <> 'resolved'"
-                )
-                view = Group(
-                    board.table(f"Province demo, {time.monotonic() - started:,.0f} s"),
-                    _summary(board, open_alerts),
-                )
-                if console.is_terminal:
-                    live.update(view, refresh=True)
-                else:
-                    console.print(view)
+        await _watch(
+            board, supervisor, conn, console, started=started, duration=duration, stop=stop
+        )
         console.print(
             f"Stopping the services. Totals: {board.total('simulator', 'frames_published'):,.0f} "
             f"frames published, {board.total('vision', 'frames_processed'):,.0f} analysed, "
@@ -140,6 +130,43 @@ async def run_demo(
     console.print("Stopped cleanly.", style="green")
 
 
+async def _watch(
+    board: StatusBoard,
+    supervisor: Supervisor,
+    conn: Connection,
+    console: Console,
+    *,
+    started: float,
+    duration: float | None,
+    stop: asyncio.Event,
+) -> None:
+    """Refresh the board (every second on a terminal, every 5 s in a log) and restart
+    services that died, until time is up or a signal asks to stop."""
+    deadline = None if duration is None else started + duration
+    period = 1.0 if console.is_terminal else 5.0
+    with Live(console=console, auto_refresh=False) as live:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            left = period if deadline is None else min(period, deadline - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(left, 0.0))
+            if stop.is_set():
+                break
+            for service in supervisor.dead():
+                console.print(f"[red]{service.name} exited; restarting (see {service.log})")
+                await service.start()
+            open_alerts = await conn.fetchval(
+                "SELECT count(*) FROM alerts WHERE state <> 'resolved'"
+            )
+            view = Group(
+                board.table(f"Province demo, {time.monotonic() - started:,.0f} s"),
+                _summary(board, open_alerts),
+            )
+            if console.is_terminal:
+                live.update(view, refresh=True)
+            else:
+                console.print(view)
+
+
 def main(settings: Settings, duration: float | None, vision_workers: int) -> None:
     console = Console(stderr=True)
     logging.basicConfig(
@@ -147,5 +174,4 @@ def main(settings: Settings, duration: float | None, vision_workers: int) -> Non
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(settings, duration, console, vision_workers))
+    asyncio.run(run_demo(settings, duration, console, vision_workers))

@@ -29,6 +29,7 @@ from ._messages import (
 )
 from ._province import (
     AccessPoint,
+    Analytics,
     Camera,
     ConfigError,
     District,
@@ -67,6 +68,7 @@ __all__ = [
     "TRAFFIC",
     "AccessPoint",
     "AlertMessage",
+    "Analytics",
     "Camera",
     "CameraState",
     "Codec",

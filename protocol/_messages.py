@@ -111,6 +111,9 @@ class VisionEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     frame_seq: NonNegative = 0
     frame_captured_at: Epoch = 0.0
     """Capture time of the frame that produced the event, for end-to-end latency."""
+    detail: str | None = None
+    """What exactly was found, where the kind has several causes (camera_tamper: blur,
+    covered or moved)."""
     v: Literal[1] = 1
 
 

@@ -94,6 +94,14 @@ class Zone(_Strict):
     """How long a finding must persist before it becomes an event."""
     clear_seconds: Annotated[float, Field(ge=0.0, le=3600.0)] = 1.5
     """How long a finding must be absent before its event ends."""
+    high_occupancy: Annotated[float, Field(gt=0.0, le=1.0)] = 0.35
+    """Foreground share of the zone that is high: a crowd (crowd zones), or, with slow traffic,
+    congestion (lanes)."""
+    congestion_seconds: Annotated[float, Field(ge=0.0, le=3600.0)] = 60.0
+    """Lanes: how long occupancy must stay high and traffic slow to raise congestion."""
+    low_speed: Annotated[float, Field(ge=0.0, le=10.0)] = 0.04
+    """Frame sizes per second (x in widths, y in heights). Lanes: congestion when tracked objects
+    are slower on average; no_stopping: an object slower is stopped; wrong_way needs faster."""
 
     @field_validator("schedule")
     @classmethod
@@ -128,7 +136,8 @@ class Zone(_Strict):
 class Line(_Strict):
     id: Identifier
     points: tuple[Point, Point]
-    """Crossing from the left of points[0]->points[1] to its right counts as forward."""
+    """Crossing from the left of points[0]->points[1] to its right counts as forward ("left" as
+    seen on the image: for a line drawn left to right, forward is downwards)."""
 
     @field_validator("points")
     @classmethod
@@ -136,6 +145,31 @@ class Line(_Strict):
         if value[0] == value[1]:
             raise ValueError("line points must differ")
         return value
+
+
+class Analytics(_Strict):
+    """How one camera's frames are analysed. The defaults suit a fixed camera analysed at
+    320x180; durations are in seconds so they mean the same at any frame rate."""
+
+    background_seconds: Annotated[float, Field(ge=0.2, le=3600.0)] = 2.0
+    """Time constant of the background model (its learning rate): how fast it follows gradual
+    change where nothing is moving. Foreground never leaks into it."""
+    threshold: Annotated[int, Field(ge=4, le=128)] = 25
+    """Gray-level difference from the background that makes a pixel foreground."""
+    min_object_area: Annotated[float, Field(gt=0.0, le=0.5)] = 0.001
+    """Smallest blob, as a share of the frame, that is tracked as an object."""
+    track_seconds: Annotated[float, Field(ge=0.1, le=60.0)] = 2.0
+    """How long an object that is no longer seen is remembered (occlusion, fading contrast)."""
+    absorb_seconds: Annotated[float, Field(ge=1.0, le=86_400.0)] = 900.0
+    """An object that has not moved for this long becomes background (a parked car)."""
+    offline_seconds: Annotated[float, Field(ge=1.0, le=86_400.0)] = 30.0
+    """No frame for this long raises camera_offline."""
+    tamper_seconds: Annotated[float, Field(ge=0.5, le=3600.0)] = 10.0
+    """A blurred, covered or moved view must last this long to raise camera_tamper."""
+    blur_ratio: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.35
+    """Blurred when the image's sharpness falls below this share of its usual sharpness."""
+    metrics_seconds: Annotated[float, Field(ge=1.0, le=3600.0)] = 60.0
+    """Length of the intervals of the traffic metrics (counts per line, mean occupancy)."""
 
 
 class Camera(_Strict):
@@ -153,6 +187,7 @@ class Camera(_Strict):
     """The edge agent that reads this camera; it alone may publish under its topics."""
     zones: list[Zone] = []
     lines: list[Line] = []
+    analytics: Analytics = Analytics()
 
     def resolved_source(self) -> str:
         return _ENV_REFERENCE.sub(lambda m: os.environ.get(m.group(1), ""), self.source)

@@ -1,12 +1,19 @@
-"""Batched video analytics for every camera at once: background, zones, detectors, replay."""
+"""Batched video analytics for every camera at once: decode, background, blobs, tracks,
+zone detectors, camera health, traffic metrics; the live worker and file replay."""
 
-from ._pipeline import ANALYSIS_SIZE, FrameBatch, VisionPipeline, to_analysis_gray
+from ._batch import FrameBatch
+from ._decode import EncodedFrame, FrameDecoder, RefusedFrame
+from ._pipeline import ANALYSIS_SIZE, BatchResult, VisionPipeline, to_analysis_gray
 from ._replay import ReplayError, replay
 from ._worker import VisionStats, VisionWorker, parse_shard, shard_cameras
 
 __all__ = [
     "ANALYSIS_SIZE",
+    "BatchResult",
+    "EncodedFrame",
     "FrameBatch",
+    "FrameDecoder",
+    "RefusedFrame",
     "ReplayError",
     "VisionPipeline",
     "VisionStats",

@@ -1,69 +1,144 @@
-"""Zones and lines rasterised for the analysis size, for every camera at once."""
+"""Zones and lines of every camera, rasterised once at the analysis size.
+
+Zones of one camera may overlap, so the k-th zone of every camera goes to layer k: a layer
+is one 0/255 mask per camera, and the occupancy of every zone of every camera in a batch is
+one ``bitwise_and`` and one row sum per layer (a handful of layers, not a loop over cameras),
+on the half-size foreground (each pixel the share of its four that are foreground, so the
+sums are exact areas at a quarter of the memory traffic).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from protocol import Camera, Zone
+from protocol import Camera, Line, Zone
+
+from ._batch import BatchRows, Scratch
 
 
 @dataclass(frozen=True, slots=True)
 class ZoneRef:
-    """One (camera, zone) pair, with its global index in the flattened zone table."""
+    """One (camera, zone) pair and its place in the flattened zone table."""
 
     index: int
     camera_index: int
+    layer: int
     camera_id: str
     zone: Zone
     area_px: int
 
 
 @dataclass(frozen=True, slots=True)
-class ZoneLayout:
-    """Zone label layers for all cameras: ``labels[layer, camera, y, x]`` holds the global
-    zone index + 1 (0 = no zone). Zones of one camera may overlap, so the k-th zone of each
-    camera goes to layer k; occupancy of every zone is then one ``np.bincount`` per layer."""
-
-    labels: npt.NDArray[np.int32]
-    zones: list[ZoneRef]
-
-    @property
-    def areas(self) -> npt.NDArray[np.float64]:
-        return np.array([z.area_px for z in self.zones], dtype=np.float64)
+class LineRef:
+    index: int
+    camera_index: int
+    slot: int
+    camera_id: str
+    line: Line
 
 
 def zone_mask(zone: Zone, width: int, height: int) -> npt.NDArray[np.uint8]:
+    """The zone as a 0/255 mask; the polygon's corners are fractions of the frame."""
     mask = np.zeros((height, width), np.uint8)
     pts = np.array(zone.polygon, dtype=np.float64) * [width - 1, height - 1]
-    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
     return mask
 
 
-def build_layout(cameras: list[Camera], width: int, height: int) -> ZoneLayout:
-    layers = max((len(c.zones) for c in cameras), default=0)
-    labels = np.zeros((max(layers, 1), len(cameras), height, width), np.int32)
-    refs: list[ZoneRef] = []
-    for ci, camera in enumerate(cameras):
-        for layer, zone in enumerate(camera.zones):
-            mask = zone_mask(zone, width, height)
-            ref = ZoneRef(len(refs), ci, camera.id, zone, int(mask.sum()))
-            refs.append(ref)
-            labels[layer, ci][mask > 0] = ref.index + 1
-    return ZoneLayout(labels, refs)
+class ZoneLayout:
+    """Zone masks, zone tables and line segments for all cameras at one analysis size."""
+
+    def __init__(self, cameras: Sequence[Camera], width: int, height: int) -> None:
+        self.width, self.height = width, height
+        count = len(cameras)
+        self.layers = max((len(c.zones) for c in cameras), default=0)
+        half = (height // 2) * (width // 2)
+        self.half_masks = np.zeros((max(self.layers, 1), count, half), np.uint8)
+        self.zone_of = np.full((count, max(self.layers, 1)), -1, np.intp)
+        self.zones: list[ZoneRef] = []
+        half_areas: list[int] = []
+        for ci, camera in enumerate(cameras):
+            for layer, zone in enumerate(camera.zones):
+                mask = zone_mask(zone, width, height)
+                small = zone_mask(zone, width // 2, height // 2)
+                ref = ZoneRef(
+                    len(self.zones), ci, layer, camera.id, zone, int(np.count_nonzero(mask))
+                )
+                self.zones.append(ref)
+                half_areas.append(int(np.count_nonzero(small)))
+                self.half_masks[layer, ci] = small.ravel()
+                self.zone_of[ci, layer] = ref.index
+        self.half_areas = np.maximum(np.array(half_areas, np.float64), 1.0)
+        self.scratch = Scratch()
+        self.areas = np.array([max(z.area_px, 1) for z in self.zones], np.float64)
+        self.max_lines = max((len(c.lines) for c in cameras), default=0)
+        slots = max(self.max_lines, 1)
+        # Segment ends in frame fractions, (camera, slot, xy); unused slots never cross.
+        self.line_a = np.zeros((count, slots, 2))
+        self.line_b = np.zeros((count, slots, 2))
+        self.line_valid = np.zeros((count, slots), bool)
+        self.line_of = np.full((count, slots), -1, np.intp)
+        self.lines: list[LineRef] = []
+        for ci, camera in enumerate(cameras):
+            for slot, line in enumerate(camera.lines):
+                line_ref = LineRef(len(self.lines), ci, slot, camera.id, line)
+                self.lines.append(line_ref)
+                self.line_a[ci, slot] = line.points[0]
+                self.line_b[ci, slot] = line.points[1]
+                self.line_valid[ci, slot] = True
+                self.line_of[ci, slot] = line_ref.index
+
+    def occupancy(self, half: npt.NDArray[np.uint8], rows: BatchRows) -> npt.NDArray[np.float64]:
+        """Foreground share of every zone layer, ``(frames, layers)``, from the half-size
+        foreground ``(frames * height/2, width/2)``."""
+        k = len(rows.cameras)
+        out = np.zeros((k, self.layers))
+        flat = half.reshape(k, -1)
+        scratch = self.scratch.get("and", flat.shape, np.uint8)
+        for layer in range(self.layers):
+            cv2.bitwise_and(flat, rows.take(self.half_masks[layer]), dst=scratch)
+            sums = cv2.reduce(scratch, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+            out[:, layer] = sums[:, 0] / 255.0
+        zones = self.zone_of[rows.cameras, : self.layers]
+        valid = zones >= 0
+        out[valid] /= self.half_areas[zones[valid]]
+        out[~valid] = 0.0
+        np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+    def inside(
+        self, cameras: npt.NDArray[np.intp], x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.bool_]:
+        """Which zone layers contain each point (frame fractions), ``(points, layers)``,
+        looked up in the half-size masks."""
+        w, h = self.width // 2, self.height // 2
+        px = np.clip(np.round(x * (w - 1)), 0, w - 1).astype(np.intp)
+        py = np.clip(np.round(y * (h - 1)), 0, h - 1).astype(np.intp)
+        return (self.half_masks[: self.layers, cameras, py * w + px] > 0).T
 
 
-def zone_occupancy(
-    layout: ZoneLayout, foreground: npt.NDArray[np.bool_], camera_index: npt.NDArray[np.intp]
-) -> npt.NDArray[np.float64]:
-    """Foreground fraction of every zone, for the cameras in this batch (others are 0)."""
-    counts = np.zeros(len(layout.zones) + 1, np.int64)
-    if not layout.zones:
-        return np.zeros(0)
-    for layer in layout.labels:
-        hits = layer[camera_index][foreground]
-        counts += np.bincount(hits, minlength=len(layout.zones) + 1)
-    return counts[1:] / np.maximum(layout.areas, 1.0)
+def crossings(
+    start: npt.NDArray[np.float64],
+    end: npt.NDArray[np.float64],
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+) -> npt.NDArray[np.int8]:
+    """For moves ``start -> end`` ``(n, 2)`` against segments ``a -> b`` ``(n, lines, 2)``:
+    +1 where the move crosses from the segment's left to its right (forward), -1 for the
+    reverse, 0 otherwise. With y pointing down, "left" as seen on the image is where the
+    cross product of (b - a) and (p - a) is negative."""
+    d = b - a
+    p, q = start[:, None, :], end[:, None, :]
+    side_p = d[..., 0] * (p[..., 1] - a[..., 1]) - d[..., 1] * (p[..., 0] - a[..., 0])
+    side_q = d[..., 0] * (q[..., 1] - a[..., 1]) - d[..., 1] * (q[..., 0] - a[..., 0])
+    m = q - p
+    side_a = m[..., 0] * (a[..., 1] - p[..., 1]) - m[..., 1] * (a[..., 0] - p[..., 0])
+    side_b = m[..., 0] * (b[..., 1] - p[..., 1]) - m[..., 1] * (b[..., 0] - p[..., 0])
+    # A move that starts exactly on the line crosses it; one that ends on it does not yet.
+    hit = (side_a * side_b < 0) & (((side_p <= 0) & (side_q > 0)) | ((side_p >= 0) & (side_q < 0)))
+    return np.where(hit, np.where(side_q > 0, 1, -1), 0).astype(np.int8)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +11,12 @@ import numpy as np
 
 from protocol import Camera, VisionEvent
 
-from ._pipeline import ANALYSIS_SIZE, FrameBatch, VisionPipeline, to_analysis_gray
+from ._batch import FrameBatch
+from ._pipeline import ANALYSIS_SIZE, VisionPipeline, to_analysis_gray
 
 
 class ReplayError(RuntimeError):
     """The video cannot be read."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReplaySummary:
-    frames: int
-    fps: float
-    line_counts: dict[str, dict[str, int]]
 
 
 def _video_seconds(event: VisionEvent, origin: float) -> dict[str, Any]:
@@ -37,6 +30,8 @@ def _video_seconds(event: VisionEvent, origin: float) -> dict[str, Any]:
     out["ended_at"] = round(ended - origin, 3)
     if event.direction is not None:
         out["direction"] = event.direction
+    if event.detail is not None:
+        out["detail"] = event.detail
     out["score"] = event.score
     return out
 
@@ -60,7 +55,7 @@ def replay(
     fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
     if fps <= 0:
         raise ReplayError(f"{video}: the file does not state its frame rate")
-    pipeline = VisionPipeline([camera], timezone=timezone, size=size)
+    pipeline = VisionPipeline([camera], timezone=timezone, size=size, fps={camera.id: fps})
     cameras = np.zeros(1, np.intp)
     frames = 0
     try:
@@ -75,7 +70,8 @@ def replay(
                 np.array([now]),
                 np.array([frames], np.int64),
             )
-            for event in pipeline.process(batch):
+            result = pipeline.process(batch)
+            for event in [*result.events, *result.crossings]:
                 if event.phase != "start":
                     yield _video_seconds(event, origin)
             frames += 1
@@ -83,7 +79,7 @@ def replay(
         capture.release()
     if frames == 0:
         raise ReplayError(f"{video}: no frame could be decoded")
-    for event in pipeline.finish(origin + frames / fps):
+    for event in pipeline.finish(origin + frames / fps).events:
         yield _video_seconds(event, origin)
-    counts = {line.id: {"forward": 0, "backward": 0} for line in camera.lines}
+    counts = pipeline.line_totals()[camera.id]
     yield {"kind": "summary", "frames": frames, "line_counts": counts}

@@ -1,9 +1,10 @@
-"""The live vision worker: latest frame per camera in, events out.
+"""The live vision worker: latest frame per camera in; events and traffic metrics out.
 
 Frames are the one stream where the newest matters more than completeness: the receiver
 keeps only the latest undecoded frame per camera and counts the ones it replaced. The
 analysis runs in a worker thread over whatever frames are waiting, as one batch, while the
-event loop keeps receiving.
+event loop keeps receiving. Once a second, frames or not, the worker also looks for cameras
+that went silent (camera_offline) and closes their traffic intervals.
 """
 
 from __future__ import annotations
@@ -17,24 +18,24 @@ from types import TracebackType
 from typing import Self
 
 import aiomqtt
-import cv2
-import numpy as np
 
 from protocol import (
     DEAD_LETTER,
     EVENT,
+    TRAFFIC,
     Camera,
     DeadLetterMessage,
     FrameDecodeError,
-    FrameHeader,
     MqttEndpoint,
     Topics,
     backoff_delay,
     decode_frame,
+    encode_frame,
     stop_tasks,
 )
 
-from ._pipeline import ANALYSIS_SIZE, FrameBatch, VisionPipeline, to_analysis_gray
+from ._decode import EncodedFrame, FrameDecoder
+from ._pipeline import ANALYSIS_SIZE, BatchResult, VisionPipeline
 
 logger = logging.getLogger(__name__)
 CONSUMER = "vision"
@@ -47,8 +48,11 @@ class VisionStats:
     frames_dropped: int = 0
     """Replaced by a newer frame of the same camera before analysis."""
     frames_rejected: int = 0
-    """Unreadable: bad header, corrupt JPEG, unknown camera."""
+    """Unreadable: bad header, corrupt JPEG, size not as announced, unknown camera."""
     events_published: int = 0
+    metrics_published: int = 0
+    checks: int = 0
+    """Periodic checks for silent cameras done."""
     batches: int = 0
 
 
@@ -78,14 +82,16 @@ class VisionWorker:
         timezone: str = "Asia/Ho_Chi_Minh",
         identifier: str = "vision-1",
         size: tuple[int, int] = ANALYSIS_SIZE,
+        check_every: float = 1.0,
     ) -> None:
         self.endpoint = endpoint
         self.topics = topics or Topics()
         self.identifier = identifier
-        self.size = size
         self.pipeline = VisionPipeline(cameras, timezone=timezone, size=size)
+        self.decoder = FrameDecoder(size, len(cameras))
+        self.check_every = check_every
         self.stats = VisionStats()
-        self._latest: dict[int, tuple[FrameHeader, bytes]] = {}
+        self._latest: dict[int, EncodedFrame] = {}
         self._ready = asyncio.Event()
         self._progress = asyncio.Condition()
         self._subscribed = asyncio.Event()
@@ -114,8 +120,9 @@ class VisionWorker:
                 async with self.endpoint.client(self.identifier) as client:
                     attempt = 0
                     # Only our cameras: with shards, other workers take the rest.
-                    for camera in self.pipeline.cameras:
-                        await client.subscribe(self.topics.frames(camera.id), qos=0)
+                    await client.subscribe(
+                        [(self.topics.frames(c.id), 0) for c in self.pipeline.cameras]
+                    )
                     self._subscribed.set()
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._receive(client))
@@ -146,7 +153,7 @@ class VisionWorker:
                 continue
             if index in self._latest:
                 self.stats.frames_dropped += 1
-            self._latest[index] = (header, bytes(jpeg))
+            self._latest[index] = EncodedFrame(index, header, bytes(jpeg))
             self._ready.set()
 
     async def _reject(
@@ -166,26 +173,54 @@ class VisionWorker:
         await client.publish(self.topics.dead_letters(CONSUMER), DEAD_LETTER.encode(letter), qos=1)
 
     async def _analyse(self, client: aiomqtt.Client) -> None:
+        next_check = time.monotonic() + self.check_every
         while not self._stopping:
-            await self._ready.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(next_check - time.monotonic(), 0.0)):
+                    await self._ready.wait()
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + self.check_every
+                result = await asyncio.to_thread(self.pipeline.silence, time.time())
+                await self._publish(client, result)
+                async with self._progress:
+                    self.stats.checks += 1
+                    self._progress.notify_all()
+            if not self._ready.is_set():
+                continue
             self._ready.clear()
             frames, self._latest = self._latest, {}
-            batch, bad = await asyncio.to_thread(self._decode, frames)
-            for index, reason in bad:
-                camera_id = self.pipeline.cameras[index].id
-                await self._reject(client, self.topics.frames(camera_id), reason, frames[index][1])
-            if batch is None:
-                continue
-            events = await asyncio.to_thread(self.pipeline.process, batch)
-            self.stats.batches += 1
-            for event in events:
-                await client.publish(
-                    self.topics.events(event.camera_id), EVENT.encode(event), qos=1
-                )
-                self.stats.events_published += 1
-            async with self._progress:
-                self.stats.frames_processed += len(batch.cameras)
-                self._progress.notify_all()
+            await self._analyse_batch(client, list(frames.values()))
+
+    async def _analyse_batch(self, client: aiomqtt.Client, frames: list[EncodedFrame]) -> None:
+        batch, refused = await asyncio.to_thread(self.decoder.decode, frames)
+        by_camera = {f.camera: f for f in frames}
+        for bad in refused:
+            camera_id = self.pipeline.cameras[bad.camera].id
+            await self._reject(
+                client,
+                self.topics.frames(camera_id),
+                f"camera {camera_id}: {bad.reason}",
+                encode_frame(by_camera[bad.camera].header, bytes(by_camera[bad.camera].jpeg)),
+            )
+        if batch is None:
+            return
+        result = await asyncio.to_thread(self.pipeline.process, batch, time.time())
+        self.stats.batches += 1
+        await self._publish(client, result)
+        async with self._progress:
+            self.stats.frames_processed += len(batch.cameras)
+            self._progress.notify_all()
+
+    async def _publish(self, client: aiomqtt.Client, result: BatchResult) -> None:
+        # Line crossings are counted into the metrics, not sent one by one.
+        for event in result.events:
+            await client.publish(self.topics.events(event.camera_id), EVENT.encode(event), qos=1)
+            self.stats.events_published += 1
+        for metrics in result.metrics:
+            await client.publish(
+                self.topics.traffic(metrics.camera_id), TRAFFIC.encode(metrics), qos=1
+            )
+            self.stats.metrics_published += 1
 
     async def wait_until_subscribed(self) -> None:
         await self._subscribed.wait()
@@ -202,27 +237,7 @@ class VisionWorker:
                 )
             )
 
-    def _decode(
-        self, frames: dict[int, tuple[FrameHeader, bytes]]
-    ) -> tuple[FrameBatch | None, list[tuple[int, str]]]:
-        width, height = self.size
-        gray = np.empty((len(frames), height, width), np.uint8)
-        cameras: list[int] = []
-        times: list[float] = []
-        seqs: list[int] = []
-        bad: list[tuple[int, str]] = []
-        for index, (header, jpeg) in frames.items():
-            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
-            if image is None:
-                bad.append((index, "corrupt JPEG: cannot be decoded"))
-                continue
-            gray[len(cameras)] = to_analysis_gray(image, self.size)
-            cameras.append(index)
-            times.append(header.captured_at)
-            seqs.append(header.sequence)
-        if not cameras:
-            return None, bad
-        n = len(cameras)
-        return FrameBatch(
-            gray[:n], np.array(cameras, np.intp), np.array(times), np.array(seqs, np.int64)
-        ), bad
+    async def wait_for_checks(self, count: int) -> None:
+        """Return once ``count`` periodic checks for silent cameras have run (tests)."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.stats.checks >= count)

@@ -1,0 +1,120 @@
+"""JPEG frames of many cameras decoded into one preallocated batch at the analysis size.
+
+A JPEG two, four or eight times the analysis size is decoded straight at the analysis size
+(libjpeg scales while it decodes, ``IMREAD_REDUCED_GRAYSCALE_*``); any other size is decoded
+in gray and resized. A frame that cannot be read is refused with its reason and the batch
+goes on with the other cameras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from protocol import FrameHeader
+
+from ._batch import FrameBatch
+
+_REDUCED = {
+    1: cv2.IMREAD_GRAYSCALE,
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    camera: int
+    """The pipeline's index of the camera."""
+    header: FrameHeader
+    jpeg: bytes | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedFrame:
+    camera: int
+    reason: str
+    """Names the field that is wrong, e.g. ``frame size: the header says 640x360 ...``."""
+
+
+class FrameDecoder:
+    """Decodes up to ``capacity`` frames per batch into one reused buffer."""
+
+    def __init__(self, size: tuple[int, int], capacity: int) -> None:
+        self.width, self.height = size
+        self.buffer = np.empty((max(capacity, 1), self.height, self.width), np.uint8)
+        self._plans: dict[tuple[int, int], tuple[int, tuple[int, int]]] = {}
+
+    def decode(
+        self, frames: Sequence[EncodedFrame]
+    ) -> tuple[FrameBatch | None, list[RefusedFrame]]:
+        """The batch (cameras in increasing order) and the frames that were refused. The
+        batch is a view of the buffer: it is valid until the next call."""
+        if len(frames) > len(self.buffer):
+            self.buffer = np.empty((len(frames), self.height, self.width), np.uint8)
+        buffer, plans = self.buffer, self._plans
+        cameras: list[int] = []
+        times: list[float] = []
+        seqs: list[int] = []
+        refused: list[RefusedFrame] = []
+        # One imdecode per JPEG is the unit of work (~0.12 ms); the loop is kept lean, as
+        # its Python overhead per frame measured a tenth of that.
+        for frame in sorted(frames, key=_camera_of):
+            header = frame.header
+            plan = plans.get((header.width, header.height))
+            if plan is None:
+                plan = plans[header.width, header.height] = self._plan(header.width, header.height)
+            flag, expected = plan
+            image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), flag)
+            slot = len(cameras)
+            if image is None:
+                refused.append(RefusedFrame(frame.camera, "corrupt JPEG: cannot be decoded"))
+                continue
+            if image.shape != expected:
+                refused.append(
+                    RefusedFrame(frame.camera, self._wrong_size(header, flag, image.shape))
+                )
+                continue
+            if expected == buffer.shape[1:]:
+                buffer[slot] = image
+            else:
+                cv2.resize(image, (self.width, self.height), buffer[slot], 0, 0, cv2.INTER_AREA)
+            cameras.append(frame.camera)
+            times.append(header.captured_at)
+            seqs.append(header.sequence)
+        if not cameras:
+            return None, refused
+        n = len(cameras)
+        batch = FrameBatch(
+            buffer[:n],
+            np.array(cameras, np.intp),
+            np.array(times, np.float64),
+            np.array(seqs, np.int64),
+        )
+        return batch, refused
+
+    def _plan(self, width: int, height: int) -> tuple[int, tuple[int, int]]:
+        """How to decode a JPEG of this size: the imread flag (reduced when it is 2, 4 or 8
+        times the analysis size) and the image shape it must give."""
+        factor = 1
+        for f in (8, 4, 2):
+            if width == f * self.width and height == f * self.height:
+                factor = f
+                break
+        return _REDUCED[factor], (-(-height // factor), -(-width // factor))
+
+    @staticmethod
+    def _wrong_size(header: FrameHeader, flag: int, shape: tuple[int, ...]) -> str:
+        factor = next(f for f, v in _REDUCED.items() if v == flag)
+        return (
+            f"frame size: the header says {header.width}x{header.height} but the JPEG is "
+            f"{shape[1] * factor}x{shape[0] * factor}"
+        )
+
+
+def _camera_of(frame: EncodedFrame) -> int:
+    return frame.camera

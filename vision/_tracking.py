@@ -1,0 +1,293 @@
+"""Centroid tracking of the blobs of every camera at once, with line crossings.
+
+Tracks live in fixed-size arrays (one slot per track, grown when full). A batch is matched
+in a few vectorised rounds: every (blob, track) pair of the same camera within the track's
+predicted box (plus a margin) is scored, and pairs that are each other's best are taken
+until none is left; a blob left over starts a track. A track that is not seen is carried on
+its velocity for ``track_seconds``. Two tracks that end up on one object (it fell apart into
+pieces for a while) are merged, so it is counted once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._batch import BatchIndex, pairs_by_key
+from ._blobs import Blobs
+from ._geometry import ZoneLayout, crossings
+
+Ints = npt.NDArray[np.intp]
+Floats = npt.NDArray[np.float64]
+GATE_MARGIN = 0.03
+"""Frame fractions added around a predicted box when looking for its blob."""
+VELOCITY_SMOOTHING = 0.5
+AGE_COST = 0.5
+"""Matching cost per second a track has gone unseen."""
+MIN_COUNT_HITS = 3
+"""Observations before a track counts for a line (a blob seen once or twice is not a car)."""
+DUPLICATE_OVERLAP = 0.6
+"""A track whose box lies this much inside an older track's box is the same object."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackStep:
+    """What one batch did to the tracks: ``observed`` slots got a blob (``new`` ones were
+    born), ``crossings`` lists (slot, line slot, direction +1/-1) moves over counting lines,
+    ``lost`` slots were not seen for too long and are freed by :meth:`Tracker.free`."""
+
+    observed: Ints
+    new: Ints
+    crossing_slot: Ints
+    crossing_line: Ints
+    crossing_direction: npt.NDArray[np.int8]
+    lost: Ints
+
+
+class Tracker:
+    """Track slots of every camera. Positions, boxes and velocities are frame fractions
+    (per second for velocities); times are the frames' capture times."""
+
+    alive: npt.NDArray[np.bool_]
+    camera: Ints
+    ident: npt.NDArray[np.int64]
+    hits: npt.NDArray[np.int64]
+    x0: Floats
+    y0: Floats
+    x1: Floats
+    y1: Floats
+    cx: Floats
+    cy: Floats
+    vx: Floats
+    vy: Floats
+    area: Floats
+    born: Floats
+    seen: Floats
+    anchor_x: Floats
+    anchor_y: Floats
+    still_since: Floats
+    """When the object last moved more than a fifth of its size."""
+    origin_x: Floats
+    origin_y: Floats
+    counted: npt.NDArray[np.bool_]
+    """(slot, line slot): the object has been counted on that line."""
+
+    _FIELDS: tuple[tuple[str, type, object], ...] = (
+        ("alive", bool, False),
+        ("camera", np.intp, -1),
+        ("ident", np.int64, 0),
+        ("hits", np.int64, 0),
+        *(
+            (name, np.float64, 0.0)
+            for name in (
+                "x0",
+                "y0",
+                "x1",
+                "y1",
+                "cx",
+                "cy",
+                "vx",
+                "vy",
+                "area",
+                "born",
+                "seen",
+                "anchor_x",
+                "anchor_y",
+                "still_since",
+                "origin_x",
+                "origin_y",
+            )
+        ),
+    )
+
+    def __init__(self, layout: ZoneLayout, track_seconds: Floats) -> None:
+        self.layout = layout
+        self.track_seconds = track_seconds
+        self.next_ident = 1
+        self.capacity = 0
+        self._grow(64)
+
+    def _grow(self, capacity: int) -> None:
+        old = self.capacity
+        for name, dtype, fill in self._FIELDS:
+            array: npt.NDArray[Any] = np.full(capacity, fill, dtype)
+            if old:
+                array[:old] = getattr(self, name)
+            setattr(self, name, array)
+        counted = np.zeros((capacity, max(self.layout.max_lines, 1)), bool)
+        if old:
+            counted[:old] = self.counted
+        self.counted = counted
+        self.capacity = capacity
+
+    @property
+    def speed(self) -> Floats:
+        speed: Floats = np.hypot(self.vx, self.vy)
+        return speed
+
+    def update(self, blobs: Blobs, index: BatchIndex) -> TrackStep:
+        cameras, times, position = index.cameras, index.times, index.position
+        candidates = np.flatnonzero(self.alive & (position[self.camera] >= 0))
+        candidates = candidates[index.settled[position[self.camera[candidates]]]]
+        blob_camera = cameras[blobs.row]
+        blob_time = times[blobs.row]
+        owner = self._match(blobs, blob_camera, blob_time, candidates)
+        observed, crossing = self._observe(blobs, owner, blob_time)
+        new = self._create(blobs.select(owner < 0), blob_camera[owner < 0], blob_time[owner < 0])
+        seen = np.concatenate([observed, new])
+        merged = self._merge_duplicates(seen)
+        here = np.flatnonzero(self.alive & (position[self.camera] >= 0))
+        age = times[position[self.camera[here]]] - self.seen[here]
+        lost = np.union1d(here[age > self.track_seconds[self.camera[here]]], merged)
+        seen = np.setdiff1d(seen, merged)
+        return TrackStep(seen, np.setdiff1d(new, merged), *crossing, lost)
+
+    def _merge_duplicates(self, slots: Ints) -> Ints:
+        """Two tracks on one object (it fell apart for a while): the younger one's box lies
+        mostly inside the older one's. The older takes the younger's counted lines (so the
+        object is counted once); the younger is returned, to be dropped."""
+        i, j = pairs_by_key(self.camera[slots], self.camera[slots])
+        older = self.ident[slots[i]] < self.ident[slots[j]]
+        old, young = slots[i[older]], slots[j[older]]
+        width = np.minimum(self.x1[old], self.x1[young]) - np.maximum(self.x0[old], self.x0[young])
+        height = np.minimum(self.y1[old], self.y1[young]) - np.maximum(self.y0[old], self.y0[young])
+        inter = np.maximum(width, 0.0) * np.maximum(height, 0.0)
+        size = (self.x1[young] - self.x0[young]) * (self.y1[young] - self.y0[young])
+        duplicate = inter >= DUPLICATE_OVERLAP * np.maximum(size, 1e-12)
+        old, young = old[duplicate], young[duplicate]
+        # Each younger track goes to its oldest partner; an absorbed track absorbs nothing.
+        order = np.lexsort((self.ident[old], young))
+        old, young = old[order], young[order]
+        _, first = np.unique(young, return_index=True)
+        old, young = old[first], young[first]
+        keep = ~np.isin(old, young)
+        old, young = old[keep], young[keep]
+        np.logical_or.at(self.counted, old, self.counted[young])
+        merged: Ints = young
+        return merged
+
+    def _match(self, blobs: Blobs, blob_camera: Ints, blob_time: Floats, candidates: Ints) -> Ints:
+        """The track slot each blob belongs to, or -1 for a new object."""
+        owner = np.full(len(blobs), -1, np.intp)
+        if not len(blobs) or not len(candidates):
+            return owner
+        i, j = pairs_by_key(blob_camera, self.camera[candidates])
+        pb, pt = i, candidates[j]
+        dt = blob_time[pb] - self.seen[pt]
+        dx = np.abs(blobs.cx[pb] - (self.cx[pt] + self.vx[pt] * dt))
+        dy = np.abs(blobs.cy[pb] - (self.cy[pt] + self.vy[pt] * dt))
+        hw, hh = (self.x1[pt] - self.x0[pt]) / 2, (self.y1[pt] - self.y0[pt]) / 2
+        gate_x = hw + (blobs.x1[pb] - blobs.x0[pb]) / 4 + GATE_MARGIN
+        gate_y = hh + (blobs.y1[pb] - blobs.y0[pb]) / 4 + GATE_MARGIN
+        gated = (dx <= gate_x) & (dy <= gate_y)
+        cost = (dx / gate_x) ** 2 + (dy / gate_y) ** 2
+        cost += 0.25 * np.abs(np.log(blobs.area[pb] / np.maximum(self.area[pt], 1e-9)))
+        # A track seen a moment ago beats one coasting on an old velocity.
+        cost += AGE_COST * dt
+        by_cost = np.argsort(cost[gated], kind="stable")
+        pb, pt = pb[gated][by_cost], pt[gated][by_cost]
+        # Mutual best pairs, round after round; the best remaining pair is always mutual.
+        taken = np.zeros(self.capacity, bool)
+        while len(pb):
+            _, first_b = np.unique(pb, return_index=True)
+            _, first_t = np.unique(pt, return_index=True)
+            mutual = np.intersect1d(first_b, first_t)
+            owner[pb[mutual]] = pt[mutual]
+            taken[pt[mutual]] = True
+            keep = (owner[pb] < 0) & ~taken[pt]
+            pb, pt = pb[keep], pt[keep]
+        return owner
+
+    def _observe(
+        self, blobs: Blobs, owner: Ints, blob_time: Floats
+    ) -> tuple[Ints, tuple[Ints, Ints, npt.NDArray[np.int8]]]:
+        """Move matched tracks to the union of their blobs; find their line crossings."""
+        matched = np.flatnonzero(owner >= 0)
+        slots, inverse = np.unique(owner[matched], return_inverse=True)
+        if not len(slots):
+            empty = np.zeros(0, np.intp)
+            return empty, (empty, empty, np.zeros(0, np.int8))
+        b = blobs.select(matched)
+        area = np.bincount(inverse, weights=b.area)
+        cx = np.bincount(inverse, weights=b.area * b.cx) / area
+        cy = np.bincount(inverse, weights=b.area * b.cy) / area
+        x0 = np.full(len(slots), np.inf)
+        y0 = np.full(len(slots), np.inf)
+        x1 = np.zeros(len(slots))
+        y1 = np.zeros(len(slots))
+        np.minimum.at(x0, inverse, b.x0)
+        np.minimum.at(y0, inverse, b.y0)
+        np.maximum.at(x1, inverse, b.x1)
+        np.maximum.at(y1, inverse, b.y1)
+        now = np.zeros(len(slots))
+        now[inverse] = blob_time[matched]
+        dt = now - self.seen[slots]
+        moving = dt > 0
+        step_vx = np.where(moving, (cx - self.cx[slots]) / np.where(moving, dt, 1.0), 0.0)
+        step_vy = np.where(moving, (cy - self.cy[slots]) / np.where(moving, dt, 1.0), 0.0)
+        smooth = np.where(self.hits[slots] <= 1, 1.0, VELOCITY_SMOOTHING) * moving
+        self.vx[slots] += smooth * (step_vx - self.vx[slots])
+        self.vy[slots] += smooth * (step_vy - self.vy[slots])
+        # An object is counted once per line, when it is established and the way from where
+        # it was first seen to where it is now crosses the line: a track that jitters on the
+        # line, or a piece that splits off a car for a few frames, is not counted again.
+        start = np.stack([self.origin_x[slots], self.origin_y[slots]], axis=1)
+        end = np.stack([cx, cy], axis=1)
+        cams = self.camera[slots]
+        direction = crossings(start, end, self.layout.line_a[cams], self.layout.line_b[cams])
+        young = self.hits[slots] + 1 < MIN_COUNT_HITS
+        direction[~self.layout.line_valid[cams] | self.counted[slots] | young[:, None]] = 0
+        hit_track, hit_line = np.nonzero(direction)
+        self.counted[slots[hit_track], hit_line] = True
+        self.cx[slots], self.cy[slots], self.area[slots] = cx, cy, area
+        self.x0[slots], self.y0[slots], self.x1[slots], self.y1[slots] = x0, y0, x1, y1
+        self.seen[slots] = now
+        self.hits[slots] += 1
+        # Still: the centre stays within a fifth of the object's size of where it settled.
+        radius = np.maximum(0.015, 0.2 * np.maximum(x1 - x0, y1 - y0))
+        moved = np.hypot(cx - self.anchor_x[slots], cy - self.anchor_y[slots]) > radius
+        self.anchor_x[slots] = np.where(moved, cx, self.anchor_x[slots])
+        self.anchor_y[slots] = np.where(moved, cy, self.anchor_y[slots])
+        self.still_since[slots] = np.where(moved, now, self.still_since[slots])
+        return slots, (slots[hit_track], hit_line.astype(np.intp), direction[hit_track, hit_line])
+
+    def _create(self, blobs: Blobs, cameras: Ints, times: Floats) -> Ints:
+        n = len(blobs)
+        free = np.flatnonzero(~self.alive)
+        if len(free) < n:
+            self._grow(max(self.capacity * 2, self.capacity + n))
+            free = np.flatnonzero(~self.alive)
+        slots = free[:n]
+        self.alive[slots] = True
+        self.camera[slots] = cameras
+        self.ident[slots] = np.arange(self.next_ident, self.next_ident + n)
+        self.next_ident += n
+        self.hits[slots] = 1
+        self.x0[slots], self.y0[slots], self.x1[slots], self.y1[slots] = (
+            blobs.x0,
+            blobs.y0,
+            blobs.x1,
+            blobs.y1,
+        )
+        self.cx[slots], self.cy[slots], self.area[slots] = blobs.cx, blobs.cy, blobs.area
+        self.vx[slots] = 0.0
+        self.vy[slots] = 0.0
+        self.born[slots] = times
+        self.seen[slots] = times
+        self.anchor_x[slots], self.anchor_y[slots] = blobs.cx, blobs.cy
+        self.origin_x[slots], self.origin_y[slots] = blobs.cx, blobs.cy
+        self.still_since[slots] = times
+        self.counted[slots] = False
+        return slots
+
+    def of_cameras(self, cameras: Ints) -> Ints:
+        """Live tracks of ``cameras``."""
+        found: Ints = np.flatnonzero(np.isin(self.camera, cameras) & self.alive)
+        return found
+
+    def free(self, slots: Ints) -> None:
+        self.alive[slots] = False
+        self.camera[slots] = -1
