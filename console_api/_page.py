@@ -13,7 +13,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 router = APIRouter(include_in_schema=False)
 # Everything the page loads comes from this origin; the websocket too ('self' covers ws:).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _PAGE_HEADERS = [
