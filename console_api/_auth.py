@@ -93,6 +93,13 @@ async def login(
         _hasher.verify(record["password_hash"], password)
     except VerificationError:
         return None
+    return await issue_token(conn, username, lifetime)
+
+
+async def issue_token(
+    conn: Connection, username: str, lifetime: timedelta = TOKEN_LIFETIME
+) -> IssuedToken:
+    """A new session for a user whose identity is already established (by :func:`login`)."""
     token = secrets.token_urlsafe(32)
     async with conn.transaction():
         # Expired tokens are useless; dropping the user's old ones here keeps the table small.

@@ -20,7 +20,7 @@ from protocol import PROFILES, EventKind
 
 from ._bounds import time_range
 from ._deps import AUTH_RESPONSES, History, Incidents, Pool
-from ._history import DEFAULT_SPAN, MAX_SPAN, check_points, history_of
+from ._history import DEFAULT_SPAN, MAX_SPAN, Ids, check_points, history_of
 from ._history_source import BUCKET_SIZE, Bucket, HistorySource, Series, TrafficQuery
 from ._openapi import Responses, json_response
 from ._scope import narrow_kinds
@@ -187,7 +187,7 @@ async def traffic_flow_feed(
     bucket: Bucket = "hour",
     since: Annotated[datetime | None, Query(description="Start (ISO 8601 with offset)")] = None,
     until: Annotated[datetime | None, Query(description="End, exclusive")] = None,
-    camera: Annotated[list[str] | None, Query(max_length=50, pattern=r"^[a-z0-9-]{1,63}$")] = None,
+    camera: Annotated[Ids, Query(max_length=50, description="Camera ids (repeat)")] = None,
 ) -> Response:
     """Traffic counts per counting line and direction as ``TrafficFlowObserved`` entities,
     one per bucket with traffic (the history endpoints' bounds apply)."""

@@ -30,7 +30,7 @@ async def test_filters_bounds_transitions_and_audit(
         http = await c.as_role(Role.OPERATOR)
         async with http:
 
-            async def ids(**params: object) -> list[str]:
+            async def ids(**params: str | int | list[str]) -> list[str]:
                 response = await http.get("/api/v1/alerts", params=params)
                 assert response.status_code == 200, response.text
                 return [a["id"] for a in response.json()]
@@ -50,7 +50,7 @@ async def test_filters_bounds_transitions_and_audit(
             }
 
             # Bounds, each refusal naming its field.
-            for params, field in [
+            bad: list[tuple[dict[str, str | int], str]] = [
                 ({"since": "2026-01-01T00:00:00"}, "since"),  # no UTC offset
                 ({"since": "2025-01-01T00:00:00Z", "until": "2025-06-01T00:00:00Z"}, "since"),
                 ({"since": "2025-02-01T00:00:00Z", "until": "2025-01-01T00:00:00Z"}, "since"),
@@ -58,7 +58,8 @@ async def test_filters_bounds_transitions_and_audit(
                 ({"limit": 5000}, "limit"),
                 ({"kind": "earthquake"}, "kind"),
                 ({"district": "DROP TABLE"}, "district"),
-            ]:
+            ]
+            for params, field in bad:
                 response = await http.get("/api/v1/alerts", params=params)
                 assert response.status_code == 422, (params, response.text)
                 assert response.json()["detail"][0]["loc"][:2] == ["query", field], params

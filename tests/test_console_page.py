@@ -74,10 +74,10 @@ async def test_log_in_see_an_alert_arrive_and_acknowledge_it(
             await page.locator(
                 f'#alert-list tr[data-alert-id="{alert_id}"][data-state="acknowledged"]'
             ).wait_for()
-            state, by = await db.fetchrow(
+            stored = await db.fetchrow(
                 "SELECT state, acknowledged_by FROM alerts WHERE id = $1", alert_id
             )
-            assert (state, by) == ("acknowledged", "operator-1")
+            assert tuple(stored or ()) == ("acknowledged", "operator-1")
 
             await page.click("#lang")
             assert await page.inner_text("h1") == "Operations centre"
