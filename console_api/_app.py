@@ -55,6 +55,7 @@ def create_app(
             feed = await stack.enter_async_context(
                 AlertFeed(store, subscriber_capacity=FEED_CAPACITY)
             )
+            app.state.feed = feed
             app.state.hub = await stack.enter_async_context(ChangeHub(feed, metrics))
             yield
 

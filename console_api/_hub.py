@@ -111,13 +111,16 @@ class ChangeHub:
         started = time.perf_counter()
         text = change_message(change.seq, change.alert)
         item = (change.seq, text)
+        queued = 0
         for client in list(self._clients):
             if not client.wants(change.alert):
                 continue
             try:
                 client.queue.put_nowait(item)
+                queued += 1
             except asyncio.QueueFull:
                 self._drop(client)
+        self.metrics.ws_queued.inc(queued)
         self.position = change.seq
         self.metrics.last_seq.set(change.seq)
         self.metrics.ws_fanout.observe(time.perf_counter() - started)

@@ -153,8 +153,6 @@ async def _catch_up(
 
 
 async def _stream(websocket: WebSocket, client: LiveClient, who: Principal, last: int) -> None:
-    metrics: ConsoleMetrics = websocket.app.state.metrics
-
     async def forward() -> None:
         nonlocal last
         while True:
@@ -163,7 +161,6 @@ async def _stream(websocket: WebSocket, client: LiveClient, who: Principal, last
                 continue  # already in the snapshot or the replay
             await websocket.send_text(text)
             last = seq
-            metrics.ws_sent.inc()
 
     async def listen() -> None:
         while True:

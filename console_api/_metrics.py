@@ -42,8 +42,10 @@ class ConsoleMetrics:
         self.ws_clients = Gauge(
             "ioc_console_ws_clients", "Websocket clients receiving changes", registry=r
         )
-        self.ws_sent = Counter(
-            "ioc_console_ws_messages_sent", "Messages sent to websocket clients", registry=r
+        self.ws_queued = Counter(
+            "ioc_console_ws_changes_queued",
+            "Changes queued for websocket clients (one per client a change is for)",
+            registry=r,
         )
         self.ws_closed = Counter(
             "ioc_console_ws_closed", "Websockets closed by the server", ["reason"], registry=r
