@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,7 @@ from console_api import (
     WS_UNAUTHENTICATED,
     ConsoleConfig,
     Role,
+    issue_token,
 )
 from protocol import EventKind
 from store import StoreConfig
@@ -82,6 +84,18 @@ async def test_refusals_name_their_reason_with_a_close_code(
             await _next(ws)
             await ws.send(json.dumps({"type": "subscribe", "districts": ["Not An Id"]}))
             assert await _closed_with(ws) == WS_BAD_MESSAGE
+
+
+async def test_a_session_ends_when_its_token_expires(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    async with console(database, db) as c:
+        await c.user(Role.OPERATOR)
+        short = await issue_token(db, "operator-1", timedelta(seconds=1))
+        async with c.live(short.token) as (ws, snapshot):
+            assert snapshot["type"] == "snapshot"
+            messages, code = await _read_until_closed(ws)
+        assert (messages, code) == ([], WS_UNAUTHENTICATED)
 
 
 async def test_snapshot_then_filtered_changes_in_order(
