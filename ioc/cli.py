@@ -46,11 +46,12 @@ def _settings() -> Settings:
 @app.command()
 def demo(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    vision_workers: Annotated[int, typer.Option(min=1, max=16, help="Vision processes")] = 2,
 ) -> None:
     """Run the simulated province end to end (embedded broker and database by default)."""
     from .demo import main as run
 
-    run(Settings(), duration)
+    run(Settings(), duration, vision_workers)
 
 
 @app.command()
@@ -132,6 +133,16 @@ def alerts() -> None:
     from .services import run_alerts
 
     run_alerts(_settings())
+
+
+@app.command()
+def simulate(
+    agent_id: Annotated[str, typer.Option(help="Edge agent id of the simulator")] = "sim-1",
+) -> None:
+    """Run the simulated province's cameras and access points (demo and benchmarks)."""
+    from .services import run_simulator
+
+    run_simulator(_settings(), agent_id)
 
 
 @app.command()

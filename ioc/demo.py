@@ -1,4 +1,4 @@
-"""``ioc demo``: the whole province on one machine, with live status."""
+"""``ioc demo``: the whole province on one machine, every service in its own process."""
 
 from __future__ import annotations
 
@@ -8,85 +8,21 @@ import logging
 import secrets
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
-import uvicorn
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from alerts import AlertsEngine
-from console_api import Role, add_user, create_app
-from edge import CitySimulator, ClipLibrary
-from ingest import IngestService
+from console_api import Role, add_user
 from store import StoreConfig, connect
-from vision import VisionWorker
 
-from .runtime import infrastructure
-from .settings import PROJECT_ROOT, Settings
+from .board import StatusBoard
+from .runtime import Infrastructure, infrastructure
+from .settings import Settings
+from .supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class _Services:
-    simulator: CitySimulator
-    ingest: IngestService
-    engine: AlertsEngine
-    vision: VisionWorker
-
-
-class StatusBoard:
-    """Rates since the previous look, and the totals that matter to someone watching."""
-
-    COLUMNS = (
-        "frames/s analysed",
-        "telemetry rows/s",
-        "open alerts",
-        "dropped frames",
-        "events",
-        "dead letters",
-    )
-
-    def __init__(self, services: _Services, conn: asyncpg.Connection) -> None:
-        self.services = services
-        self.conn = conn
-        self.started = self.at = time.monotonic()
-        self.frames = self.rows = 0
-
-    async def table(self) -> Table:
-        s = self.services
-        now = time.monotonic()
-        span = max(now - self.at, 1e-6)
-        frames, rows = s.vision.stats.frames_processed, s.ingest.stats.samples_written
-        open_alerts = await self.conn.fetchval(
-            "SELECT count(*) FROM alerts WHERE state <> 'resolved'"
-        )
-        table = Table(title=f"Province demo, {now - self.started:,.0f} s")
-        for column in self.COLUMNS:
-            table.add_column(column, justify="right")
-        table.add_row(
-            f"{(frames - self.frames) / span:,.0f}",
-            f"{(rows - self.rows) / span:,.0f}",
-            f"{open_alerts}",
-            f"{s.vision.stats.frames_dropped:,}",
-            f"{s.vision.stats.events_published:,}",
-            f"{s.ingest.stats.dead_letters + s.engine.stats.dead_letters:,}",
-        )
-        self.at, self.frames, self.rows = now, frames, rows
-        return table
-
-    def summary(self) -> str:
-        s = self.services
-        return (
-            f"Published {s.simulator.stats.frames_published:,} frames and "
-            f"{s.simulator.stats.samples_published:,} Wi-Fi samples; analysed "
-            f"{s.vision.stats.frames_processed:,} frames; stored "
-            f"{s.ingest.stats.samples_written:,} samples; {s.engine.stats.changes:,} alert "
-            "changes."
-        )
 
 
 async def _demo_operator(store: StoreConfig, state_dir: Path) -> Path:
@@ -104,7 +40,55 @@ async def _demo_operator(store: StoreConfig, state_dir: Path) -> Path:
     return credentials
 
 
-async def run_demo(settings: Settings, duration: float | None, console: Console) -> None:
+def child_environment(settings: Settings, infra: Infrastructure) -> dict[str, str]:
+    """What a service process needs to find the broker and the store of this run."""
+    endpoint = infra.endpoint
+    return {
+        "IOC_MQTT_URL": f"mqtt://{endpoint.host}:{endpoint.port}",
+        "IOC_MQTT_V5": "true" if endpoint.mqtt5 else "false",
+        "IOC_DATABASE_URL": infra.store.url,
+        "IOC_PROVINCE": str(settings.province.resolve()),
+        "IOC_TOPIC_PREFIX": infra.topics.prefix,
+        "IOC_STATE_DIR": str(settings.state_dir.resolve()),
+        "IOC_API_HOST": settings.api_host,
+        "IOC_API_PORT": str(settings.api_port),
+        "IOC_LOG_LEVEL": settings.log_level,
+    }
+
+
+async def start_province(supervisor: Supervisor, vision_workers: int) -> None:
+    await supervisor.add("ingest", "ingest", "--identifier", "ingest-1")
+    await supervisor.add("alerts", "alerts")
+    for i in range(1, vision_workers + 1):
+        await supervisor.add(f"vision-{i}", "vision", "run", "--shard", f"{i}/{vision_workers}")
+    await supervisor.add("api", "api")
+    await supervisor.add("simulator", "simulate")
+
+
+def _summary(board: StatusBoard, open_alerts: int) -> Table:
+    table = Table(show_header=True)
+    for column in (
+        "frames/s analysed",
+        "telemetry rows/s",
+        "open alerts",
+        "dropped frames",
+        "dead letters",
+    ):
+        table.add_column(column, justify="right")
+    table.add_row(
+        f"{board.rate('vision', 'frames_processed'):,.0f}",
+        f"{board.rate('ingest', 'samples_written'):,.0f}",
+        f"{open_alerts:,}",
+        f"{board.total('vision', 'frames_dropped'):,.0f}",
+        f"{board.total('ingest', 'dead_letters') + board.total('alerts', 'dead_letters'):,.0f}",
+    )
+    return table
+
+
+async def run_demo(
+    settings: Settings, duration: float | None, console: Console, vision_workers: int
+) -> None:
+    started = time.monotonic()
     async with contextlib.AsyncExitStack() as stack:
         console.print(
             "[bold]Starting the province[/] (embedded broker and database unless "
@@ -112,71 +96,51 @@ async def run_demo(settings: Settings, duration: float | None, console: Console)
         )
         infra = await stack.enter_async_context(infrastructure(settings, embedded=True))
         credentials = await _demo_operator(infra.store, settings.state_dir)
-        console.print(f"Encoding clips for {len(infra.province.cameras)} cameras ...")
-        simulator = CitySimulator(
-            infra.province, infra.endpoint, ClipLibrary(base=PROJECT_ROOT), topics=infra.topics
+        board = await stack.enter_async_context(StatusBoard(infra.endpoint, infra.topics))
+        supervisor = await stack.enter_async_context(
+            Supervisor(child_environment(settings, infra), settings.state_dir / "logs")
         )
-        services = _Services(
-            simulator=simulator,
-            ingest=await stack.enter_async_context(
-                IngestService(infra.endpoint, infra.store, topics=infra.topics)
-            ),
-            engine=await stack.enter_async_context(
-                AlertsEngine(infra.endpoint, infra.store, infra.province, topics=infra.topics)
-            ),
-            vision=await stack.enter_async_context(
-                VisionWorker(
-                    infra.province.cameras,
-                    infra.endpoint,
-                    topics=infra.topics,
-                    timezone=infra.province.timezone,
-                )
-            ),
-        )
-        await stack.enter_async_context(simulator)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(infra.store),
-                host=settings.api_host,
-                port=settings.api_port,
-                log_level="warning",
-            )
-        )
-        group = await stack.enter_async_context(asyncio.TaskGroup())
-        api = group.create_task(server.serve(), name="console-api")
-        stack.callback(setattr, server, "should_exit", True)
+        await start_province(supervisor, vision_workers)
         console.print(
-            f"Console API on http://{settings.api_host}:{settings.api_port} (user 'operator', "
+            f"Console on http://{settings.api_host}:{settings.api_port} (user 'operator', "
             f"password in {credentials}); {len(infra.province.cameras)} cameras, "
-            f"{len(infra.province.access_points)} APs." + ("" if duration else " Ctrl-C stops.")
+            f"{len(infra.province.access_points)} access points; service logs in "
+            f"{supervisor.log_dir}." + ("" if duration else " Ctrl-C stops.")
         )
-        status_conn = await connect(infra.store)
-        stack.push_async_callback(status_conn.close)
-        board = StatusBoard(services, status_conn)
-        await _show_status(board, api, duration, console)
-        console.print("Stopping. " + board.summary())
+        conn = await connect(infra.store)
+        stack.push_async_callback(conn.close)
+        deadline = None if duration is None else started + duration
+        period = 1.0 if console.is_terminal else 5.0
+        with Live(console=console, auto_refresh=False) as live:
+            while deadline is None or time.monotonic() < deadline:
+                left = period if deadline is None else min(period, deadline - time.monotonic())
+                await asyncio.sleep(max(left, 0.0))
+                for service in supervisor.dead():
+                    console.print(f"[red]{service.name} exited; restarting (see {service.log})")
+                    await service.start()
+                open_alerts = await conn.fetchval(
+                    "SELECT count(*) FROM alerts WHERE state <> 'resolved'"
+                )
+                view = Group(
+                    board.table(f"Province demo, {time.monotonic() - started:,.0f} s"),
+                    _summary(board, open_alerts),
+                )
+                if console.is_terminal:
+                    live.update(view, refresh=True)
+                else:
+                    console.print(view)
+        console.print(
+            f"Stopping the services. Totals: {board.total('simulator', 'frames_published'):,.0f} "
+            f"frames published, {board.total('vision', 'frames_processed'):,.0f} analysed, "
+            f"{board.total('vision', 'events_published'):,.0f} events, "
+            f"{board.total('ingest', 'samples_written'):,.0f} telemetry samples stored, "
+            f"{board.total('alerts', 'changes'):,.0f} alert changes.",
+            soft_wrap=True,
+        )
     console.print("Stopped cleanly.", style="green")
 
 
-async def _show_status(
-    board: StatusBoard, api: asyncio.Task[None], duration: float | None, console: Console
-) -> None:
-    """Refresh the board (every second on a terminal, every 5 s in a log) until time is up
-    or the API stops (a signal reached uvicorn)."""
-    deadline = None if duration is None else board.started + duration
-    period = 1.0 if console.is_terminal else 5.0
-    with Live(console=console, auto_refresh=False) as live:
-        while (deadline is None or time.monotonic() < deadline) and not api.done():
-            left = period if deadline is None else min(period, deadline - time.monotonic())
-            await asyncio.sleep(max(left, 0.0))
-            table = await board.table()
-            if console.is_terminal:
-                live.update(table, refresh=True)
-            else:
-                console.print(table)
-
-
-def main(settings: Settings, duration: float | None) -> None:
+def main(settings: Settings, duration: float | None, vision_workers: int) -> None:
     console = Console(stderr=True)
     logging.basicConfig(
         level=settings.log_level,
@@ -184,4 +148,4 @@ def main(settings: Settings, duration: float | None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(settings, duration, console))
+        asyncio.run(run_demo(settings, duration, console, vision_workers))

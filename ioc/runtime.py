@@ -56,7 +56,9 @@ async def infrastructure(
     province = load_province(settings.province)
     async with contextlib.AsyncExitStack() as stack:
         if settings.mqtt_url is not None:
-            endpoint = MqttEndpoint.from_url(settings.mqtt_url.get_secret_value())
+            endpoint = MqttEndpoint.from_url(
+                settings.mqtt_url.get_secret_value(), mqtt5=settings.mqtt_v5
+            )
         elif embedded:
             broker = await stack.enter_async_context(EmbeddedBroker())
             endpoint = MqttEndpoint.from_url(broker.url, mqtt5=False)

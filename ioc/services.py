@@ -1,4 +1,5 @@
-"""Each service on its own, as production runs them (one process each, configured URLs)."""
+"""Each service on its own, as production runs them: one process each, configured URLs,
+graceful stop on SIGTERM/SIGINT, counters reported on `services/{instance}/status`."""
 
 from __future__ import annotations
 
@@ -6,29 +7,56 @@ import asyncio
 import contextlib
 import getpass
 import os
+import signal
+from collections.abc import Awaitable, Callable
 
 import typer
 import uvicorn
 
 from alerts import AlertsEngine
 from console_api import Role, add_user, create_app, revoke_tokens
+from edge import CitySimulator, ClipLibrary
 from ingest import IngestService
 from protocol import load_province
 from store import connect
 from vision import VisionWorker, parse_shard, shard_cameras
 
-from .runtime import NotConfigured, infrastructure, prepare_store, store_config
-from .settings import Settings
+from .runtime import Infrastructure, NotConfigured, infrastructure, prepare_store, store_config
+from .settings import PROJECT_ROOT, Settings
+from .status import StatusReporter, counters_of
 
 
-async def _forever() -> None:
-    await asyncio.Event().wait()
+def serve(main: Callable[[], Awaitable[None]]) -> None:
+    """Run ``main`` until it returns or a SIGTERM/SIGINT asks it to stop (it is cancelled
+    and unwinds its context managers: batches drain, connections close)."""
+
+    async def runner() -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("no running task")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await main()
+
+    asyncio.run(runner())
+
+
+async def _report_until_stopped(
+    infra: Infrastructure, instance: str, service: str, stats: object
+) -> None:
+    async with StatusReporter(
+        infra.endpoint, infra.topics, instance, service, lambda: counters_of(stats)
+    ):
+        await asyncio.Event().wait()
 
 
 def run_vision(settings: Settings, shard: str) -> None:
     part = parse_shard(shard)
+    instance = f"vision-{part[0]}-of-{part[1]}"
 
-    async def run() -> None:
+    async def main() -> None:
         async with infrastructure(settings, prepare=False) as infra:
             cameras = shard_cameras(infra.province.cameras, part)
             async with VisionWorker(
@@ -36,16 +64,15 @@ def run_vision(settings: Settings, shard: str) -> None:
                 infra.endpoint,
                 topics=infra.topics,
                 timezone=infra.province.timezone,
-                identifier=f"vision-{part[0]}-of-{part[1]}",
-            ):
-                await _forever()
+                identifier=instance,
+            ) as worker:
+                await _report_until_stopped(infra, instance, "vision", worker.stats)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    serve(main)
 
 
 def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
-    async def run() -> None:
+    async def main() -> None:
         async with (
             infrastructure(settings) as infra,
             IngestService(
@@ -54,24 +81,36 @@ def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
                 topics=infra.topics,
                 identifier=identifier,
                 shared_group=group,
-            ),
+            ) as ingest,
         ):
-            await _forever()
+            await _report_until_stopped(infra, identifier, "ingest", ingest.stats)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    serve(main)
 
 
 def run_alerts(settings: Settings) -> None:
-    async def run() -> None:
+    async def main() -> None:
         async with (
             infrastructure(settings) as infra,
-            AlertsEngine(infra.endpoint, infra.store, infra.province, topics=infra.topics),
+            AlertsEngine(
+                infra.endpoint, infra.store, infra.province, topics=infra.topics
+            ) as engine,
         ):
-            await _forever()
+            await _report_until_stopped(infra, "alerts-1", "alerts", engine.stats)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    serve(main)
+
+
+def run_simulator(settings: Settings, agent_id: str) -> None:
+    async def main() -> None:
+        async with infrastructure(settings, prepare=False) as infra:
+            clips = ClipLibrary(base=PROJECT_ROOT)
+            async with CitySimulator(
+                infra.province, infra.endpoint, clips, topics=infra.topics, agent_id=agent_id
+            ) as simulator:
+                await _report_until_stopped(infra, agent_id, "simulator", simulator.stats)
+
+    serve(main)
 
 
 def run_api(settings: Settings) -> None:
@@ -82,21 +121,23 @@ def run_api(settings: Settings) -> None:
     store = store_config(settings, settings.database_url.get_secret_value())
     province = load_province(settings.province)
 
-    async def run() -> None:
+    async def main() -> None:
         await prepare_store(store, province)
         config = uvicorn.Config(
             create_app(store),
             host=settings.api_host,
             port=settings.api_port,
+            # IOC_LOG_LEVEL: at INFO the access log is on (it never holds a token).
+            log_level=settings.log_level.lower(),
             # A change is encoded once for every client; compressing it per client would
             # cost more than sending it on a LAN.
             ws_per_message_deflate=False,
             ws_max_size=64 * 1024,  # clients send only small control messages
         )
+        # uvicorn handles SIGTERM/SIGINT itself and returns from serve().
         await uvicorn.Server(config).serve()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    asyncio.run(main())
 
 
 def add_console_user(settings: Settings, username: str, role: str) -> None:

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         None, description="postgresql:// URL of PostgreSQL/TimescaleDB; unset: private cluster"
     )
+    mqtt_v5: bool = Field(
+        True, description="MQTT 5 (Mosquitto, EMQX); false for 3.1.1-only brokers such as amqtt"
+    )
     topic_prefix: str = Field("ioc/v1", description="Root of the MQTT topic tree")
     province: Path = Field(DEFAULT_PROVINCE, description="Province configuration (YAML)")
     state_dir: Path = Field(Path("state"), description="Embedded broker/database and spools")

@@ -144,6 +144,21 @@ class SnapshotRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     v: Literal[1] = 1
 
 
+class ServiceStatus(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What one service process reports about itself every few seconds."""
+
+    instance: Identifier
+    service: str
+    status: Literal["running", "stopped"]
+    pid: NonNegative
+    started_at: Epoch
+    reported_at: Epoch
+    cpu_percent: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    rss_mb: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    counters: dict[str, float] = {}
+    v: Literal[1] = 1
+
+
 class DeadLetterMessage(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A payload that ``consumer`` could not read, forwarded for the store to keep."""
 
@@ -187,3 +202,4 @@ TRAFFIC = Codec(TrafficMetrics)
 ALERT = Codec(AlertMessage)
 DEAD_LETTER = Codec(DeadLetterMessage)
 SNAPSHOT_REQUEST = Codec(SnapshotRequest)
+SERVICE_STATUS = Codec(ServiceStatus)

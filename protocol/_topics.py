@@ -23,6 +23,7 @@ class Stream(StrEnum):
     DEAD_LETTERS = "dead_letters"
     SNAPSHOT_REQUEST = "snapshot_request"
     SNAPSHOT = "snapshot"
+    SERVICE_STATUS = "service_status"
 
 
 class TopicError(ValueError):
@@ -82,6 +83,13 @@ class Topics:
             f"{self.prefix}/cameras/{camera}/snapshot/{check_identifier(request_id, 'request id')}"
         )
 
+    def service_status(self, instance: str) -> str:
+        """Counters a running service publishes about itself (retained, for status boards)."""
+        return f"{self.prefix}/services/{check_identifier(instance, 'service instance')}/status"
+
+    def all_service_status(self) -> str:
+        return f"{self.prefix}/services/+/status"
+
     def dead_letters(self, consumer: str) -> str:
         """Payloads a consumer without database access could not read, for ingest to keep."""
         return f"{self.prefix}/dead_letters/{check_identifier(consumer, 'consumer')}"
@@ -117,34 +125,34 @@ class Topics:
         if not topic.startswith(head):
             raise TopicError(f"topic {topic!r} is outside the prefix {self.prefix!r}")
         parts = topic[len(head) :].split("/")
-        match parts:
-            case ["cameras", source, "frames"]:
-                stream = Stream.FRAMES
-            case ["cameras", source, "state"]:
-                stream = Stream.CAMERA_STATE
-            case ["cameras", source, "snapshot", "request"]:
-                stream = Stream.SNAPSHOT_REQUEST
-            case ["cameras", source, "snapshot", request_id]:
-                return ParsedTopic(
-                    Stream.SNAPSHOT,
-                    check_identifier(source, "camera id"),
-                    check_identifier(request_id, "request id"),
-                )
-            case ["edges", source, "state"]:
-                stream = Stream.EDGE_STATE
-            case ["wifi", source, "telemetry"]:
-                stream = Stream.TELEMETRY
-            case ["events", source]:
-                stream = Stream.EVENTS
-            case ["traffic", source]:
-                stream = Stream.TRAFFIC
-            case ["dead_letters", source]:
-                stream = Stream.DEAD_LETTERS
-            case ["alerts", source, severity]:
-                return ParsedTopic(Stream.ALERTS, check_identifier(source, "district"), severity)
-            case _:
-                raise TopicError(f"topic {topic!r} is not part of the {self.prefix} tree")
-        return ParsedTopic(stream, check_identifier(source, "topic segment"))
+        for layout, stream in _LAYOUTS:
+            if len(layout) == len(parts) and all(
+                want in ("{source}", "{extra}") or want == got
+                for want, got in zip(layout, parts, strict=True)
+            ):
+                found = dict(zip(layout, parts, strict=True))
+                source = check_identifier(found["{source}"], "topic segment")
+                extra = found.get("{extra}")
+                if extra is not None and stream is not Stream.ALERTS:
+                    check_identifier(extra, "topic segment")
+                return ParsedTopic(stream, source, extra)
+        raise TopicError(f"topic {topic!r} is not part of the {self.prefix} tree")
+
+
+# Topic layouts under the prefix, most specific first ("snapshot/request" before the answer).
+_LAYOUTS: list[tuple[tuple[str, ...], Stream]] = [
+    (("cameras", "{source}", "frames"), Stream.FRAMES),
+    (("cameras", "{source}", "state"), Stream.CAMERA_STATE),
+    (("cameras", "{source}", "snapshot", "request"), Stream.SNAPSHOT_REQUEST),
+    (("cameras", "{source}", "snapshot", "{extra}"), Stream.SNAPSHOT),
+    (("edges", "{source}", "state"), Stream.EDGE_STATE),
+    (("wifi", "{source}", "telemetry"), Stream.TELEMETRY),
+    (("events", "{source}"), Stream.EVENTS),
+    (("traffic", "{source}"), Stream.TRAFFIC),
+    (("alerts", "{source}", "{extra}"), Stream.ALERTS),
+    (("services", "{source}", "status"), Stream.SERVICE_STATUS),
+    (("dead_letters", "{source}"), Stream.DEAD_LETTERS),
+]
 
 
 def shared(group: str, topic_filter: str) -> str:

@@ -1,0 +1,102 @@
+"""Each service process reports its counters on MQTT, so a status board (the demo, the
+benchmarks, an operator's terminal) can watch services running as separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self
+
+import aiomqtt
+import psutil
+
+from protocol import SERVICE_STATUS, MqttEndpoint, ServiceStatus, Topics, stop_tasks
+
+logger = logging.getLogger(__name__)
+
+
+def counters_of(stats: Any) -> dict[str, float]:
+    """The numeric fields of a stats dataclass."""
+    return {
+        f.name: float(getattr(stats, f.name))
+        for f in dataclasses.fields(stats)
+        if isinstance(getattr(stats, f.name), int | float)
+    }
+
+
+class StatusReporter:
+    """Publishes a retained :class:`ServiceStatus` every ``period`` seconds; the broker's
+    last will marks the service stopped if the process dies."""
+
+    def __init__(
+        self,
+        endpoint: MqttEndpoint,
+        topics: Topics,
+        instance: str,
+        service: str,
+        counters: Callable[[], dict[str, float]],
+        *,
+        period: float = 2.0,
+    ) -> None:
+        self.endpoint = endpoint
+        self.topics = topics
+        self.instance = instance
+        self.service = service
+        self.counters = counters
+        self.period = period
+        self.started = time.time()
+        self._process = psutil.Process(os.getpid())
+        self._process.cpu_percent()  # first call primes the measurement
+        self._stopping = False
+        self._stack = contextlib.AsyncExitStack()
+
+    def _status(self, status: str) -> bytes:
+        memory = self._process.memory_info().rss / 2**20
+        return SERVICE_STATUS.encode(
+            ServiceStatus(
+                instance=self.instance,
+                service=self.service,
+                status="running" if status == "running" else "stopped",
+                pid=os.getpid(),
+                started_at=self.started,
+                reported_at=time.time(),
+                cpu_percent=self._process.cpu_percent(),
+                rss_mb=round(memory, 1),
+                counters=self.counters() if status == "running" else {},
+            )
+        )
+
+    async def __aenter__(self) -> Self:
+        group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._tasks = [group.create_task(self._run(), name=f"status-{self.instance}")]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopping = True
+        await stop_tasks(self._tasks)
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _run(self) -> None:
+        topic = self.topics.service_status(self.instance)
+        will = aiomqtt.Will(topic, self._status("stopped"), qos=1, retain=True)
+        while not self._stopping:
+            try:
+                async with self.endpoint.client(f"status-{self.instance}", will=will) as client:
+                    while not self._stopping:
+                        await client.publish(topic, self._status("running"), qos=1, retain=True)
+                        await asyncio.sleep(self.period)
+                    await client.publish(topic, self._status("stopped"), qos=1, retain=True)
+            except aiomqtt.MqttError as exc:
+                logger.debug("status reporter lost the broker: %s", exc)
+                await asyncio.sleep(self.period)
