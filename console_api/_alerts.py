@@ -25,7 +25,7 @@ from alerts import (
 from protocol import EventKind
 
 from ._auth import Principal
-from ._bounds import time_range
+from ._bounds import Ids, time_range
 from ._deps import AUTH_RESPONSES, Config, Incidents, Live, Pool
 from ._openapi import Responses, documented, json_response
 from ._scope import may_see, narrow_kinds
@@ -34,13 +34,9 @@ router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], responses=AUTH_RESP
 
 DEFAULT_SPAN = timedelta(days=7)
 MAX_SPAN = timedelta(days=92)
-IDENTIFIER = r"^[a-z0-9][a-z0-9-]{0,62}$"
 StateName = Literal["open", "acknowledged", "assigned", "resolved"]
 AlertId = Annotated[uuid.UUID, Path(description="The alert's id")]
-Districts = Annotated[
-    list[Annotated[str, Field(pattern=IDENTIFIER)]] | None,
-    Query(max_length=20, description="District ids (repeat for several)"),
-]
+Districts = Annotated[Ids, Query(max_length=20, description="District ids (repeat for several)")]
 Kinds = Annotated[list[EventKind] | None, Query(max_length=20, description="Event kinds (repeat)")]
 States = Annotated[list[StateName] | None, Query(max_length=4, description="States (repeat)")]
 NOT_FOUND: Responses = {404: {"description": "No such alert (or not one this role may see)"}}

@@ -9,10 +9,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import HTTPException, status
+from pydantic import Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+IDENTIFIER = r"^[a-z0-9][a-z0-9-]{0,62}$"
+"""Ids of the registry (districts, cameras, sites, access points): the protocol's rule."""
+Ident = Annotated[str, Field(pattern=IDENTIFIER)]
+Ids = list[Ident] | None
+"""A repeatable query parameter of ids; None when absent."""
 
 
 def invalid(field: str, message: str, where: str = "query") -> HTTPException:

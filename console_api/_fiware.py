@@ -18,10 +18,11 @@ from fastapi.responses import Response
 from alerts import AlertView, list_alerts
 from protocol import PROFILES, EventKind
 
-from ._bounds import time_range
+from ._bounds import Ids, time_range
 from ._deps import AUTH_RESPONSES, History, Incidents, Pool
-from ._history import DEFAULT_SPAN, MAX_SPAN, Ids, check_points, history_of
+from ._history import DEFAULT_SPAN, MAX_SPAN, check_points, history_of
 from ._history_source import BUCKET_SIZE, Bucket, HistorySource, Series, TrafficQuery
+from ._live_state import places as places_of
 from ._openapi import Responses, json_response
 from ._scope import narrow_kinds
 
@@ -161,21 +162,12 @@ async def alert_feed(
             until=window.until,
             limit=limit,
         )
-        places = await _places(conn, {a.source_id for a in alerts})
+        places = await places_of(conn, (a.source_id for a in alerts))
         names = {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM districts")}
     return json_response(
         [alert_entity(a, places.get(a.source_id), names.get(a.district_id), lang) for a in alerts],
         media_type=LD_JSON,
     )
-
-
-async def _places(conn: Any, ids: set[str]) -> dict[str, tuple[float, float]]:
-    records = await conn.fetch(
-        """SELECT id, lon, lat FROM cameras WHERE id = ANY($1::text[])
-           UNION ALL SELECT id, lon, lat FROM access_points WHERE id = ANY($1::text[])""",
-        sorted(ids),
-    )
-    return {r["id"]: (r["lon"], r["lat"]) for r in records}
 
 
 @router.get("/TrafficFlowObserved", responses=_ENTITIES)

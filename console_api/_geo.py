@@ -8,7 +8,7 @@ geometry, which RFC 7946 allows for unlocated features.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from fastapi import APIRouter
@@ -47,9 +47,6 @@ def point(lon: float, lat: float) -> Point:
 
 def _collection(features: list[Feature]) -> Response:
     return json_response(FeatureCollection(features), media_type=GEOJSON)
-
-
-Layer = Literal["cameras", "access-points", "alerts"]
 
 
 def _state_of_camera(c: live.CameraInfo) -> str:
@@ -108,15 +105,7 @@ async def alerts_layer(pool: Pool, who: Incidents) -> Response:
     """Open (unresolved) alerts at their source's position."""
     async with pool.acquire() as conn:
         alerts = [a for a in await open_alerts(conn) if may_see(who, a.kind)]
-        places = {
-            r["id"]: (r["lon"], r["lat"])
-            for r in await conn.fetch(
-                """SELECT id, lon, lat FROM cameras WHERE id = ANY($1::text[])
-                   UNION ALL
-                   SELECT id, lon, lat FROM access_points WHERE id = ANY($1::text[])""",
-                sorted({a.source_id for a in alerts}),
-            )
-        }
+        places = await live.places(conn, (a.source_id for a in alerts))
     features = []
     for a in alerts:
         where = places.get(a.source_id)

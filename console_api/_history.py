@@ -14,9 +14,8 @@ from typing import Annotated, Literal
 import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import Field
 
-from ._bounds import TimeRange, invalid, time_range
+from ._bounds import Ids, TimeRange, invalid, time_range
 from ._deps import AUTH_RESPONSES, History, Pool, Wifi
 from ._history_source import (
     BUCKET_SIZE,
@@ -46,8 +45,6 @@ DEFAULT_SPAN: dict[Bucket, timedelta] = {
 }
 MAX_POINTS = 250_000
 Format = Literal["json", "csv", "png"]
-IDENTIFIER = r"^[a-z0-9][a-z0-9-]{0,62}$"
-Ids = list[Annotated[str, Field(pattern=IDENTIFIER)]] | None
 
 
 class HistoryAnswer(msgspec.Struct, frozen=True, kw_only=True):

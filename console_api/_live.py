@@ -30,6 +30,7 @@ from alerts import changes_since, open_alerts
 from protocol import EventKind, stop_tasks
 
 from ._auth import Principal, Role, authenticate
+from ._bounds import IDENTIFIER
 from ._config import ConsoleConfig
 from ._hub import ChangeHub, LiveClient, change_message
 from ._metrics import ConsoleMetrics
@@ -46,7 +47,7 @@ LIVE_ROLES = frozenset({Role.OPERATOR, Role.POLICE, Role.ADMIN})
 MAX_MESSAGE = 4096
 _REPLAY_PAGE = 500
 _json = msgspec.json.Encoder()
-Ident = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Ident = Annotated[str, msgspec.Meta(pattern=IDENTIFIER)]
 
 
 class Auth(msgspec.Struct, tag_field="type", tag="auth", forbid_unknown_fields=True):

@@ -7,7 +7,7 @@ registry is returned without state rather than failing: the console shows "unkno
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -71,6 +71,16 @@ class District(msgspec.Struct, frozen=True, kw_only=True):
 
 async def has_table(conn: Connection, table: str) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table))
+
+
+async def places(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[float, float]]:
+    """(lon, lat) of each id that is a camera or an access point: where an alert happens."""
+    records = await conn.fetch(
+        """SELECT id, lon, lat FROM cameras WHERE id = ANY($1::text[])
+           UNION ALL SELECT id, lon, lat FROM access_points WHERE id = ANY($1::text[])""",
+        sorted(set(ids)),
+    )
+    return {r["id"]: (r["lon"], r["lat"]) for r in records}
 
 
 async def districts(conn: Connection) -> list[District]:

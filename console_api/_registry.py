@@ -8,19 +8,15 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.responses import Response
-from pydantic import Field
 
 from . import _live_state as live
+from ._bounds import IDENTIFIER, Ids
 from ._deps import AUTH_RESPONSES, Admin, Cameras, Live, Pool, Wifi
 from ._openapi import documented, json_response
 
 router = APIRouter(prefix="/api/v1", responses=AUTH_RESPONSES)
 
-IDENTIFIER = r"^[a-z0-9][a-z0-9-]{0,62}$"
-Ident = Annotated[str, Field(pattern=IDENTIFIER)]
-Districts = Annotated[
-    list[Ident] | None, Query(max_length=20, description="District ids (repeat for several)")
-]
+Districts = Annotated[Ids, Query(max_length=20, description="District ids (repeat for several)")]
 
 
 @router.get("/districts", tags=["registry"], responses=documented(list[live.District]))
