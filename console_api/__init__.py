@@ -1,6 +1,45 @@
 """The operators', police's and planners' API and the operations-room page."""
 
-from ._app import create_app
-from ._auth import Principal, Role, add_user, authenticate, login
+from ._app import PUBLIC_PATHS, create_app
+from ._auth import (
+    IssuedToken,
+    Principal,
+    Role,
+    User,
+    add_user,
+    authenticate,
+    issue_token,
+    login,
+    logout,
+    revoke_tokens,
+)
+from ._config import ConsoleConfig
+from ._deps import RoleGate
+from ._history_source import HistorySource, InterimHistory, Series, TrafficQuery, WifiQuery
+from ._live import WS_BAD_MESSAGE, WS_FORBIDDEN, WS_TOO_SLOW, WS_UNAUTHENTICATED
 
-__all__ = ["Principal", "Role", "add_user", "authenticate", "create_app", "login"]
+__all__ = [
+    "PUBLIC_PATHS",
+    "WS_BAD_MESSAGE",
+    "WS_FORBIDDEN",
+    "WS_TOO_SLOW",
+    "WS_UNAUTHENTICATED",
+    "ConsoleConfig",
+    "HistorySource",
+    "InterimHistory",
+    "IssuedToken",
+    "Principal",
+    "Role",
+    "RoleGate",
+    "Series",
+    "TrafficQuery",
+    "User",
+    "WifiQuery",
+    "add_user",
+    "authenticate",
+    "create_app",
+    "issue_token",
+    "login",
+    "logout",
+    "revoke_tokens",
+]

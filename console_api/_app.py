@@ -1,29 +1,100 @@
-"""The console API application."""
+"""The console API application: routers, middleware, and what lives as long as the app."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Request, status
 
 from alerts import AlertFeed
 from store import StoreConfig, create_pool
 
-from . import _live, _routes
+from . import (
+    _alerts,
+    _fiware,
+    _geo,
+    _history,
+    _live,
+    _metrics,
+    _openapi,
+    _page,
+    _registry,
+    _users,
+)
+from ._bounds import BodyLimit
+from ._config import ConsoleConfig
+from ._history_source import HistorySource, InterimHistory
+from ._hub import ChangeHub
+
+PUBLIC_PATHS = frozenset(
+    {"/api/v1/auth/token:POST", "/healthz:GET", "/metrics:GET", "/:GET", "/console/:GET"}
+)
+"""Routes anyone may call: log in, health, metrics, the page. Every other route has a role
+gate; tests walk the app's routes and fail on one that has neither."""
+FEED_CAPACITY = 100_000
+"""The hub is the feed's only subscriber and drains it at once; a deep queue only guards
+against a starved event loop."""
 
 
-def create_app(store: StoreConfig) -> FastAPI:
+def create_app(
+    store: StoreConfig,
+    *,
+    config: ConsoleConfig | None = None,
+    history: HistorySource | None = None,
+) -> FastAPI:
+    config = config or ConsoleConfig()
+    metrics = _metrics.ConsoleMetrics()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             pool = await create_pool(store)
             stack.push_async_callback(pool.close)
             app.state.pool = pool
-            app.state.feed = await stack.enter_async_context(AlertFeed(store))
+            feed = await stack.enter_async_context(
+                AlertFeed(store, subscriber_capacity=FEED_CAPACITY)
+            )
+            app.state.feed = feed
+            app.state.hub = await stack.enter_async_context(ChangeHub(feed, metrics))
             yield
 
-    app = FastAPI(title="Province operations centre", version="0.1.0", lifespan=lifespan)
-    app.include_router(_routes.router)
-    app.include_router(_live.router)
+    app = FastAPI(
+        title="Province operations centre",
+        version="0.1.0",
+        description="Operators', police's, planners' and administrators' API; see docs/console.md.",
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.metrics = metrics
+    app.state.history = history or InterimHistory()
+    for router in (
+        _users.router,
+        _alerts.router,
+        _registry.router,
+        _geo.router,
+        _fiware.router,
+        _history.router,
+        _metrics.router,
+        _live.router,
+        _page.router,
+    ):
+        app.include_router(router)
+    app.add_api_route("/healthz", health, methods=["GET"], tags=["health"])
+    app.mount("/static", _page.static_files(), name="static")
+    # Outermost first: metrics see every answer, including the body limit's 413.
+    app.add_middleware(_page.PageHeaders)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(_metrics.RequestMetrics, metrics=metrics)
+    _openapi.install(app)
     return app
+
+
+async def health(request: Request) -> dict[str, str]:
+    """Ready when the database answers and live changes flow."""
+    async with request.app.state.pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")
+    hub: ChangeHub = request.app.state.hub
+    if not hub.alive:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "live change feed stopped")
+    return {"status": "ok"}

@@ -1,72 +1,233 @@
-"""The operators' websocket: a snapshot of open alerts, then every change in order."""
+"""The live websocket ``/ws``: authenticate, subscribe, then every change in order.
+
+Protocol (JSON text frames; docs/console.md has the full description):
+
+1. client ``{"type": "auth", "token": T}`` - the token never appears in a URL, so it never
+   reaches an access log; server ``{"type": "authenticated", "username", "role", "expires_at"}``
+2. client ``{"type": "subscribe", "districts": [...], "kinds": [...], "after_seq": N | null}``
+   server ``{"type": "snapshot", "seq": S, "alerts": [...]}`` (open alerts as of change S), or,
+   when ``after_seq`` is still in the change log, ``{"type": "resumed", "after_seq": N}``
+3. server ``{"type": "change", "seq": N, "alert": {...}}`` for every later change the filter
+   admits, in sequence order, none repeated; client ``{"type": "ping"}`` gets
+   ``{"type": "pong", "seq": last sent}``.
+
+Close codes: 4400 bad message, 4401 not authenticated (or session expired), 4403 role not
+allowed, 4429 too slow (resume with ``after_seq``), 1011 server error.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from alerts import AlertFeed, Subscription, open_alerts
-from protocol import stop_tasks
+from alerts import changes_since, open_alerts
+from protocol import EventKind, stop_tasks
 
-from ._auth import Role, authenticate
+from ._auth import Principal, Role, authenticate
+from ._bounds import IDENTIFIER
+from ._config import ConsoleConfig
+from ._hub import ChangeHub, LiveClient, change_message
+from ._metrics import ConsoleMetrics
+from ._scope import narrow_kinds
 
 router = APIRouter()
+
+WS_BAD_MESSAGE = 4400
+WS_UNAUTHENTICATED = 4401
+WS_FORBIDDEN = 4403
+WS_TOO_SLOW = 4429
+WS_SERVER_ERROR = 1011
+LIVE_ROLES = frozenset({Role.OPERATOR, Role.POLICE, Role.ADMIN})
+MAX_MESSAGE = 4096
+_REPLAY_PAGE = 500
 _json = msgspec.json.Encoder()
-WS_POLICY_VIOLATION = 1008
-WS_TRY_AGAIN_LATER = 1013  # the client fell behind; reconnect and resume
+Ident = Annotated[str, msgspec.Meta(pattern=IDENTIFIER)]
 
 
-async def _forward(websocket: WebSocket, subscription: Subscription, after_seq: int) -> None:
-    while True:
-        change = await subscription.queue.get()
-        if change.seq <= after_seq:
-            continue
-        await websocket.send_bytes(
-            _json.encode({"type": "change", "seq": change.seq, "alert": change.alert})
-        )
-        if subscription.lagging and subscription.queue.empty():
-            await websocket.close(WS_TRY_AGAIN_LATER, "client too slow; resume")
-            return
+class Auth(msgspec.Struct, tag_field="type", tag="auth", forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
-async def _until_disconnect(websocket: WebSocket) -> None:
-    while (await websocket.receive())["type"] != "websocket.disconnect":
-        pass
+class Subscribe(msgspec.Struct, tag_field="type", tag="subscribe", forbid_unknown_fields=True):
+    districts: Annotated[list[Ident], msgspec.Meta(max_length=50)] = []
+    kinds: Annotated[list[EventKind], msgspec.Meta(max_length=20)] = []
+    after_seq: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class Ping(msgspec.Struct, tag_field="type", tag="ping", forbid_unknown_fields=True):
+    pass
+
+
+_decode: msgspec.json.Decoder[Auth | Subscribe | Ping] = msgspec.json.Decoder(
+    Auth | Subscribe | Ping
+)
+
+
+class Refused(Exception):
+    """End the session with this close code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        # RFC 6455: a close reason is at most 123 bytes of UTF-8.
+        self.reason = reason.encode()[:123].decode(errors="ignore")
+
+
+async def _receive(websocket: WebSocket) -> Auth | Subscribe | Ping:
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    data = message.get("text") or message.get("bytes") or b""
+    if len(data) > MAX_MESSAGE:
+        raise Refused(WS_BAD_MESSAGE, f"messages may have at most {MAX_MESSAGE} bytes")
+    try:
+        return _decode.decode(data)
+    except msgspec.DecodeError as exc:
+        raise Refused(WS_BAD_MESSAGE, f"bad message: {exc}") from exc
+
+
+async def _send(websocket: WebSocket, message: dict[str, Any]) -> None:
+    await websocket.send_text(_json.encode(message).decode())
+
+
+async def _authenticate(websocket: WebSocket, config: ConsoleConfig) -> Principal:
+    try:
+        first = await asyncio.wait_for(_receive(websocket), config.ws_auth_timeout)
+    except TimeoutError as exc:
+        raise Refused(WS_UNAUTHENTICATED, "no auth message in time") from exc
+    if not isinstance(first, Auth):
+        raise Refused(WS_UNAUTHENTICATED, "the first message must be {type: auth, token}")
+    async with websocket.app.state.pool.acquire() as conn:
+        who = await authenticate(conn, first.token)
+    if who is None:
+        raise Refused(WS_UNAUTHENTICATED, "the token is unknown or expired")
+    if who.role not in LIVE_ROLES:
+        raise Refused(WS_FORBIDDEN, f"role {who.role} may not follow live alerts")
+    await _send(
+        websocket,
+        {
+            "type": "authenticated",
+            "username": who.username,
+            "role": who.role,
+            "expires_at": who.expires_at,
+        },
+    )
+    return who
+
+
+async def _catch_up(
+    websocket: WebSocket, client: LiveClient, request: Subscribe, position: int
+) -> int:
+    """Send the snapshot (or the resume notice), then the changes up to ``position`` from the
+    change log; returns the last sequence number the client is up to date with."""
+    config: ConsoleConfig = websocket.app.state.config
+    async with websocket.app.state.pool.acquire() as conn:
+        newest: int = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_changes")
+        after = request.after_seq
+        if after is not None and after <= newest and newest - after <= config.ws_replay_limit:
+            await _send(websocket, {"type": "resumed", "after_seq": after})
+            last = after
+        else:
+            # One snapshot of the database: the open alerts are exactly the result of the
+            # changes up to `last`, so the stream continues from there without a gap.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_changes")
+                alerts = [a for a in await open_alerts(conn) if client.wants(a)]
+            await _send(websocket, {"type": "snapshot", "seq": last, "alerts": alerts})
+        while last < position:
+            page = await changes_since(conn, last, limit=_REPLAY_PAGE)
+            for change in page:
+                if change.seq > position:
+                    return last
+                if client.wants(change.alert):
+                    await websocket.send_text(change_message(change.seq, change.alert))
+                last = change.seq
+            if len(page) < _REPLAY_PAGE:
+                break
+    return last
+
+
+async def _stream(websocket: WebSocket, client: LiveClient, who: Principal, last: int) -> None:
+    async def forward() -> None:
+        nonlocal last
+        while True:
+            seq, text = await client.queue.get()
+            if seq <= last:
+                continue  # already in the snapshot or the replay
+            await websocket.send_text(text)
+            last = seq
+
+    async def listen() -> None:
+        while True:
+            message = await _receive(websocket)
+            if not isinstance(message, Ping):
+                raise Refused(WS_BAD_MESSAGE, "already subscribed; reconnect to change")
+            await _send(websocket, {"type": "pong", "seq": last})
+
+    async def expire() -> None:
+        if who.expires_at is not None:
+            await asyncio.sleep(max((who.expires_at - datetime.now(UTC)).total_seconds(), 0))
+            raise Refused(WS_UNAUTHENTICATED, "session expired; log in again")
+        await asyncio.Event().wait()
+
+    async def too_slow() -> None:
+        await client.too_slow.wait()
+        raise Refused(WS_TOO_SLOW, f"too slow; resume with after_seq {last}")
+
+    tasks = [
+        asyncio.ensure_future(forward()),
+        asyncio.ensure_future(listen()),
+        asyncio.ensure_future(expire()),
+        asyncio.ensure_future(too_slow()),
+    ]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await stop_tasks(tasks)
+    for task in done:
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
 
 
 @router.websocket("/ws")
 async def live(websocket: WebSocket) -> None:
-    token = websocket.query_params.get("token", "")
-    feed: AlertFeed = websocket.app.state.feed
-    async with websocket.app.state.pool.acquire() as conn:
-        who = await authenticate(conn, token) if token else None
-        if who is None or who.role not in (Role.OPERATOR, Role.ADMIN):
-            await websocket.close(WS_POLICY_VIOLATION, "authentication required")
-            return
-        subscription = feed.subscribe()
-        snapshot_seq = feed.last_seq
-        snapshot = await open_alerts(conn)
+    config: ConsoleConfig = websocket.app.state.config
+    hub: ChangeHub = websocket.app.state.hub
+    metrics: ConsoleMetrics = websocket.app.state.metrics
     await websocket.accept()
     try:
-        await websocket.send_bytes(
-            _json.encode({"type": "snapshot", "seq": snapshot_seq, "alerts": snapshot})
-        )
-        tasks = [
-            asyncio.ensure_future(_forward(websocket, subscription, snapshot_seq)),
-            asyncio.ensure_future(_until_disconnect(websocket)),
-        ]
+        who = await _authenticate(websocket, config)
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            request = await asyncio.wait_for(_receive(websocket), config.ws_auth_timeout)
+        except TimeoutError as exc:
+            raise Refused(WS_BAD_MESSAGE, "no subscribe message in time") from exc
+        if not isinstance(request, Subscribe):
+            raise Refused(WS_BAD_MESSAGE, "expected {type: subscribe, ...}")
+        kinds = narrow_kinds(who, [str(k) for k in request.kinds])
+        if kinds is None:
+            raise Refused(WS_FORBIDDEN, "none of the requested kinds is visible to this role")
+        client = LiveClient(request.districts, kinds, config.ws_queue)
+        position = hub.register(client)
+        try:
+            last = await _catch_up(websocket, client, request, position)
+            await _stream(websocket, client, who, last)
         finally:
-            await stop_tasks(tasks)
-        for task in tasks:
-            exc = None if task.cancelled() else task.exception()
-            if exc is not None and not isinstance(exc, WebSocketDisconnect):
-                raise exc
+            hub.unregister(client)
+    except Refused as refusal:
+        metrics.ws_closed.labels(str(refusal.code)).inc()
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await asyncio.wait_for(websocket.close(refusal.code, refusal.reason), 10)
     except WebSocketDisconnect:
         pass
-    finally:
-        feed.unsubscribe(subscription)
+    except Exception:
+        metrics.ws_closed.labels(str(WS_SERVER_ERROR)).inc()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(websocket.close(WS_SERVER_ERROR, "server error"), 10)
+        raise

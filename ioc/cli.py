@@ -299,6 +299,28 @@ def bench_vision(
     typer.echo(json.dumps(run(cameras, seconds)))
 
 
+@users_app.command("revoke")
+def users_revoke(username: str) -> None:
+    """End every session of a user (a lost device, a leaked token)."""
+    from .services import revoke_console_sessions
+
+    revoke_console_sessions(_settings(), username)
+
+
+@bench_app.command("ws")
+def bench_ws(
+    clients: Annotated[int, typer.Option(min=1, max=5000, help="Websocket clients")] = 500,
+    changes: Annotated[int, typer.Option(min=1, max=100_000, help="Alert changes")] = 200,
+    rate: Annotated[float, typer.Option(min=0.1, max=1000, help="Changes per second")] = 20.0,
+    rounds: Annotated[int, typer.Option(min=1, max=20, help="Alternations ours/baseline")] = 2,
+) -> None:
+    """Alert change committed -> received by every websocket client: ours vs the spine's."""
+    from .bench.ws import run
+
+    _settings()
+    typer.echo(json.dumps(run(clients, changes, rate, rounds)))
+
+
 def main() -> None:
     try:
         app()

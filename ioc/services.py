@@ -15,14 +15,15 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from console_api import Role, add_user, create_app
+from console_api import Role, add_user, create_app, revoke_tokens
 from edge import CitySimulator, ClipLibrary, incident_targets, load_incidents
 from ingest import IngestService
+from protocol import load_province
 from store import connect
 from vision import VisionWorker, parse_shard, shard_cameras
 
 from .alerts_commands import run_alerts
-from .runtime import Infrastructure, infrastructure
+from .runtime import Infrastructure, NotConfigured, infrastructure, prepare_store, store_config
 from .settings import PROJECT_ROOT, Settings
 from .status import StatusReporter, counters_of
 
@@ -131,18 +132,28 @@ def run_simulator(settings: Settings, agent_id: str, incidents: Path | None = No
 
 
 def run_api(settings: Settings) -> None:
+    """The console API needs only the database (no broker): live changes come from the
+    change log through LISTEN/NOTIFY."""
+    if settings.database_url is None:
+        raise NotConfigured("IOC_DATABASE_URL is not set")
+    store = store_config(settings, settings.database_url.get_secret_value())
+    province = load_province(settings.province)
+
     async def main() -> None:
-        async with infrastructure(settings) as infra:
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    create_app(infra.store),
-                    host=settings.api_host,
-                    port=settings.api_port,
-                    log_level="warning",
-                )
-            )
-            # uvicorn handles SIGTERM/SIGINT itself and returns from serve().
-            await server.serve()
+        await prepare_store(store, province)
+        config = uvicorn.Config(
+            create_app(store),
+            host=settings.api_host,
+            port=settings.api_port,
+            # IOC_LOG_LEVEL: at INFO the access log is on (it never holds a token).
+            log_level=settings.log_level.lower(),
+            # A change is encoded once for every client; compressing it per client would
+            # cost more than sending it on a LAN.
+            ws_per_message_deflate=False,
+            ws_max_size=64 * 1024,  # clients send only small control messages
+        )
+        # uvicorn handles SIGTERM/SIGINT itself and returns from serve().
+        await uvicorn.Server(config).serve()
 
     asyncio.run(main())
 
@@ -156,13 +167,32 @@ def add_console_user(settings: Settings, username: str, role: str) -> None:
     if len(password) < 10:
         raise typer.BadParameter("the password must have at least 10 characters")
 
+    if settings.database_url is None:
+        raise NotConfigured("IOC_DATABASE_URL is not set")
+    store = store_config(settings, settings.database_url.get_secret_value())
+
     async def run() -> None:
-        async with infrastructure(settings) as infra:
-            conn = await connect(infra.store)
-            try:
-                await add_user(conn, username, parsed, password)
-            finally:
-                await conn.close()
+        await prepare_store(store, load_province(settings.province))
+        conn = await connect(store)
+        try:
+            await add_user(conn, username, parsed, password)
+        finally:
+            await conn.close()
 
     asyncio.run(run())
     typer.echo(f"user {username} ({parsed}) saved")
+
+
+def revoke_console_sessions(settings: Settings, username: str) -> None:
+    if settings.database_url is None:
+        raise NotConfigured("IOC_DATABASE_URL is not set")
+    store = store_config(settings, settings.database_url.get_secret_value())
+
+    async def run() -> int:
+        conn = await connect(store)
+        try:
+            return await revoke_tokens(conn, username)
+        finally:
+            await conn.close()
+
+    typer.echo(f"{asyncio.run(run())} session(s) of {username} ended")

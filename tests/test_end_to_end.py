@@ -74,7 +74,10 @@ async def test_person_walking_in_raises_one_alert_on_the_websocket(
         base = await stack.enter_async_context(console_server(database))
         publisher = await stack.enter_async_context(mqtt.client("edge-e2e"))
         token = await _token(base, db)
-        websocket = await stack.enter_async_context(ws_connect(f"ws://{base}/ws?token={token}"))
+        websocket = await stack.enter_async_context(ws_connect(f"ws://{base}/ws"))
+        await websocket.send(json.dumps({"type": "auth", "token": token}))
+        assert json.loads(await websocket.recv())["type"] == "authenticated"
+        await websocket.send(json.dumps({"type": "subscribe"}))
         snapshot = json.loads(await websocket.recv())
         assert snapshot["type"] == "snapshot"
         assert snapshot["alerts"] == []

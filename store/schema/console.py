@@ -26,4 +26,28 @@ def _v300_users(flavor: Flavor) -> str:
     """
 
 
-MIGRATIONS = [Migration(300, "console users and tokens", _v300_users)]
+def _v301_change_order(flavor: Flavor) -> str:
+    # The console's websocket promises every change in order and resumes from a sequence
+    # number, reading "seq > last" from the change log. A bigserial alone does not make that
+    # safe: two transactions can take seq 10 and 11 and commit 11 first, and a reader that
+    # saw 11 would never see 10. Taking a transaction-scoped advisory lock BEFORE the row's
+    # default (nextval) is evaluated - a statement-level BEFORE trigger fires first - makes
+    # seq order equal commit order: the next writer waits until the previous one commits.
+    # Alert-changing transactions take their row locks before writing the change, so the
+    # lock is always last in and first out (no lock-order cycle). (Owned by the console
+    # because it is the log's reader; the alerts area may move it into its own range.)
+    return """
+    CREATE FUNCTION alert_changes_in_commit_order() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_advisory_xact_lock(hashtext('alert_changes')::bigint);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER alert_changes_commit_order BEFORE INSERT ON alert_changes
+        FOR EACH STATEMENT EXECUTE FUNCTION alert_changes_in_commit_order();
+    """
+
+
+MIGRATIONS = [
+    Migration(300, "console users and tokens", _v300_users),
+    Migration(301, "alert change log in commit order", _v301_change_order),
+]

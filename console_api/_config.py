@@ -1,0 +1,31 @@
+"""What an operator of the console API may tune, with bounds; defaults suit the province."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    token_lifetime: timedelta = timedelta(hours=12)
+    """How long a bearer token from a login stays valid (a shift, with margin)."""
+    max_body_bytes: int = 64 * 1024
+    """Largest request body accepted; larger ones get 413 before anything reads them."""
+    ws_auth_timeout: float = 10.0
+    """Seconds a new websocket has to send its auth message before it is closed."""
+    ws_queue: int = 512
+    """Changes that may wait for one websocket client; a client further behind is closed."""
+    ws_replay_limit: int = 20_000
+    """A resume further behind than this gets a fresh snapshot instead of a replay."""
+    alert_list_limit: int = 1000
+    """Most alerts one list request returns."""
+
+    def __post_init__(self) -> None:
+        if self.token_lifetime <= timedelta(0):
+            raise ValueError("token_lifetime must be positive")
+        for name in ("max_body_bytes", "ws_queue", "ws_replay_limit", "alert_list_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.ws_auth_timeout <= 0:
+            raise ValueError("ws_auth_timeout must be positive")

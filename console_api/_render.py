@@ -1,0 +1,85 @@
+"""History as CSV and as a PNG chart.
+
+CSV is long format (one row per series and bucket) with both UTC and local bucket starts,
+which spreadsheets and pandas read without reshaping. Charts use matplotlib's Agg canvas
+directly (no pyplot global state), so renders in worker threads do not interfere.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+
+from ._history_source import Series
+
+LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
+MAX_CHART_SERIES = 12
+"""A chart with more lines is unreadable: the busiest are drawn, the rest are named."""
+
+
+def to_csv(series: Sequence[Series], value_name: str) -> str:
+    keys: list[str] = []
+    for s in series:
+        keys.extend(k for k in s.key if k not in keys)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line ends
+    writer.writerow(["bucket_start_utc", "bucket_start_local", *keys, value_name])
+    for s in series:
+        key_values = [s.key.get(k, "") for k in keys]
+        for p in s.points:
+            writer.writerow(
+                [
+                    p.t.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                    p.t.astimezone(LOCAL).isoformat(),
+                    *key_values,
+                    f"{p.value:g}",
+                ]
+            )
+    return out.getvalue()
+
+
+def _days(t: datetime) -> float:
+    """matplotlib's date number: days since its default epoch, 1970-01-01 UTC."""
+    return t.timestamp() / 86_400
+
+
+def to_png(series: Sequence[Series], *, title: str, ylabel: str, width_px: int = 1200) -> bytes:
+    """A line chart of the busiest series against local time; PNG bytes."""
+    dpi = 100
+    figure = Figure(figsize=(width_px / dpi, width_px * 0.5 / dpi), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    ranked = sorted(series, key=lambda s: s.total, reverse=True)
+    drawn, hidden = ranked[:MAX_CHART_SERIES], ranked[MAX_CHART_SERIES:]
+    for s in drawn:
+        axes.plot(
+            [_days(p.t) for p in s.points],
+            [p.value for p in s.points],
+            label=s.label,
+            linewidth=1.4,
+            drawstyle="steps-post",
+        )
+    # matplotlib's stubs leave these two constructors unannotated.
+    locator = AutoDateLocator(tz=LOCAL)  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=LOCAL))  # type: ignore[no-untyped-call]
+    axes.set_xlabel("Asia/Ho_Chi_Minh")
+    axes.set_ylabel(ylabel)
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    suffix = f" (+{len(hidden)} quieter series not drawn)" if hidden else ""
+    axes.set_title(title + suffix, fontsize=11)
+    if drawn:
+        axes.legend(fontsize=8, loc="upper left", ncols=2 if len(drawn) > 6 else 1)
+    else:
+        axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", va="center")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

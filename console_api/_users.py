@@ -1,0 +1,167 @@
+"""Login, logout, who am I; and users for administrators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Path, Request, status
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._auth import (
+    USERNAME_PATTERN,
+    Role,
+    User,
+    add_user,
+    get_user,
+    list_users,
+    login,
+    logout,
+    revoke_tokens,
+    update_user,
+)
+from ._deps import AUTH_RESPONSES, Admin, Anyone, Config, Credentials, Pool
+from ._metrics import ConsoleMetrics
+from ._openapi import Responses, documented, json_response
+
+router = APIRouter(prefix="/api/v1")
+Username = Annotated[str, Path(pattern=USERNAME_PATTERN, description="A user's name")]
+Password = Annotated[str, Field(min_length=10, max_length=256)]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenAnswer:
+    access_token: str
+    token_type: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    username: str
+    role: Role
+    expires_at: datetime | None
+
+
+@router.post(
+    "/auth/token",
+    tags=["auth"],
+    responses={**documented(TokenAnswer), 401: {"description": "Wrong username or password"}},
+)
+async def issue_token(
+    request: Request,
+    pool: Pool,
+    config: Config,
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+    password: Annotated[str, Form(min_length=1, max_length=256)],
+) -> Response:
+    """OAuth2 password flow: form fields ``username`` and ``password``; the token goes in
+    ``Authorization: Bearer ...`` and, on the websocket, in the first message."""
+    metrics: ConsoleMetrics = request.app.state.metrics
+    async with pool.acquire() as conn:
+        issued = await login(conn, username, password, config.token_lifetime)
+    if issued is None:
+        metrics.logins.labels("refused").inc()
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "wrong username or password",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    metrics.logins.labels("accepted").inc()
+    return json_response(TokenAnswer(issued.token, "bearer", issued.expires_at))
+
+
+@router.delete("/auth/token", tags=["auth"], status_code=204, responses=AUTH_RESPONSES)
+async def end_session(pool: Pool, who: Anyone, credentials: Credentials) -> Response:
+    """Log out: the token used for this request stops working at once."""
+    if credentials is not None:
+        async with pool.acquire() as conn:
+            await logout(conn, credentials.credentials)
+    return Response(status_code=204)
+
+
+@router.get("/me", tags=["auth"], responses={**AUTH_RESPONSES, **documented(Me)})
+async def me(who: Anyone) -> Response:
+    return json_response(Me(who.username, who.role, who.expires_at))
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role
+    password: Password
+    display_name: Annotated[str | None, Field(max_length=128)] = None
+
+
+class UserChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role | None = None
+    disabled: bool | None = None
+    password: Password | None = None
+    display_name: Annotated[str | None, Field(max_length=128)] = None
+
+
+_NO_USER: Responses = {404: {"description": "No such user"}}
+
+
+@router.get("/users", tags=["admin"], responses={**AUTH_RESPONSES, **documented(list[User])})
+async def users(pool: Pool, who: Admin) -> Response:
+    async with pool.acquire() as conn:
+        return json_response(await list_users(conn))
+
+
+@router.put("/users/{username}", tags=["admin"], responses={**AUTH_RESPONSES, **documented(User)})
+async def put_user(pool: Pool, who: Admin, username: Username, body: NewUser) -> Response:
+    """Create the user, or replace its role and password (its sessions end)."""
+    if username == who.username and body.role is not Role.ADMIN:
+        raise HTTPException(status.HTTP_409_CONFLICT, "an administrator may not demote itself")
+    async with pool.acquire() as conn:
+        await add_user(conn, username, body.role, body.password, body.display_name)
+        user = await get_user(conn, username)
+    return json_response(user)
+
+
+@router.patch(
+    "/users/{username}",
+    tags=["admin"],
+    responses={**AUTH_RESPONSES, **documented(User), **_NO_USER},
+)
+async def patch_user(pool: Pool, who: Admin, username: Username, body: UserChange) -> Response:
+    """Change role, password, display name, or disable (ending the user's sessions)."""
+    if username == who.username and (
+        body.disabled or (body.role is not None and body.role is not Role.ADMIN)
+    ):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "an administrator may not disable or demote itself"
+        )
+    async with pool.acquire() as conn:
+        user = await update_user(
+            conn,
+            username,
+            role=body.role,
+            disabled=body.disabled,
+            password=body.password,
+            display_name=body.display_name,
+        )
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {username} does not exist")
+    return json_response(user)
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    revoked: int
+
+
+@router.delete(
+    "/users/{username}/tokens",
+    tags=["admin"],
+    responses={**AUTH_RESPONSES, **documented(Revoked), **_NO_USER},
+)
+async def revoke(pool: Pool, who: Admin, username: Username) -> Response:
+    """End every session of the user (a lost device, a leaked token)."""
+    async with pool.acquire() as conn:
+        if await get_user(conn, username) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {username} does not exist")
+        return json_response(Revoked(await revoke_tokens(conn, username)))

@@ -1,0 +1,366 @@
+// The operations-room page: log in, follow alerts live, act on them, watch cameras and
+// districts. Plain JS, no framework, everything from this origin (the CSP allows nothing else).
+"use strict";
+
+const TZ = "Asia/Ho_Chi_Minh";
+const LABELS = {
+  vi: {
+    title: "Trung tâm điều hành", signIn: "Đăng nhập", username: "Tên đăng nhập",
+    password: "Mật khẩu", logout: "Đăng xuất", liveAlerts: "Cảnh báo trực tiếp",
+    district: "Huyện/thị", all: "Tất cả", severity: "Mức độ", alert: "Cảnh báo",
+    source: "Nguồn", opened: "Bắt đầu", state: "Trạng thái",
+    noAlerts: "Không có cảnh báo nào đang mở.", byDistrict: "Theo huyện/thị",
+    cameras: "Camera", accessPoints: "Điểm Wi-Fi", clients: "Người dùng Wi-Fi",
+    openAlerts: "Cảnh báo mở", history: "Lịch sử giao thông", bucket: "Khoảng",
+    hour: "Giờ", day: "Ngày", days: "Số ngày", show: "Xem",
+    acknowledge: "Xác nhận", resolve: "Xử lý xong", live: "Trực tuyến",
+    offline: "Ngoại tuyến", reconnecting: "Đang kết nối lại",
+    wrongLogin: "Sai tên đăng nhập hoặc mật khẩu.", expired: "Phiên đã hết hạn, hãy đăng nhập lại.",
+    open: "Mới", acknowledged: "Đã xác nhận", assigned: "Đã giao", resolved: "Đã xử lý",
+    critical: "Khẩn cấp", major: "Cao", minor: "Trung bình", info: "Thông tin",
+    online: "Hoạt động", degraded: "Suy giảm", stale: "Mất liên lạc", unknown: "Chưa rõ",
+    fps: "khung/giây", lastFrame: "Khung cuối", failed: "Không thực hiện được",
+  },
+  en: {
+    title: "Operations centre", signIn: "Sign in", username: "Username",
+    password: "Password", logout: "Sign out", liveAlerts: "Live alerts",
+    district: "District", all: "All", severity: "Severity", alert: "Alert",
+    source: "Source", opened: "Opened", state: "State",
+    noAlerts: "No open alerts.", byDistrict: "By district",
+    cameras: "Cameras", accessPoints: "Wi-Fi APs", clients: "Wi-Fi clients",
+    openAlerts: "Open alerts", history: "Traffic history", bucket: "Bucket",
+    hour: "Hour", day: "Day", days: "Days", show: "Show",
+    acknowledge: "Acknowledge", resolve: "Resolve", live: "Live",
+    offline: "Offline", reconnecting: "Reconnecting",
+    wrongLogin: "Wrong username or password.", expired: "Session expired; sign in again.",
+    open: "Open", acknowledged: "Acknowledged", assigned: "Assigned", resolved: "Resolved",
+    critical: "Critical", major: "Major", minor: "Minor", info: "Info",
+    online: "Online", degraded: "Degraded", stale: "No contact", unknown: "Unknown",
+    fps: "fps", lastFrame: "Last frame", failed: "Could not do that",
+  },
+};
+const SEVERITY_ORDER = { critical: 0, major: 1, minor: 2, info: 3 };
+
+const state = {
+  token: sessionStorage.getItem("ioc.token"),
+  me: null,
+  lang: localStorage.getItem("ioc.lang") || "vi",
+  alerts: new Map(),
+  districts: new Map(),
+  lastSeq: null,
+  ws: null,
+  retries: 0,
+  timers: [],
+};
+
+const $ = (id) => document.getElementById(id);
+const t = (key) => LABELS[state.lang][key] ?? key;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "class") node.className = value;
+    else if (name.startsWith("data-")) node.setAttribute(name, value);
+    else node[name] = value;
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function formatTime(iso) {
+  if (!iso) return "";
+  return new Intl.DateTimeFormat(state.lang === "vi" ? "vi-VN" : "en-GB", {
+    timeZone: TZ, day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit",
+    second: "2-digit", hour12: false,
+  }).format(new Date(iso));
+}
+
+function applyLabels() {
+  document.documentElement.lang = state.lang;
+  for (const node of document.querySelectorAll("[data-i18n]")) {
+    node.textContent = t(node.dataset.i18n);
+  }
+  $("lang").textContent = state.lang === "vi" ? "EN" : "VI";
+  const link = $("link");
+  link.textContent = t(link.dataset.state);
+  renderAlerts();
+  renderDistricts();
+  loadCameras();
+}
+
+// --- HTTP ---------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, detail) { super(`${status}: ${detail}`); this.status = status; }
+}
+
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401 && state.token) {
+    endSession(t("expired"));
+    throw new ApiError(401, "session ended");
+  }
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new ApiError(response.status, JSON.stringify(body.detail ?? body));
+  }
+  return response;
+}
+
+// --- Session ------------------------------------------------------------------------------
+
+async function signIn(event) {
+  event.preventDefault();
+  $("login-error").hidden = true;
+  const form = new URLSearchParams({ username: $("username").value, password: $("password").value });
+  const response = await fetch("/api/v1/auth/token", { method: "POST", body: form });
+  if (!response.ok) {
+    $("login-error").textContent = t("wrongLogin");
+    $("login-error").hidden = false;
+    return;
+  }
+  state.token = (await response.json()).access_token;
+  sessionStorage.setItem("ioc.token", state.token);
+  $("password").value = "";
+  await enterRoom();
+}
+
+async function signOut() {
+  try { await api("/api/v1/auth/token", { method: "DELETE" }); } catch (error) { /* gone */ }
+  endSession();
+}
+
+function endSession(message) {
+  state.token = null;
+  state.me = null;
+  sessionStorage.removeItem("ioc.token");
+  if (state.ws) { state.ws.onclose = null; state.ws.close(1000); state.ws = null; }
+  for (const timer of state.timers) clearInterval(timer);
+  state.timers = [];
+  state.alerts.clear();
+  setLink("offline");
+  $("room").hidden = true;
+  $("who").hidden = $("logout").hidden = true;
+  $("login").hidden = false;
+  if (message) { $("login-error").textContent = message; $("login-error").hidden = false; }
+}
+
+async function enterRoom() {
+  state.me = await (await api("/api/v1/me")).json();
+  const role = state.me.role;
+  $("login").hidden = true;
+  $("room").hidden = false;
+  $("who").textContent = `${state.me.username} · ${role}`;
+  $("who").hidden = $("logout").hidden = false;
+  const live = role !== "planner";
+  $("alerts-panel").hidden = !live;
+  $("districts-panel").hidden = !(role === "operator" || role === "admin");
+  $("history-panel").hidden = role === "police";
+  await loadDistrictNames();
+  if (live) connect();
+  loadCameras();
+  state.timers.push(setInterval(loadCameras, 30000));
+  if (!$("districts-panel").hidden) {
+    loadDistricts();
+    state.timers.push(setInterval(loadDistricts, 15000));
+  }
+}
+
+// --- Live alerts over the websocket -------------------------------------------------------
+
+function setLink(value) {
+  const link = $("link");
+  link.dataset.state = value;
+  link.textContent = t(value);
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+  state.ws = ws;
+  const district = $("district-filter").value;
+  ws.onopen = () => {
+    // The token goes in the first message, never in the URL (URLs end up in access logs).
+    ws.send(JSON.stringify({ type: "auth", token: state.token }));
+    ws.send(JSON.stringify({
+      type: "subscribe", districts: district ? [district] : [], after_seq: state.lastSeq,
+    }));
+  };
+  ws.onmessage = (event) => onLiveMessage(JSON.parse(event.data));
+  ws.onclose = (event) => {
+    state.ws = null;
+    if (event.code === 4401) { endSession(t("expired")); return; }
+    setLink("reconnecting");
+    // Capped, jittered backoff; the next connection resumes after the last change seen.
+    const delay = Math.random() * Math.min(15000, 500 * 2 ** state.retries++);
+    setTimeout(() => { if (state.token) connect(); }, delay);
+  };
+}
+
+function onLiveMessage(message) {
+  if (message.type === "authenticated" || message.type === "pong") return;
+  if (message.type === "snapshot") {
+    state.alerts = new Map(message.alerts.map((a) => [a.id, a]));
+    state.lastSeq = message.seq;
+  } else if (message.type === "resumed") {
+    state.lastSeq = message.after_seq;
+  } else if (message.type === "change") {
+    if (state.lastSeq !== null && message.seq <= state.lastSeq) return;
+    state.lastSeq = message.seq;
+    const alert = message.alert;
+    if (alert.state === "resolved") state.alerts.delete(alert.id);
+    else state.alerts.set(alert.id, { ...alert, fresh: true });
+  }
+  state.retries = 0;
+  setLink("live");
+  renderAlerts();
+}
+
+function renderAlerts() {
+  const body = $("alert-list");
+  const canAct = state.me && (state.me.role === "operator" || state.me.role === "admin");
+  const alerts = [...state.alerts.values()].sort(
+    (a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]
+      || b.opened_at.localeCompare(a.opened_at),
+  );
+  body.replaceChildren(...alerts.map((alert) => {
+    const actions = el("td", { class: "actions" });
+    if (canAct && alert.state === "open") {
+      actions.append(el("button", {
+        class: "ack", type: "button", onclick: () => act(alert.id, "acknowledge"),
+      }, t("acknowledge")));
+    }
+    if (canAct) {
+      actions.append(el("button", {
+        class: "resolve", type: "button", onclick: () => act(alert.id, "resolve"),
+      }, t("resolve")));
+    }
+    const row = el("tr", { "data-alert-id": alert.id, "data-state": alert.state },
+      el("td", {}, el("span", { class: `sev sev-${alert.severity}` }, t(alert.severity))),
+      el("td", { class: "title" }, state.lang === "vi" ? alert.title_vi : alert.title_en,
+        alert.count > 1 ? ` ×${alert.count}` : ""),
+      el("td", {}, alert.source_id + (alert.zone_id ? ` / ${alert.zone_id}` : "")),
+      el("td", {}, state.districts.get(alert.district_id) ?? alert.district_id),
+      el("td", {}, formatTime(alert.opened_at)),
+      el("td", { class: `state state-${alert.state}` }, t(alert.state)),
+      actions);
+    if (alert.fresh) { row.classList.add("fresh"); alert.fresh = false; }
+    return row;
+  }));
+  $("alert-count").textContent = String(alerts.length);
+  $("no-alerts").hidden = alerts.length > 0;
+}
+
+async function act(id, action) {
+  try {
+    // The new state arrives on the websocket like every other change.
+    await api(`/api/v1/alerts/${id}/${action}`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+    });
+  } catch (error) {
+    if (error.status !== 401) window.alert(`${t("failed")}: ${error.message}`);
+  }
+}
+
+// --- Cameras, districts, history ----------------------------------------------------------
+
+async function loadDistrictNames() {
+  const districts = await (await api("/api/v1/districts")).json();
+  state.districts = new Map(districts.map((d) => [d.id, d.name]));
+  const select = $("district-filter");
+  select.replaceChildren(el("option", { value: "", "data-i18n": "all" }, t("all")),
+    ...districts.map((d) => el("option", { value: d.id }, d.name)));
+}
+
+function cameraStatus(camera) {
+  if (!camera.state) return "unknown";
+  return camera.state.stale ? "stale" : camera.state.status;
+}
+
+async function loadCameras() {
+  if (!state.me) return;
+  const cameras = await (await api("/api/v1/cameras")).json();
+  $("camera-grid").replaceChildren(...cameras.map((camera) => {
+    const status = cameraStatus(camera);
+    const details = camera.state
+      ? `${camera.state.fps.toFixed(1)} ${t("fps")} · ${t("lastFrame")} ${formatTime(camera.state.last_frame_at)}`
+      : "";
+    return el("div", { class: "tile", "data-camera-id": camera.id },
+      el("div", { class: "name" }, camera.name),
+      el("div", { class: `status status-${status}` }, t(status)),
+      el("div", { class: "muted" }, details));
+  }));
+}
+
+function renderDistricts() {
+  $("district-list").replaceChildren(...(state.summaries || []).map((d) => el("tr", {},
+    el("td", {}, d.name),
+    el("td", {}, `${d.cameras_online}/${d.cameras}`),
+    el("td", {}, `${d.access_points_up}/${d.access_points}`),
+    el("td", {}, String(d.wifi_clients)),
+    el("td", {}, String(d.open_alerts)))));
+}
+
+async function loadDistricts() {
+  if (!state.me) return;
+  state.summaries = await (await api("/api/v1/summary/districts")).json();
+  renderDistricts();
+}
+
+function historyQuery(format) {
+  const days = Math.max(1, Math.min(90, Number($("history-days").value) || 7));
+  const until = new Date();
+  const since = new Date(until.getTime() - days * 86400000);
+  return new URLSearchParams({
+    bucket: $("history-bucket").value, group: "camera", format,
+    since: since.toISOString(), until: until.toISOString(),
+  });
+}
+
+async function showHistory(event) {
+  event.preventDefault();
+  const blob = await (await api(`/api/v1/history/traffic?${historyQuery("png")}`)).blob();
+  const chart = $("history-chart");
+  if (chart.src) URL.revokeObjectURL(chart.src);
+  chart.src = URL.createObjectURL(blob);
+  chart.hidden = false;
+}
+
+async function downloadCsv() {
+  const blob = await (await api(`/api/v1/history/traffic?${historyQuery("csv")}`)).blob();
+  const link = el("a", { href: URL.createObjectURL(blob), download: "traffic.csv" });
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
+// --- Start --------------------------------------------------------------------------------
+
+function tick() {
+  $("clock").textContent = new Intl.DateTimeFormat("vi-VN", {
+    timeZone: TZ, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  }).format(new Date());
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", signIn);
+  $("logout").addEventListener("click", signOut);
+  $("lang").addEventListener("click", () => {
+    state.lang = state.lang === "vi" ? "en" : "vi";
+    localStorage.setItem("ioc.lang", state.lang);
+    applyLabels();
+  });
+  $("district-filter").addEventListener("change", () => {
+    // Another filter needs a fresh snapshot: drop the position and reconnect.
+    state.lastSeq = null;
+    if (state.ws) { state.ws.onclose = null; state.ws.close(1000); }
+    connect();
+  });
+  $("history-form").addEventListener("submit", showHistory);
+  $("history-csv").addEventListener("click", downloadCsv);
+  tick();
+  setInterval(tick, 1000);
+  applyLabels();
+  if (state.token) enterRoom().catch(() => endSession());
+});
