@@ -25,7 +25,7 @@ from alerts import (
 from protocol import EventKind
 
 from ._auth import Principal
-from ._bounds import Ids, time_range
+from ._bounds import LINE, TEXT, Ids, time_range
 from ._deps import AUTH_RESPONSES, Config, Incidents, Live, Pool
 from ._openapi import Responses, documented, json_response
 from ._scope import admit, may_see, narrow_kinds, visible_alerts
@@ -44,12 +44,17 @@ NOT_FOUND: Responses = {404: {"description": "No such alert (or not one this rol
 
 class TransitionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: Annotated[str | None, Field(max_length=2000, description="Why; kept in the audit")] = None
+    note: Annotated[
+        str | None, Field(max_length=2000, pattern=TEXT, description="Why; kept in the audit")
+    ] = None
 
 
 class AssignBody(TransitionBody):
     assignee: Annotated[
-        str, Field(min_length=1, max_length=64, description="A unit or person to assign to")
+        str,
+        Field(
+            min_length=1, max_length=64, pattern=LINE, description="A unit or person to assign to"
+        ),
     ]
 
 

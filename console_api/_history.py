@@ -20,7 +20,7 @@ from pydantic import Field
 from store import history as h
 
 from . import _planner as planner
-from ._bounds import Ids, TimeRange, invalid, time_range
+from ._bounds import LINE, Ids, TimeRange, invalid, time_range
 from ._deps import AUTH_RESPONSES, WIFI, History, Pool, Wifi
 from ._openapi import Responses, json_response
 from ._planner import BUCKET_SIZE, Bucket, Places, Ranked, Series
@@ -50,7 +50,7 @@ Since = Annotated[datetime | None, Query(description="Start (ISO 8601 with offse
 Until = Annotated[datetime | None, Query(description="End, exclusive; default now")]
 Cameras = Annotated[Ids, Query(max_length=50, description="Camera ids (repeat)")]
 Roads = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=64)]] | None,
+    list[Annotated[str, Field(min_length=1, max_length=64, pattern=LINE)]] | None,
     Query(max_length=50, description="Roads as the registry names them (repeat)"),
 ]
 Districts = Annotated[Ids, Query(max_length=20, description="District ids (repeat)")]

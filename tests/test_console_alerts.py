@@ -103,6 +103,9 @@ async def test_filters_bounds_transitions_and_audit(
                 f"/api/v1/alerts/{offline}/resolve", json={"note": "x" * 3000}
             )
             assert long_note.status_code == 422
+            # PostgreSQL cannot store NUL: refused up front rather than failing there.
+            nul = await http.post(f"/api/v1/alerts/{offline}/resolve", json={"note": "a\u0000b"})
+            assert nul.status_code == 422
             trail = (await http.get(f"/api/v1/alerts/{intrusion}/audit")).json()
             assert [(e["action"], e["actor"], e["note"]) for e in trail] == [
                 ("open", "system", trail[0]["note"]),
