@@ -40,6 +40,7 @@ async def test_many_asks_for_a_camera_reach_its_edge_once_per_period(
             assert {a.headers["content-type"] for a in answers} == {"image/jpeg"}
             assert len({a.content for a in answers}) == 1
             image = cv2.imdecode(np.frombuffer(answers[0].content, np.uint8), cv2.IMREAD_COLOR)
+            assert image is not None
             assert image.shape[:2] == (48, 64)  # what the edge sent
             assert answers[0].headers["cache-control"] == "private, max-age=60"
             assert answers[0].headers["x-captured-at"].endswith("Z")
