@@ -122,12 +122,16 @@ def _not_for(group: str, **given: object) -> None:
 
 
 async def _answer(
-    answer: HistoryAnswer, fmt: Format, *, title: str, ylabel: str, filename: str
+    pool: Pool, answer: HistoryAnswer, fmt: Format, *, title: str, ylabel: str, filename: str
 ) -> Response:
     if fmt == "csv":
         return _csv(to_csv(answer.series, answer.metric), filename)
     if fmt == "png":
-        png = await asyncio.to_thread(to_png, answer.series, title=title, ylabel=ylabel)
+        async with pool.acquire() as conn:
+            labels = await planner.display_labels(conn, answer.series)
+        png = await asyncio.to_thread(
+            to_png, answer.series, title=title, ylabel=ylabel, labels=labels
+        )
         return Response(png, media_type="image/png")
     return json_response(answer)
 
@@ -183,6 +187,7 @@ async def traffic(
         check_points(await planner.traffic_cost(conn, group, places), period)
         series = await planner.traffic(conn, period, group, places)
     return await _answer(
+        pool,
         _history("vehicles", group, period, series),
         format,
         title=f"Vehicles per {bucket} by {group}",
@@ -210,6 +215,7 @@ async def congestion(
         check_points(await planner.congestion_cost(conn, places), period)
         series = await planner.congestion(conn, period, places)
     return await _answer(
+        pool,
         _history("congested_minutes", "road", period, series),
         format,
         title=f"Congested minutes per {bucket} by road",
@@ -247,6 +253,7 @@ async def wifi(
         check_points(await planner.wifi_cost(conn, group), period)
         series = await planner.wifi(conn, period, metric, group, places)
     return await _answer(
+        pool,
         _history(metric, group, period, series),
         format,
         title=f"Wi-Fi {metric.replace('_', ' ')} per {bucket} by {group}",

@@ -11,7 +11,7 @@ group, because the store reads them all.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -71,6 +71,25 @@ def _keyed(rows: Iterable[tuple[dict[str, str], datetime, int | float]]) -> list
     for key, t, value in rows:
         points[tuple(key.items())].append(Point(t, value))
     return [Series(key=dict(k), points=p) for k, p in sorted(points.items())]
+
+
+_NAMED = {
+    "camera_id": "cameras",
+    "district_id": "districts",
+    "site_id": "sites",
+    "ap_id": "access_points",
+}
+
+
+async def display_labels(conn: Connection, series: Sequence[Series]) -> dict[str, str]:
+    """Each series' label with the registry's names in place of ids (for chart legends)."""
+    names: dict[tuple[str, str], str] = {}
+    for field, table in _NAMED.items():
+        ids = sorted({s.key[field] for s in series if field in s.key})
+        if ids:
+            rows = await conn.fetch(f"SELECT id, name FROM {table} WHERE id = ANY($1)", ids)
+            names.update(((field, r["id"]), r["name"]) for r in rows)
+    return {s.label: " / ".join(names.get((k, v), v) for k, v in s.key.items()) for s in series}
 
 
 # --- traffic ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -92,8 +92,17 @@ def _days(t: datetime) -> float:
     return t.timestamp() / 86_400
 
 
-def to_png(series: Sequence[Series], *, title: str, ylabel: str, width_px: int = 1200) -> bytes:
-    """A line chart of the busiest series against local time; PNG bytes."""
+def to_png(
+    series: Sequence[Series],
+    *,
+    title: str,
+    ylabel: str,
+    labels: Mapping[str, str] | None = None,
+    width_px: int = 1200,
+) -> bytes:
+    """A line chart of the busiest series against local time, each named by ``labels``
+    (by its own label when absent); PNG bytes."""
+    labels = labels or {}
     figure = _figure(width_px, width_px // 2)
     axes = figure.add_subplot()
     ranked = sorted(series, key=lambda s: s.total, reverse=True)
@@ -102,7 +111,7 @@ def to_png(series: Sequence[Series], *, title: str, ylabel: str, width_px: int =
         axes.plot(
             [_days(p.t) for p in s.points],
             [p.value for p in s.points],
-            label=s.label,
+            label=labels.get(s.label, s.label),
             linewidth=1.4,
             drawstyle="steps-post",
         )
