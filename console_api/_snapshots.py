@@ -10,6 +10,7 @@ configured the endpoint answers 503 and the rest of the API is unaffected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -142,6 +143,10 @@ class CameraSnapshots:
             task.exception()  # retrieved: every asker who stayed has had it already
 
     async def _fetch(self, camera_id: str) -> Snapshot:
+        if self._client is None:
+            # Just started, or reconnecting: worth waiting as long as an edge may take.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), self.timeout)
         client = self._client
         if client is None:
             raise SnapshotUnavailable(

@@ -1,5 +1,6 @@
 """``ioc users add`` and ``ioc api`` as production runs them: separate processes, configured
-by the environment, needing only the database. The websocket token never reaches the log."""
+by the environment, needing only the database (and the broker for camera snapshots). The
+websocket token never reaches the log."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import DATA
+from console_support import SnapshotEdge
 from websockets.asyncio.client import connect as ws_connect
 
-from ioc.servers import free_port, wait_for_port
+from ioc.servers import MosquittoBroker, free_port, wait_for_port
+from protocol import MqttEndpoint, Topics
 from store import StoreConfig
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.mosquitto]
 
 
 def _env(database: StoreConfig, port: int) -> dict[str, str]:
@@ -33,9 +36,17 @@ def _env(database: StoreConfig, port: int) -> dict[str, str]:
     return env
 
 
-async def test_the_api_runs_as_its_own_process(database: StoreConfig, tmp_path: Path) -> None:
+async def test_the_api_runs_as_its_own_process(
+    database: StoreConfig,
+    tmp_path: Path,
+    mosquitto: MosquittoBroker,
+    mqtt: MqttEndpoint,
+    topics: Topics,
+) -> None:
     port = free_port()
     env = _env(database, port)
+    # The broker is optional (snapshots only); given, the API asks the edges through it.
+    env.update(IOC_MQTT_URL=mosquitto.url, IOC_TOPIC_PREFIX=topics.prefix)
     added = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "ioc", "users", "add", "duty-officer", "--role", "operator"],
@@ -69,6 +80,12 @@ async def test_the_api_runs_as_its_own_process(database: StoreConfig, tmp_path: 
                     data={"username": "duty-officer", "password": "a long passphrase"},
                 )
             ).json()["access_token"]
+            async with SnapshotEdge(mqtt, topics) as edge:
+                picture = await http.get(
+                    "/api/v1/cameras/indoor-room/snapshot.jpg",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert (picture.status_code, edge.requests) == (200, {"indoor-room": 1})
         async with ws_connect(f"ws://127.0.0.1:{port}/ws") as ws:
             await ws.send(json.dumps({"type": "auth", "token": token}))
             assert json.loads(await ws.recv())["username"] == "duty-officer"

@@ -95,7 +95,8 @@ async def test_without_a_broker_only_snapshots_are_unavailable(
 ) -> None:
     await seed_registry(db)
     mqtt = None if broker == "none" else MqttEndpoint(port=_closed_port())
-    async with console(database, db, mqtt=mqtt) as c:
+    config = ConsoleConfig(snapshot_timeout=0.2)
+    async with console(database, db, config, mqtt=mqtt) as c:
         http = await c.as_role(Role.OPERATOR)
         async with http:
             response = await http.get("/api/v1/cameras/cam-a/snapshot.jpg")
