@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PGLITE := tests/pglite/node_modules/.package-lock.json
 
 .PHONY: demo test lint typecheck pytest clean
 
@@ -11,6 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The TimescaleDB tests' engine (PGlite, WebAssembly), from the lock file.
+$(PGLITE): tests/pglite/package-lock.json
+	cd tests/pglite && npm ci --no-audit --no-fund
+	touch $(PGLITE)
 
 demo: $(STAMP)
 	$(BIN)/ioc demo $(ARGS)
@@ -24,7 +30,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(PGLITE)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -73,6 +73,23 @@ PARKING: dict[str, Any] = {
 }
 
 
+def _after_hours(template: dict[str, Any], schedule: str) -> dict[str, Any]:
+    """The template with its restricted zones watched only in ``schedule`` (local time):
+    a tourist site's hall is open by day, its car park too; an intruder is one at night."""
+    zones = [
+        {**zone, "schedule": schedule} if zone["kind"] == "restricted" else zone
+        for zone in template["zones"]
+    ]
+    return {**template, "zones": zones}
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes every zone out in full: anchors and aliases (&id003) confuse human editors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def _jitter(rnd: random.Random, value: float, spread: float = 0.02) -> float:
     return round(value + rnd.uniform(-spread, spread), 5)
 
@@ -111,7 +128,11 @@ def build() -> dict[str, Any]:
     # Security cameras at tourist sites (rooms and car parks) and district offices.
     for site in reference["tourist_sites"]:
         for k in range(4):
-            template = INDOOR if k < 2 else PARKING
+            template = (
+                _after_hours(INDOOR, "18:00-07:00")
+                if k < 2
+                else _after_hours(PARKING, "22:00-05:00")
+            )
             cameras.append(
                 {
                     "id": f"site-{site['id']}-{k + 1:02d}",
@@ -178,7 +199,9 @@ def main() -> None:
         f"# {len(province['cameras'])} cameras, {len(province['access_points'])} access points,"
         f" {len(province['districts'])} districts.\n"
     )
-    text = yaml.safe_dump(province, allow_unicode=True, sort_keys=False, width=100)
+    text = yaml.dump(
+        province, Dumper=_PlainDumper, allow_unicode=True, sort_keys=False, width=100
+    )
     (HERE / "province.yaml").write_text(header + text, encoding="utf-8")
 
 

@@ -14,12 +14,13 @@ import typer
 
 from protocol import ConfigError, load_province
 
+from .runtime import NotConfigured
 from .settings import Settings
 
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
     help="Province operations centre: services, tools and benchmarks.",
 )
 vision_app = typer.Typer(no_args_is_help=True, help="Video analytics.")
@@ -324,6 +325,6 @@ def bench_ws(
 def main() -> None:
     try:
         app()
-    except ConfigError as exc:
+    except (ConfigError, NotConfigured) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

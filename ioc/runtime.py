@@ -24,11 +24,38 @@ class NotConfigured(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
-class Infrastructure:
+class BrokerSide:
+    """What a service that never touches the database needs (vision, the simulator)."""
+
     endpoint: MqttEndpoint
-    store: StoreConfig
     province: Province
     topics: Topics
+
+
+@dataclass(frozen=True, slots=True)
+class Infrastructure(BrokerSide):
+    store: StoreConfig
+
+
+def broker_endpoint(settings: Settings, url: str | None = None) -> MqttEndpoint:
+    """The configured broker, with credentials from IOC_MQTT_USERNAME/IOC_MQTT_PASSWORD (as
+    `ioc mosquitto-config` writes them) taking precedence over any in the URL."""
+    if url is None:
+        if settings.mqtt_url is None:
+            raise NotConfigured("IOC_MQTT_URL is not set")
+        url = settings.mqtt_url.get_secret_value()
+    ca_file = str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None
+    endpoint = MqttEndpoint.from_url(url, mqtt5=settings.mqtt_v5, ca_file=ca_file)
+    if settings.mqtt_username:
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        endpoint = endpoint.with_credentials(settings.mqtt_username, password)
+    return endpoint
+
+
+def broker_side(settings: Settings) -> BrokerSide:
+    return BrokerSide(
+        broker_endpoint(settings), load_province(settings.province), Topics(settings.topic_prefix)
+    )
 
 
 def store_config(settings: Settings, url: str) -> StoreConfig:
@@ -56,9 +83,7 @@ async def infrastructure(
     province = load_province(settings.province)
     async with contextlib.AsyncExitStack() as stack:
         if settings.mqtt_url is not None:
-            endpoint = MqttEndpoint.from_url(
-                settings.mqtt_url.get_secret_value(), mqtt5=settings.mqtt_v5
-            )
+            endpoint = broker_endpoint(settings)
         elif embedded:
             broker = await stack.enter_async_context(EmbeddedBroker())
             endpoint = MqttEndpoint.from_url(broker.url, mqtt5=False)
@@ -78,4 +103,4 @@ async def infrastructure(
             raise NotConfigured("IOC_DATABASE_URL is not set")
         if prepare:
             await prepare_store(store, province)
-        yield Infrastructure(endpoint, store, province, Topics(settings.topic_prefix))
+        yield Infrastructure(endpoint, province, Topics(settings.topic_prefix), store)

@@ -23,7 +23,14 @@ from store import connect
 from vision import VisionWorker, parse_shard, shard_cameras
 
 from .alerts_commands import run_alerts
-from .runtime import Infrastructure, NotConfigured, infrastructure, prepare_store, store_config
+from .runtime import (
+    BrokerSide,
+    NotConfigured,
+    broker_side,
+    infrastructure,
+    prepare_store,
+    store_config,
+)
 from .settings import PROJECT_ROOT, Settings
 from .status import StatusReporter, counters_of
 
@@ -46,7 +53,7 @@ def serve(main: Callable[[], Awaitable[None]]) -> None:
 
 
 async def _report_until_stopped(
-    infra: Infrastructure, instance: str, service: str, stats: object
+    infra: BrokerSide, instance: str, service: str, stats: object
 ) -> None:
     async with StatusReporter(
         infra.endpoint, infra.topics, instance, service, lambda: counters_of(stats)
@@ -74,20 +81,20 @@ def tune_gc_for_throughput() -> None:
 
 
 def run_vision(settings: Settings, shard: str) -> None:
+    """A vision worker needs the broker and the province file, never the database."""
     part = parse_shard(shard)
     instance = f"vision-{part[0]}-of-{part[1]}"
+    infra = broker_side(settings)
 
     async def main() -> None:
-        async with infrastructure(settings, prepare=False) as infra:
-            cameras = shard_cameras(infra.province.cameras, part)
-            async with VisionWorker(
-                cameras,
-                infra.endpoint,
-                topics=infra.topics,
-                timezone=infra.province.timezone,
-                identifier=instance,
-            ) as worker:
-                await _report_until_stopped(infra, instance, "vision", worker.stats)
+        async with VisionWorker(
+            shard_cameras(infra.province.cameras, part),
+            infra.endpoint,
+            topics=infra.topics,
+            timezone=infra.province.timezone,
+            identifier=instance,
+        ) as worker:
+            await _report_until_stopped(infra, instance, "vision", worker.stats)
 
     serve(main)
 
@@ -112,21 +119,20 @@ def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
 
 
 def run_simulator(settings: Settings, agent_id: str, incidents: Path | None = None) -> None:
+    """The simulated province needs the broker and the province file, never the database."""
+    infra = broker_side(settings)
+    script = load_incidents(incidents, incident_targets(infra.province)) if incidents else []
+
     async def main() -> None:
-        async with infrastructure(settings, prepare=False) as infra:
-            clips = ClipLibrary(base=PROJECT_ROOT)
-            script = (
-                load_incidents(incidents, incident_targets(infra.province)) if incidents else []
-            )
-            async with CitySimulator(
-                infra.province,
-                infra.endpoint,
-                clips,
-                topics=infra.topics,
-                agent_id=agent_id,
-                incidents=script,
-            ) as simulator:
-                await _report_until_stopped(infra, agent_id, "simulator", simulator.stats)
+        async with CitySimulator(
+            infra.province,
+            infra.endpoint,
+            ClipLibrary(base=PROJECT_ROOT),
+            topics=infra.topics,
+            agent_id=agent_id,
+            incidents=script,
+        ) as simulator:
+            await _report_until_stopped(infra, agent_id, "simulator", simulator.stats)
 
     serve(main)
 

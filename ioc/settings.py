@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         None, description="postgresql:// URL of PostgreSQL/TimescaleDB; unset: private cluster"
     )
+    mqtt_username: str | None = Field(None, description="Broker user (overrides the URL's)")
+    mqtt_password: SecretStr | None = Field(None, description="Broker password")
+    mqtt_ca_file: Path | None = Field(None, description="CA bundle for mqtts:// brokers")
     mqtt_v5: bool = Field(
         True, description="MQTT 5 (Mosquitto, EMQX); false for 3.1.1-only brokers such as amqtt"
     )
@@ -29,9 +32,6 @@ class Settings(BaseSettings):
     state_dir: Path = Field(Path("state"), description="Embedded broker/database and spools")
     api_host: str = Field("127.0.0.1", description="Console API listen address")
     api_port: Annotated[int, Field(ge=0, le=65535)] = 8080
-    secret_key: SecretStr | None = Field(
-        None, description="Signs API tokens; generated into the state folder when unset"
-    )
     db_statement_cache_size: Annotated[int, Field(ge=0, le=10_000)] = Field(
         100, description="asyncpg prepared-statement cache; 0 behind PgBouncer (transaction mode)"
     )
