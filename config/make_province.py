@@ -199,9 +199,7 @@ def main() -> None:
         f"# {len(province['cameras'])} cameras, {len(province['access_points'])} access points,"
         f" {len(province['districts'])} districts.\n"
     )
-    text = yaml.dump(
-        province, Dumper=_PlainDumper, allow_unicode=True, sort_keys=False, width=100
-    )
+    text = yaml.dump(province, Dumper=_PlainDumper, allow_unicode=True, sort_keys=False, width=100)
     (HERE / "province.yaml").write_text(header + text, encoding="utf-8")
 
 

@@ -18,7 +18,7 @@ import uvicorn
 from console_api import Role, add_user, create_app, revoke_tokens
 from edge import CitySimulator, ClipLibrary, incident_targets, load_incidents
 from ingest import IngestService
-from protocol import MqttEndpoint, Topics, load_province
+from protocol import Topics, load_province
 from store import connect
 from vision import VisionWorker, parse_shard, shard_cameras
 
@@ -26,6 +26,7 @@ from .alerts_commands import run_alerts
 from .runtime import (
     BrokerSide,
     NotConfigured,
+    broker_endpoint,
     broker_side,
     infrastructure,
     prepare_store,
@@ -144,11 +145,8 @@ def run_api(settings: Settings) -> None:
         raise NotConfigured("IOC_DATABASE_URL is not set")
     store = store_config(settings, settings.database_url.get_secret_value())
     province = load_province(settings.province)
-    mqtt = (
-        None
-        if settings.mqtt_url is None
-        else MqttEndpoint.from_url(settings.mqtt_url.get_secret_value(), mqtt5=settings.mqtt_v5)
-    )
+    # Optional: only camera snapshots need the broker (credentials and CA as for the others).
+    mqtt = None if settings.mqtt_url is None else broker_endpoint(settings)
 
     async def main() -> None:
         await prepare_store(store, province)
