@@ -10,7 +10,6 @@ configured the endpoint answers 503 and the rest of the API is unaffected.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import Response
 
 from protocol import (
+    FrameHeader,
     MqttEndpoint,
     SnapshotClient,
     SnapshotError,
@@ -61,6 +61,93 @@ class SnapshotUnavailable(Exception):
         self.detail = detail
 
 
+class _BrokerLost(Exception):
+    """The connection a request went out on is gone."""
+
+
+class _Link:
+    """The one long-lived snapshot connection, reconnected with capped, jittered backoff.
+
+    SnapshotClient does not say when its connection dies, so a loss is noticed by the next
+    request over it (an MQTT error); that request waits for the next connection and asks
+    again, within its own deadline."""
+
+    def __init__(self, endpoint: MqttEndpoint, topics: Topics) -> None:
+        self.endpoint = endpoint
+        self.topics = topics
+        self.connections = 0
+        """Connections made so far; each request knows which one it went out on."""
+        self._client: SnapshotClient | None = None
+        self._lost = asyncio.Event()
+        self._changed = asyncio.Event()
+        self.stopping = False
+
+    def _announce(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def current(self, newer_than: int, deadline: float | None) -> tuple[SnapshotClient, int]:
+        """A connection made after connection number ``newer_than``, waiting for it until
+        ``deadline`` (loop time; None: for ever); 503 when there is none by then."""
+        loop = asyncio.get_running_loop()
+        while self._client is None or self.connections <= newer_than:
+            left = None if deadline is None else max(deadline - loop.time(), 0)
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                raise SnapshotUnavailable(
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    "the MQTT broker is not reachable; retrying",
+                ) from None
+        return self._client, self.connections
+
+    def lost(self, connection: int) -> None:
+        if connection == self.connections:
+            self._lost.set()
+
+    async def run(self) -> None:
+        attempt = 0
+        identifier = f"console-snapshots-{secrets.token_hex(4)}"
+        while not self.stopping:
+            try:
+                async with SnapshotClient(
+                    self.endpoint, self.topics, identifier=identifier
+                ) as client:
+                    attempt = 0
+                    self._lost = asyncio.Event()
+                    self._client = client
+                    self.connections += 1
+                    self._announce()
+                    logger.info("snapshots: connected to %s", self.endpoint.redacted())
+                    await self._lost.wait()
+            except aiomqtt.MqttError as exc:
+                logger.warning("snapshots: broker %s: %s", self.endpoint.redacted(), exc)
+            finally:
+                self._client = None
+                self._announce()
+            attempt += 1
+            delay = backoff_delay(attempt)
+            logger.info("snapshots: reconnecting in %.2f seconds", delay)
+            await asyncio.sleep(delay)
+
+
+async def _ask(
+    client: SnapshotClient, camera_id: str, *, within: float, width: int
+) -> tuple[FrameHeader, bytes]:
+    try:
+        return await client.request(camera_id, within=within, max_width=width)
+    except aiomqtt.MqttError as exc:
+        raise _BrokerLost(str(exc)) from exc
+    except SnapshotError as exc:
+        if isinstance(exc.__cause__, aiomqtt.MqttError):
+            raise _BrokerLost(str(exc)) from exc
+        silent = isinstance(exc.__cause__, TimeoutError)
+        raise SnapshotUnavailable(
+            status.HTTP_504_GATEWAY_TIMEOUT if silent else status.HTTP_502_BAD_GATEWAY,
+            f"camera {camera_id}: {exc.reason}",
+        ) from exc
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     at: float
@@ -80,24 +167,19 @@ class CameraSnapshots:
         ttl: float = 5.0,
         width: int = 640,
     ) -> None:
-        self.endpoint = endpoint
-        self.topics = topics or Topics()
-        self.timeout = timeout
         self.ttl = ttl
+        self.timeout = timeout
         self.width = width
         self.requests_sent = 0
         """Requests that went to an edge (the cache and sharing keep this low)."""
-        self._client: SnapshotClient | None = None
-        self._connected = asyncio.Event()
-        self._lost = asyncio.Event()
+        self._link = None if endpoint is None else _Link(endpoint, topics or Topics())
         self._cache: dict[str, _Entry] = {}
         self._inflight: dict[str, asyncio.Task[Snapshot]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
 
     async def __aenter__(self) -> Self:
-        if self.endpoint is not None:
-            self._tasks.append(asyncio.create_task(self._run(), name="console-snapshots"))
+        if self._link is not None:
+            self._tasks.append(asyncio.create_task(self._link.run(), name="console-snapshots"))
         return self
 
     async def __aexit__(
@@ -106,17 +188,20 @@ class CameraSnapshots:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stopping = True
+        if self._link is not None:
+            self._link.stopping = True
         await stop_tasks([*self._inflight.values(), *self._tasks])
 
-    async def wait_connected(self) -> None:
-        """Return once the broker connection is up (tests and start-up checks)."""
-        await self._connected.wait()
+    async def wait_connected(self, count: int = 1) -> None:
+        """Return once ``count`` connections to the broker have been made and one is up."""
+        if self._link is None:
+            raise RuntimeError("no broker is configured")
+        await self._link.current(count - 1, None)
 
     async def get(self, camera_id: str) -> Snapshot:
         """The camera's picture, at most ``ttl`` seconds old; :class:`SnapshotUnavailable`
         when there is none to give."""
-        if self.endpoint is None:
+        if self._link is None:
             raise SnapshotUnavailable(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 "camera snapshots need the MQTT broker, and none is configured (IOC_MQTT_URL)",
@@ -129,7 +214,9 @@ class CameraSnapshots:
             return entry.result
         task = self._inflight.get(camera_id)
         if task is None:
-            task = asyncio.create_task(self._fetch(camera_id), name=f"snapshot-{camera_id}")
+            task = asyncio.create_task(
+                self._fetch(self._link, camera_id), name=f"snapshot-{camera_id}"
+            )
             self._inflight[camera_id] = task
             task.add_done_callback(self._finished)
         # Shielded: an operator who closes the page does not cancel the others' request.
@@ -142,37 +229,31 @@ class CameraSnapshots:
         if not task.cancelled():
             task.exception()  # retrieved: every asker who stayed has had it already
 
-    async def _fetch(self, camera_id: str) -> Snapshot:
-        if self._client is None:
-            # Just started, or reconnecting: worth waiting as long as an edge may take.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._connected.wait(), self.timeout)
-        client = self._client
-        if client is None:
-            raise SnapshotUnavailable(
-                status.HTTP_503_SERVICE_UNAVAILABLE, "the MQTT broker is not reachable; retrying"
-            )
-        self.requests_sent += 1
+    async def _fetch(self, link: _Link, camera_id: str) -> Snapshot:
+        loop = asyncio.get_running_loop()
+        # Just started or reconnecting: worth waiting as long as an edge may take.
+        deadline = loop.time() + self.timeout
+        client, connection = await link.current(0, deadline)
         try:
-            header, jpeg = await client.request(
-                camera_id, within=self.timeout, max_width=self.width
-            )
-        except aiomqtt.MqttError as exc:
-            self._lost.set()
+            try:
+                self.requests_sent += 1
+                header, jpeg = await _ask(client, camera_id, within=self.timeout, width=self.width)
+            except _BrokerLost:
+                # The connection died since its last use: once more on the next one.
+                link.lost(connection)
+                client, connection = await link.current(connection, deadline)
+                self.requests_sent += 1
+                within = max(deadline - loop.time(), 0.1)
+                header, jpeg = await _ask(client, camera_id, within=within, width=self.width)
+        except _BrokerLost as exc:
+            link.lost(connection)
             raise SnapshotUnavailable(
                 status.HTTP_503_SERVICE_UNAVAILABLE, f"lost the MQTT broker: {exc}"
             ) from exc
-        except SnapshotError as exc:
-            if isinstance(exc.__cause__, aiomqtt.MqttError):
-                self._lost.set()
-                raise SnapshotUnavailable(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-            silent = isinstance(exc.__cause__, TimeoutError)
-            failure = SnapshotUnavailable(
-                status.HTTP_504_GATEWAY_TIMEOUT if silent else status.HTTP_502_BAD_GATEWAY,
-                f"camera {camera_id}: {exc.reason}",
-            )
-            self._remember(camera_id, failure)
-            raise failure from exc
+        except SnapshotUnavailable as failure:
+            if failure.status_code != status.HTTP_503_SERVICE_UNAVAILABLE:
+                self._remember(camera_id, failure)  # the edge's silence, not the broker's
+            raise
         snapshot = Snapshot(
             camera_id=camera_id,
             jpeg=jpeg,
@@ -188,32 +269,6 @@ class CameraSnapshots:
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache = {k: e for k, e in self._cache.items() if now - e.at < self.ttl}
         self._cache[camera_id] = _Entry(now, result)
-
-    async def _run(self) -> None:
-        if self.endpoint is None:
-            return
-        attempt = 0
-        identifier = f"console-snapshots-{secrets.token_hex(4)}"
-        while not self._stopping:
-            try:
-                async with SnapshotClient(
-                    self.endpoint, self.topics, identifier=identifier
-                ) as client:
-                    attempt = 0
-                    self._lost.clear()
-                    self._client = client
-                    self._connected.set()
-                    logger.info("snapshots: connected to %s", self.endpoint.redacted())
-                    await self._lost.wait()
-            except aiomqtt.MqttError as exc:
-                logger.warning("snapshots: broker %s: %s", self.endpoint.redacted(), exc)
-            finally:
-                self._client = None
-                self._connected.clear()
-            attempt += 1
-            delay = backoff_delay(attempt)
-            logger.info("snapshots: reconnecting in %.2f seconds", delay)
-            await asyncio.sleep(delay)
 
 
 _JPEG: Responses = {

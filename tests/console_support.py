@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import aiomqtt
 import asyncpg
 import cv2
 import httpx
@@ -266,7 +267,8 @@ class SnapshotEdge:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._stack.aclose()
+        with contextlib.suppress(aiomqtt.MqttError):  # its broker may be gone by now
+            await self._stack.aclose()
 
     async def _answer(self, client: Any) -> None:
         async for message in client.messages:

@@ -1,11 +1,13 @@
 """Camera snapshots for the operators' grid, asked of an edge over a real Mosquitto: shared
 and cached per camera, 504 for a silent edge, 503 without a broker while everything else
-keeps working."""
+keeps working, and back by themselves after the broker restarts."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
+from pathlib import Path
 
 import asyncpg
 import cv2
@@ -14,6 +16,7 @@ import pytest
 from console_support import SnapshotEdge, console, seed_registry
 
 from console_api import CameraSnapshots, ConsoleConfig, Role
+from ioc.servers import MosquittoBroker
 from protocol import MqttEndpoint, Topics
 from store import StoreConfig
 
@@ -105,3 +108,34 @@ async def test_without_a_broker_only_snapshots_are_unavailable(
             assert expected in response.json()["detail"]
             assert (await http.get("/healthz")).status_code == 200
             assert (await http.get("/api/v1/cameras/cam-a")).status_code == 200
+
+
+async def test_snapshots_come_back_after_the_broker_restarts(
+    server_root: Path, database: StoreConfig, db: asyncpg.Connection, topics: Topics
+) -> None:
+    await seed_registry(db)
+    # A broker of this test's own, which it may stop (same port on restart).
+    broker = MosquittoBroker(Path(tempfile.mkdtemp(dir=server_root)) / "mosquitto")
+    broker.start()
+    try:
+        mqtt = MqttEndpoint.from_url(broker.url)
+        config = ConsoleConfig(snapshot_ttl=0, snapshot_timeout=2.0)
+        async with console(database, db, config, mqtt=mqtt, topics=topics) as c:
+            snapshots: CameraSnapshots = c.app.state.snapshots
+            await asyncio.wait_for(snapshots.wait_connected(), 10)
+            http = await c.as_role(Role.OPERATOR)
+            async with http:
+                path = "/api/v1/cameras/cam-a/snapshot.jpg"
+                async with SnapshotEdge(mqtt, topics):
+                    assert (await http.get(path)).status_code == 200
+                broker.stop()
+                # While it is down: unavailable, not an error of ours.
+                assert (await http.get(path)).status_code == 503
+                broker.start()
+                async with SnapshotEdge(mqtt, topics) as edge:
+                    # The API reconnects by itself (the 503 above noticed the loss).
+                    await asyncio.wait_for(snapshots.wait_connected(2), 30)
+                    assert (await http.get(path)).status_code == 200
+                    assert edge.requests == {"cam-a": 1}
+    finally:
+        broker.stop()
