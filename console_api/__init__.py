@@ -15,8 +15,9 @@ from ._auth import (
 )
 from ._config import ConsoleConfig
 from ._deps import RoleGate
-from ._history_source import HistorySource, InterimHistory, Series, TrafficQuery, WifiQuery
 from ._live import WS_BAD_MESSAGE, WS_FORBIDDEN, WS_TOO_SLOW, WS_UNAUTHENTICATED
+from ._planner import Series
+from ._snapshots import CameraSnapshots, Snapshot, SnapshotUnavailable
 
 __all__ = [
     "PUBLIC_PATHS",
@@ -24,17 +25,16 @@ __all__ = [
     "WS_FORBIDDEN",
     "WS_TOO_SLOW",
     "WS_UNAUTHENTICATED",
+    "CameraSnapshots",
     "ConsoleConfig",
-    "HistorySource",
-    "InterimHistory",
     "IssuedToken",
     "Principal",
     "Role",
     "RoleGate",
     "Series",
-    "TrafficQuery",
+    "Snapshot",
+    "SnapshotUnavailable",
     "User",
-    "WifiQuery",
     "add_user",
     "authenticate",
     "create_app",

@@ -18,17 +18,17 @@ from alerts import (
     TransitionError,
     audit_trail,
     get_alert,
-    list_alerts,
+    get_evidence,
     open_alerts,
     transition,
 )
 from protocol import EventKind
 
 from ._auth import Principal
-from ._bounds import Ids, time_range
+from ._bounds import LINE, TEXT, Ids, time_range
 from ._deps import AUTH_RESPONSES, Config, Incidents, Live, Pool
 from ._openapi import Responses, documented, json_response
-from ._scope import may_see, narrow_kinds
+from ._scope import admit, may_see, narrow_kinds, visible_alerts
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], responses=AUTH_RESPONSES)
 
@@ -44,12 +44,17 @@ NOT_FOUND: Responses = {404: {"description": "No such alert (or not one this rol
 
 class TransitionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: Annotated[str | None, Field(max_length=2000, description="Why; kept in the audit")] = None
+    note: Annotated[
+        str | None, Field(max_length=2000, pattern=TEXT, description="Why; kept in the audit")
+    ] = None
 
 
 class AssignBody(TransitionBody):
     assignee: Annotated[
-        str, Field(min_length=1, max_length=64, description="A unit or person to assign to")
+        str,
+        Field(
+            min_length=1, max_length=64, pattern=LINE, description="A unit or person to assign to"
+        ),
     ]
 
 
@@ -79,8 +84,9 @@ async def list_filtered(
     if kinds is None:
         return json_response([])
     async with pool.acquire() as conn:
-        alerts = await list_alerts(
+        alerts = await visible_alerts(
             conn,
+            who,
             states=state or (),
             kinds=kinds,
             districts=district or (),
@@ -104,39 +110,65 @@ async def list_open(
         return json_response([])
     wanted_kinds, wanted_districts = set(kinds), set(district or ())
     async with pool.acquire() as conn:
-        alerts = await open_alerts(conn)
-    return json_response(
-        [
+        alerts = [
             a
-            for a in alerts
+            for a in await open_alerts(conn)
             if (not wanted_kinds or a.kind in wanted_kinds)
             and (not wanted_districts or a.district_id in wanted_districts)
         ]
-    )
+        return json_response(await admit(conn, who, alerts))
 
 
-async def _visible(pool: Pool, who: Principal, alert_id: uuid.UUID) -> AlertView:
+async def visible(pool: Pool, who: Principal, alert_id: uuid.UUID) -> AlertView:
+    """The alert, or 404 when it does not exist or the principal may not see it."""
     async with pool.acquire() as conn:
         try:
             alert = await get_alert(conn, str(alert_id))
         except AlertNotFoundError as exc:
             raise _not_found(alert_id) from exc
-    if not may_see(who, alert.kind):
-        raise _not_found(alert_id)  # police are not told that other alerts exist
+        if not await may_see(conn, who, alert):
+            raise _not_found(alert_id)  # police are not told that other alerts exist
     return alert
 
 
 @router.get("/{alert_id}", responses={**documented(AlertView), **NOT_FOUND})
 async def one(pool: Pool, who: Incidents, alert_id: AlertId) -> Response:
-    return json_response(await _visible(pool, who, alert_id))
+    return json_response(await visible(pool, who, alert_id))
 
 
 @router.get("/{alert_id}/audit", responses={**documented(list[AuditEntry]), **NOT_FOUND})
 async def audit(pool: Pool, who: Incidents, alert_id: AlertId) -> Response:
     """Every transition of the alert, oldest first, with who did it and their note."""
-    await _visible(pool, who, alert_id)
+    await visible(pool, who, alert_id)
     async with pool.acquire() as conn:
         return json_response(await audit_trail(conn, str(alert_id)))
+
+
+_JPEG: Responses = {
+    200: {
+        "description": "The snapshot the camera's edge sent when the alert opened",
+        "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    404: {"description": "No such alert (or not one this role may see), or no snapshot"},
+}
+
+
+@router.get("/{alert_id}/evidence.jpg", responses=_JPEG, response_class=Response)
+async def evidence(pool: Pool, who: Incidents, alert_id: AlertId) -> Response:
+    """The evidence snapshot of a camera alert (kept by the alerts service when it opened)."""
+    await visible(pool, who, alert_id)
+    async with pool.acquire() as conn:
+        jpeg = await get_evidence(conn, str(alert_id))
+    if jpeg is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"alert {alert_id} has no evidence snapshot (not a camera alert, or its edge "
+            "did not answer in time)",
+        )
+    # Evidence never changes once stored; only its absence may (it can still arrive).
+    return Response(
+        jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 _CONFLICT: Responses = {409: {"description": "Not allowed from the alert's current state"}}

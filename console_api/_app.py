@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, HTTPException, Request, status
 
 from alerts import AlertFeed
+from protocol import MqttEndpoint, Topics
 from store import StoreConfig, create_pool
 
 from . import (
     _alerts,
+    _cap_messages,
     _fiware,
     _geo,
     _history,
@@ -20,11 +22,11 @@ from . import (
     _openapi,
     _page,
     _registry,
+    _snapshots,
     _users,
 )
 from ._bounds import BodyLimit
 from ._config import ConsoleConfig
-from ._history_source import HistorySource, InterimHistory
 from ._hub import ChangeHub
 
 PUBLIC_PATHS = frozenset(
@@ -41,8 +43,11 @@ def create_app(
     store: StoreConfig,
     *,
     config: ConsoleConfig | None = None,
-    history: HistorySource | None = None,
+    mqtt: MqttEndpoint | None = None,
+    topics: Topics | None = None,
 ) -> FastAPI:
+    """The console app over ``store``. ``mqtt`` (optional) is the broker through which camera
+    snapshots are asked of the edges; without it that one endpoint answers 503."""
     config = config or ConsoleConfig()
     metrics = _metrics.ConsoleMetrics()
 
@@ -57,6 +62,15 @@ def create_app(
             )
             app.state.feed = feed
             app.state.hub = await stack.enter_async_context(ChangeHub(feed, metrics))
+            app.state.snapshots = await stack.enter_async_context(
+                _snapshots.CameraSnapshots(
+                    mqtt,
+                    topics,
+                    timeout=config.snapshot_timeout,
+                    ttl=config.snapshot_ttl,
+                    width=config.snapshot_width,
+                )
+            )
             yield
 
     app = FastAPI(
@@ -67,11 +81,12 @@ def create_app(
     )
     app.state.config = config
     app.state.metrics = metrics
-    app.state.history = history or InterimHistory()
     for router in (
         _users.router,
         _alerts.router,
+        _cap_messages.router,
         _registry.router,
+        _snapshots.router,
         _geo.router,
         _fiware.router,
         _history.router,

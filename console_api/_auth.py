@@ -8,6 +8,7 @@ expiry, at logout, and when its user is disabled or given a new password.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -83,9 +84,12 @@ async def login(
     conn: Connection, username: str, password: str, lifetime: timedelta = TOKEN_LIFETIME
 ) -> IssuedToken | None:
     """A new token for valid credentials, else None."""
-    record = await conn.fetchrow(
-        "SELECT password_hash FROM users WHERE username = $1 AND NOT disabled", username
-    )
+    record = None
+    # A name no user can have (a NUL byte would not even reach the database) is unknown.
+    if re.fullmatch(USERNAME_PATTERN, username):
+        record = await conn.fetchrow(
+            "SELECT password_hash FROM users WHERE username = $1 AND NOT disabled", username
+        )
     if record is None:
         _hasher.hash(password)  # same work either way: no user enumeration by timing
         return None

@@ -20,6 +20,10 @@ IDENTIFIER = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Ident = Annotated[str, Field(pattern=IDENTIFIER)]
 Ids = list[Ident] | None
 """A repeatable query parameter of ids; None when absent."""
+TEXT = r"^[^\x00]*$"
+"""Free text (notes): anything PostgreSQL can store, which is anything but NUL."""
+LINE = r"^[^\x00-\x1f\x7f]*$"
+"""One line of text (names, assignees, roads): no control characters."""
 
 
 def invalid(field: str, message: str, where: str = "query") -> HTTPException:
@@ -40,10 +44,21 @@ class TimeRange:
         return self.until - self.since
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""Times outside these hold no data; refusing them keeps date arithmetic from overflowing."""
+
+
 def _aware(field: str, value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise invalid(field, "must carry a UTC offset, e.g. 2025-01-31T08:00:00+07:00")
-    return value.astimezone(UTC)
+    try:
+        utc: datetime | None = value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise invalid(field, f"must be from {EARLIEST.year} up to {LATEST.year}")
+    return utc
 
 
 def time_range(

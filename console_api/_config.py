@@ -20,6 +20,14 @@ class ConsoleConfig:
     """A resume further behind than this gets a fresh snapshot instead of a replay."""
     alert_list_limit: int = 1000
     """Most alerts one list request returns."""
+    snapshot_timeout: float = 2.0
+    """Seconds to wait for an edge's answer to a camera snapshot before answering 504."""
+    snapshot_ttl: float = 5.0
+    """Seconds a camera's snapshot (or its edge's silence) is served from memory, so a grid
+    of every camera refreshed by many operators asks each edge at most once per period."""
+    snapshot_width: int = 640
+    """Width the edges scale grid snapshots down to (enough for a tile, a fraction of the
+    bytes of a full frame)."""
 
     def __post_init__(self) -> None:
         if self.token_lifetime <= timedelta(0):
@@ -27,5 +35,10 @@ class ConsoleConfig:
         for name in ("max_body_bytes", "ws_queue", "ws_replay_limit", "alert_list_limit"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.ws_auth_timeout <= 0:
-            raise ValueError("ws_auth_timeout must be positive")
+        for name in ("ws_auth_timeout", "snapshot_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.snapshot_ttl < 0:
+            raise ValueError("snapshot_ttl must not be negative")
+        if not 64 <= self.snapshot_width <= 3840:
+            raise ValueError("snapshot_width must be between 64 and 3840")

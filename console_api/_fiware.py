@@ -12,19 +12,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from alerts import AlertView, list_alerts
+from alerts import AlertView
 from protocol import PROFILES, EventKind
 
+from . import _planner as planner
 from ._bounds import Ids, time_range
 from ._deps import AUTH_RESPONSES, History, Incidents, Pool
-from ._history import DEFAULT_SPAN, MAX_SPAN, check_points, history_of
-from ._history_source import BUCKET_SIZE, Bucket, HistorySource, Series, TrafficQuery
+from ._history import check_points, period_of
 from ._live_state import places as places_of
 from ._openapi import Responses, json_response
-from ._scope import narrow_kinds
+from ._planner import BUCKET_SIZE, Bucket, Places, Series
+from ._scope import visible_alerts
 
 router = APIRouter(prefix="/api/v1/fiware", tags=["open data"], responses=AUTH_RESPONSES)
 
@@ -152,12 +153,11 @@ async def alert_feed(
 ) -> Response:
     """Alerts as FIWARE ``Alert`` entities, newest first (the same bounds as /alerts)."""
     window = time_range(since, until, default_span=timedelta(days=7), max_span=timedelta(days=92))
-    kinds = narrow_kinds(who, ())
     async with pool.acquire() as conn:
-        alerts = await list_alerts(
+        alerts = await visible_alerts(
             conn,
+            who,
             states=state or (),
-            kinds=kinds or (),
             since=window.since,
             until=window.until,
             limit=limit,
@@ -175,7 +175,6 @@ async def traffic_flow_feed(
     *,
     pool: Pool,
     who: History,
-    source: Annotated[HistorySource, Depends(history_of)],
     bucket: Bucket = "hour",
     since: Annotated[datetime | None, Query(description="Start (ISO 8601 with offset)")] = None,
     until: Annotated[datetime | None, Query(description="End, exclusive")] = None,
@@ -183,13 +182,11 @@ async def traffic_flow_feed(
 ) -> Response:
     """Traffic counts per counting line and direction as ``TrafficFlowObserved`` entities,
     one per bucket with traffic (the history endpoints' bounds apply)."""
-    window = time_range(since, until, default_span=DEFAULT_SPAN[bucket], max_span=MAX_SPAN[bucket])
-    query = TrafficQuery(
-        since=window.since, until=window.until, bucket=bucket, cameras=tuple(camera or ())
-    )
+    period = period_of(bucket, since, until)
+    places = Places(cameras=tuple(camera or ()))
     async with pool.acquire() as conn:
-        check_points(await source.traffic_series_count(conn, query), window, bucket)
-        series = await source.traffic(conn, query)
+        check_points(await planner.traffic_cost(conn, "line", places), period)
+        series = await planner.traffic(conn, period, "line", places)
         cams = {
             r["id"]: r
             for r in await conn.fetch(

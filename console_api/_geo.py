@@ -19,7 +19,7 @@ from alerts import open_alerts
 from . import _live_state as live
 from ._deps import AUTH_RESPONSES, Cameras, Incidents, Pool, Wifi
 from ._openapi import documented, json_response
-from ._scope import may_see
+from ._scope import admit
 
 router = APIRouter(prefix="/api/v1/geo", tags=["open data"], responses=AUTH_RESPONSES)
 GEOJSON = "application/geo+json"
@@ -104,7 +104,7 @@ async def access_points_layer(pool: Pool, who: Wifi) -> Response:
 async def alerts_layer(pool: Pool, who: Incidents) -> Response:
     """Open (unresolved) alerts at their source's position."""
     async with pool.acquire() as conn:
-        alerts = [a for a in await open_alerts(conn) if may_see(who, a.kind)]
+        alerts = await admit(conn, who, await open_alerts(conn))
         places = await live.places(conn, (a.source_id for a in alerts))
     features = []
     for a in alerts:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Collection
 from types import TracebackType
-from typing import Self
+from typing import NamedTuple, Self
 
 import msgspec
 
@@ -31,13 +31,21 @@ def change_message(seq: int, alert: AlertView) -> str:
     return _json.encode({"type": "change", "seq": seq, "alert": alert}).decode()
 
 
+class Queued(NamedTuple):
+    """A change waiting for one client: the text is shared by every client it is for."""
+
+    seq: int
+    alert_id: str
+    text: str
+
+
 class LiveClient:
     """One websocket's subscription: what it wants and what waits to be sent to it."""
 
     def __init__(self, districts: Collection[str], kinds: Collection[str], capacity: int) -> None:
         self.districts = frozenset(districts)
         self.kinds = frozenset(kinds)
-        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(capacity)
+        self.queue: asyncio.Queue[Queued] = asyncio.Queue(capacity)
         self.too_slow = asyncio.Event()
 
     def wants(self, alert: AlertView) -> bool:
@@ -110,7 +118,7 @@ class ChangeHub:
     def _dispatch(self, change: AlertChange) -> None:
         started = time.perf_counter()
         text = change_message(change.seq, change.alert)
-        item = (change.seq, text)
+        item = Queued(change.seq, change.alert.id, text)
         queued = 0
         for client in list(self._clients):
             if not client.wants(change.alert):

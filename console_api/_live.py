@@ -34,7 +34,7 @@ from ._bounds import IDENTIFIER
 from ._config import ConsoleConfig
 from ._hub import ChangeHub, LiveClient, change_message
 from ._metrics import ConsoleMetrics
-from ._scope import narrow_kinds
+from ._scope import admit, is_police, narrow_kinds, routed_to_police
 
 router = APIRouter()
 
@@ -122,7 +122,7 @@ async def _authenticate(websocket: WebSocket, config: ConsoleConfig) -> Principa
 
 
 async def _catch_up(
-    websocket: WebSocket, client: LiveClient, request: Subscribe, position: int
+    websocket: WebSocket, client: LiveClient, who: Principal, request: Subscribe, position: int
 ) -> int:
     """Send the snapshot (or the resume notice), then the changes up to ``position`` from the
     change log; returns the last sequence number the client is up to date with."""
@@ -138,14 +138,17 @@ async def _catch_up(
             # changes up to `last`, so the stream continues from there without a gap.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_changes")
-                alerts = [a for a in await open_alerts(conn) if client.wants(a)]
+                wanted = [a for a in await open_alerts(conn) if client.wants(a)]
+                alerts = await admit(conn, who, wanted)
             await _send(websocket, {"type": "snapshot", "seq": last, "alerts": alerts})
         while last < position:
             page = await changes_since(conn, last, limit=_REPLAY_PAGE)
+            wanted = [c.alert for c in page if c.seq <= position and client.wants(c.alert)]
+            shown = {a.id for a in await admit(conn, who, wanted)}
             for change in page:
                 if change.seq > position:
                     return last
-                if client.wants(change.alert):
+                if change.alert.id in shown:
                     await websocket.send_text(change_message(change.seq, change.alert))
                 last = change.seq
             if len(page) < _REPLAY_PAGE:
@@ -154,14 +157,26 @@ async def _catch_up(
 
 
 async def _stream(websocket: WebSocket, client: LiveClient, who: Principal, last: int) -> None:
+    police = is_police(who)
+
     async def forward() -> None:
         nonlocal last
         while True:
-            seq, text = await client.queue.get()
-            if seq <= last:
-                continue  # already in the snapshot or the replay
-            await websocket.send_text(text)
-            last = seq
+            batch = [await client.queue.get()]
+            while not client.queue.empty() and len(batch) < _REPLAY_PAGE:
+                batch.append(client.queue.get_nowait())
+            routed: set[str] | None = None
+            if police:
+                # One look per batch at what was staged for the police (it commits with
+                # the change, so it is there by the time the change arrives).
+                async with websocket.app.state.pool.acquire() as conn:
+                    routed = await routed_to_police(conn, {q.alert_id for q in batch})
+            for queued in batch:
+                if queued.seq <= last:
+                    continue  # already in the snapshot or the replay
+                if routed is None or queued.alert_id in routed:
+                    await websocket.send_text(queued.text)
+                last = queued.seq
 
     async def listen() -> None:
         while True:
@@ -216,7 +231,7 @@ async def live(websocket: WebSocket) -> None:
         client = LiveClient(request.districts, kinds, config.ws_queue)
         position = hub.register(client)
         try:
-            last = await _catch_up(websocket, client, request, position)
+            last = await _catch_up(websocket, client, who, request, position)
             await _stream(websocket, client, who, last)
         finally:
             hub.unregister(client)

@@ -89,6 +89,14 @@ class Registry(msgspec.Struct, frozen=True, kw_only=True):
     access_points: list[live.AccessPointInfo]
 
 
+@router.get("/sites", tags=["registry"], responses=documented(list[Site]))
+async def list_sites(pool: Pool, who: Wifi) -> Response:
+    """Tourist sites (groups of Wi-Fi access points), for choosing what to compare."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id, name, district_id, lat, lon FROM sites ORDER BY id")
+    return json_response([Site(**dict(r)) for r in rows])
+
+
 _decode_shapes = msgspec.json.Decoder(list[dict[str, Any]])
 _CAMERA_FIELDS = ("id", "name", "kind", "district_id", "road", "lat", "lon", "fps")
 

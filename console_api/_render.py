@@ -1,15 +1,16 @@
-"""History as CSV and as a PNG chart.
+"""History and rankings as CSV and as PNG charts.
 
 CSV is long format (one row per series and bucket) with both UTC and local bucket starts,
 which spreadsheets and pandas read without reshaping. Charts use matplotlib's Agg canvas
-directly (no pyplot global state), so renders in worker threads do not interfere.
+directly (no pyplot global state), so renders in worker threads do not interfere: series
+compare as lines against local time, rankings as horizontal bars.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from ._history_source import Series
+from ._planner import Ranked, Series
 
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
 MAX_CHART_SERIES = 12
@@ -45,16 +46,64 @@ def to_csv(series: Sequence[Series], value_name: str) -> str:
     return out.getvalue()
 
 
+def ranking_csv(ranking: Sequence[Ranked], measure: str) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["rank", "id", "name", measure])
+    for r in ranking:
+        writer.writerow([r.rank, r.id, r.name, r.total])
+    return out.getvalue()
+
+
+def _figure(width_px: int, height_px: int) -> Figure:
+    dpi = 100
+    figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def to_bar_png(
+    ranking: Sequence[Ranked], *, title: str, xlabel: str, width_px: int = 1200
+) -> bytes:
+    """Horizontal bars, the busiest at the top; PNG bytes."""
+    figure = _figure(width_px, width_px // 2)
+    axes = figure.add_subplot()
+    labels = [r.name if r.name == r.id else f"{r.name} ({r.id})" for r in ranking]
+    positions = range(len(ranking))
+    axes.barh(positions, [r.total for r in ranking], color="#3fa7ff")
+    axes.set_yticks(list(positions), labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel(xlabel)
+    axes.grid(axis="x", alpha=0.3)
+    axes.set_title(title, fontsize=11)
+    if not ranking:
+        axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", va="center")
+    return _png(figure)
+
+
 def _days(t: datetime) -> float:
     """matplotlib's date number: days since its default epoch, 1970-01-01 UTC."""
     return t.timestamp() / 86_400
 
 
-def to_png(series: Sequence[Series], *, title: str, ylabel: str, width_px: int = 1200) -> bytes:
-    """A line chart of the busiest series against local time; PNG bytes."""
-    dpi = 100
-    figure = Figure(figsize=(width_px / dpi, width_px * 0.5 / dpi), dpi=dpi, layout="constrained")
-    FigureCanvasAgg(figure)
+def to_png(
+    series: Sequence[Series],
+    *,
+    title: str,
+    ylabel: str,
+    labels: Mapping[str, str] | None = None,
+    width_px: int = 1200,
+) -> bytes:
+    """A line chart of the busiest series against local time, each named by ``labels``
+    (by its own label when absent); PNG bytes."""
+    labels = labels or {}
+    figure = _figure(width_px, width_px // 2)
     axes = figure.add_subplot()
     ranked = sorted(series, key=lambda s: s.total, reverse=True)
     drawn, hidden = ranked[:MAX_CHART_SERIES], ranked[MAX_CHART_SERIES:]
@@ -62,7 +111,7 @@ def to_png(series: Sequence[Series], *, title: str, ylabel: str, width_px: int =
         axes.plot(
             [_days(p.t) for p in s.points],
             [p.value for p in s.points],
-            label=s.label,
+            label=labels.get(s.label, s.label),
             linewidth=1.4,
             drawstyle="steps-post",
         )
@@ -80,6 +129,4 @@ def to_png(series: Sequence[Series], *, title: str, ylabel: str, width_px: int =
         axes.legend(fontsize=8, loc="upper left", ncols=2 if len(drawn) > 6 else 1)
     else:
         axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", va="center")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return _png(figure)

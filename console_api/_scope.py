@@ -1,30 +1,38 @@
 """Which alerts a principal may see.
 
-Police see incidents: the kinds whose CAP mapping is not infrastructure and that call for a
-response (not a past count). Phase 2 replaces this with the alerts' own police routing rule
-(an alert is the police's when a CAP message was routed for it); the rest of the console
-asks only :func:`visible_kinds`, so that change stays here.
+Operators and administrators see every alert. Police see the incidents the alerts service
+actually staged for them: alerts with at least one CAP message in ``cap_messages`` (the
+rules' police route admitted them when they opened or when their mute ended), and never
+Wi-Fi data (no ``ap_*`` alerts, whatever the rules say). An alert becomes visible to police
+with its first CAP message and stays visible, updates and cancellation included. This
+module is the only place that knows the rule; the REST endpoints, the feeds and the live
+websocket all ask it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
 
-from protocol import PROFILES, EventKind
+from alerts import AlertView, list_alerts
+from protocol import EventKind
+from store import Connection
 
 from ._auth import Principal, Role
 
-INCIDENT_KINDS: frozenset[str] = frozenset(
-    str(kind)
-    for kind, profile in PROFILES.items()
-    if profile.cap_category != "Infra" and profile.cap_urgency != "Past"
-)
 WIFI_KINDS: frozenset[str] = frozenset({str(EventKind.AP_DOWN), str(EventKind.AP_OVERLOAD)})
 ALL_KINDS: frozenset[str] = frozenset(str(kind) for kind in EventKind)
+POLICE_KINDS: frozenset[str] = ALL_KINDS - WIFI_KINDS
+_COLUMNS = ", ".join(AlertView.__struct_fields__)
+
+
+def is_police(who: Principal) -> bool:
+    return who.role is Role.POLICE
 
 
 def visible_kinds(who: Principal) -> frozenset[str]:
-    return INCIDENT_KINDS if who.role is Role.POLICE else ALL_KINDS
+    return POLICE_KINDS if is_police(who) else ALL_KINDS
 
 
 def narrow_kinds(who: Principal, requested: Iterable[str]) -> list[str] | None:
@@ -38,5 +46,69 @@ def narrow_kinds(who: Principal, requested: Iterable[str]) -> list[str] | None:
     return allowed or None
 
 
-def may_see(who: Principal, kind: str) -> bool:
-    return kind in visible_kinds(who)
+async def routed_to_police(conn: Connection, alert_ids: Collection[str]) -> set[str]:
+    """Those of ``alert_ids`` for which a CAP message was staged for the police."""
+    if not alert_ids:
+        return set()
+    rows = await conn.fetch(
+        "SELECT DISTINCT alert_id FROM cap_messages WHERE alert_id = ANY($1::uuid[])",
+        [uuid.UUID(a) for a in alert_ids],
+    )
+    return {str(r["alert_id"]) for r in rows}
+
+
+async def admit(conn: Connection, who: Principal, alerts: Sequence[AlertView]) -> list[AlertView]:
+    """The alerts of ``alerts`` the principal may see, in their order."""
+    if not is_police(who):
+        return list(alerts)
+    candidates = [a for a in alerts if a.kind in POLICE_KINDS]
+    routed = await routed_to_police(conn, [a.id for a in candidates])
+    return [a for a in candidates if a.id in routed]
+
+
+async def may_see(conn: Connection, who: Principal, alert: AlertView) -> bool:
+    return bool(await admit(conn, who, [alert]))
+
+
+async def visible_alerts(
+    conn: Connection,
+    who: Principal,
+    *,
+    states: Sequence[str] = (),
+    kinds: Sequence[str] = (),
+    districts: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[AlertView]:
+    """Alerts opened in ``[since, until)`` the principal may see, newest first; for police
+    the filter runs in the query, so ``limit`` counts their incidents only."""
+    if not is_police(who):
+        return await list_alerts(
+            conn,
+            states=states,
+            kinds=kinds,
+            districts=districts,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+    records = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM alerts a
+            WHERE EXISTS (SELECT 1 FROM cap_messages m WHERE m.alert_id = a.id)
+              AND a.kind = ANY($7::text[])
+              AND (cardinality($1::text[]) = 0 OR a.state = ANY($1))
+              AND (cardinality($2::text[]) = 0 OR a.kind = ANY($2))
+              AND (cardinality($3::text[]) = 0 OR a.district_id = ANY($3))
+              AND ($4::timestamptz IS NULL OR a.opened_at >= $4)
+              AND ($5::timestamptz IS NULL OR a.opened_at < $5)
+            ORDER BY a.opened_at DESC LIMIT $6""",
+        list(states),
+        list(kinds),
+        list(districts),
+        since,
+        until,
+        limit,
+        sorted(POLICE_KINDS),
+    )
+    return [AlertView.from_record(r) for r in records]

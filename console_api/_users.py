@@ -22,6 +22,7 @@ from ._auth import (
     revoke_tokens,
     update_user,
 )
+from ._bounds import LINE
 from ._deps import AUTH_RESPONSES, Admin, Anyone, Config, Credentials, Pool
 from ._metrics import ConsoleMetrics
 from ._openapi import Responses, documented, json_response
@@ -91,7 +92,7 @@ class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role
     password: Password
-    display_name: Annotated[str | None, Field(max_length=128)] = None
+    display_name: Annotated[str | None, Field(max_length=128, pattern=LINE)] = None
 
 
 class UserChange(BaseModel):
@@ -99,7 +100,7 @@ class UserChange(BaseModel):
     role: Role | None = None
     disabled: bool | None = None
     password: Password | None = None
-    display_name: Annotated[str | None, Field(max_length=128)] = None
+    display_name: Annotated[str | None, Field(max_length=128, pattern=LINE)] = None
 
 
 _NO_USER: Responses = {404: {"description": "No such user"}}

@@ -18,7 +18,7 @@ import uvicorn
 from console_api import Role, add_user, create_app, revoke_tokens
 from edge import CitySimulator, ClipLibrary, incident_targets, load_incidents
 from ingest import IngestService
-from protocol import load_province
+from protocol import Topics, load_province
 from store import connect
 from vision import VisionWorker, parse_shard, shard_cameras
 
@@ -26,6 +26,7 @@ from .alerts_commands import run_alerts
 from .runtime import (
     BrokerSide,
     NotConfigured,
+    broker_endpoint,
     broker_side,
     infrastructure,
     prepare_store,
@@ -138,17 +139,19 @@ def run_simulator(settings: Settings, agent_id: str, incidents: Path | None = No
 
 
 def run_api(settings: Settings) -> None:
-    """The console API needs only the database (no broker): live changes come from the
-    change log through LISTEN/NOTIFY."""
+    """The console API needs only the database: live changes come from the change log
+    through LISTEN/NOTIFY. With IOC_MQTT_URL it also asks edges for camera snapshots."""
     if settings.database_url is None:
         raise NotConfigured("IOC_DATABASE_URL is not set")
     store = store_config(settings, settings.database_url.get_secret_value())
     province = load_province(settings.province)
+    # Optional: only camera snapshots need the broker (credentials and CA as for the others).
+    mqtt = None if settings.mqtt_url is None else broker_endpoint(settings)
 
     async def main() -> None:
         await prepare_store(store, province)
         config = uvicorn.Config(
-            create_app(store),
+            create_app(store, mqtt=mqtt, topics=Topics(settings.topic_prefix)),
             host=settings.api_host,
             port=settings.api_port,
             # IOC_LOG_LEVEL: at INFO the access log is on (it never holds a token).

@@ -1,5 +1,7 @@
 """Factories for the console tests: a real uvicorn server on a free port, users with tokens,
-alerts made through the alerts package's own repository, and the latest-state tables."""
+alerts made through the alerts package's own repository and channels (police routing
+included), the latest-state tables, traffic and Wi-Fi written through the store's writers,
+and an edge that answers snapshot requests over MQTT."""
 
 from __future__ import annotations
 
@@ -12,17 +14,30 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import aiomqtt
 import asyncpg
+import cv2
 import httpx
+import numpy as np
 import uvicorn
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
-from alerts import Observation
+from alerts import Observation, Routing, notify, publish_routing
 from alerts._repository import observe, record_change
+from alerts._routing import PoliceTarget, RouteSpec
 from console_api import ConsoleConfig, Role, add_user, create_app
-from protocol import EventKind, Severity
+from protocol import (
+    SNAPSHOT_REQUEST,
+    EventKind,
+    FrameHeader,
+    MqttEndpoint,
+    Severity,
+    Topics,
+    encode_frame,
+    stop_tasks,
+)
 from store import StoreConfig
 
 PASSWORD = "correct horse battery"
@@ -115,8 +130,11 @@ async def console(
     db: asyncpg.Connection,
     config: ConsoleConfig | None = None,
     send_buffer: int | None = None,
+    *,
+    mqtt: MqttEndpoint | None = None,
+    topics: Topics | None = None,
 ) -> AsyncIterator[Console]:
-    app = create_app(database, config=config)
+    app = create_app(database, config=config, mqtt=mqtt, topics=topics)
     async with serve(app, send_buffer) as host:
         # The lifespan has run once the first request is answered.
         async with httpx.AsyncClient(base_url=f"http://{host}") as http:
@@ -169,8 +187,11 @@ async def raise_alert(
     district: str = "my-tho",
     zone: str | None = "shoulder",
     phase: Literal["start", "end"] = "start",
+    routing: Routing | None = None,
 ) -> tuple[str, int]:
-    """An alert opened (or updated) the way the engine does it; returns (alert id, seq)."""
+    """An alert opened (or updated) the way the engine does it; returns (alert id, seq).
+    With ``routing`` every channel stages it as the engine would (CAP for the police
+    included); without, only the console's change log has it."""
     n = next(_event_counter)
     observation = Observation(
         event_id=f"{camera}:{kind}:{n}",
@@ -183,6 +204,83 @@ async def raise_alert(
     async with db.transaction():
         changed = await observe(db, observation, district, Severity.MAJOR)
         assert changed is not None
-        alert, _reason = changed
-        seq = await record_change(db, alert)
+        alert, reason = changed
+        if routing is None:
+            seq = await record_change(db, alert)
+        else:
+            seq = (await notify(db, alert, reason, routing)).seq
     return alert.id, seq
+
+
+POLICE_ROUTING = Routing(
+    police=RouteSpec(kinds=["intrusion", "wrong_way", "crowd"], min_severity="major"),
+    endpoints=[PoliceTarget(id="dispatch")],
+    sender="ioc.test.invalid",
+)
+"""Intrusion, wrong way and crowd go to the police's one endpoint; nothing else does."""
+
+
+async def route_to_police(db: asyncpg.Connection) -> Routing:
+    """Publish :data:`POLICE_ROUTING` as the alerts service would, so the console's own
+    transitions stage CAP updates too; returns it for :func:`raise_alert`."""
+    await publish_routing(db, POLICE_ROUTING)
+    return POLICE_ROUTING
+
+
+async def store_evidence(db: asyncpg.Connection, alert_id: str, jpeg: bytes) -> None:
+    """An evidence snapshot stored the way ``alerts.EvidenceCollector`` stores one."""
+    await db.execute(
+        """INSERT INTO alert_evidence (alert_id, request_id, jpeg, width, height, taken_at)
+           VALUES ($1, 'ev-test', $2, 64, 48, now()) ON CONFLICT (alert_id) DO NOTHING""",
+        alert_id,
+        jpeg,
+    )
+
+
+def tiny_jpeg(width: int = 64, height: int = 48, shade: int = 200) -> bytes:
+    image = np.zeros((height, width, 3), np.uint8)
+    cv2.rectangle(image, (width // 8, height // 6), (width // 2, height // 2), (0, shade, 255), -1)
+    ok, encoded = cv2.imencode(".jpg", image)
+    assert ok
+    return encoded.tobytes()
+
+
+class SnapshotEdge:
+    """An edge on a real broker that answers every camera's snapshot requests under a topic
+    prefix (with a small JPEG of the requested width), or stays silent for the cameras in
+    ``silent``; it counts the requests it saw per camera."""
+
+    def __init__(self, mqtt: MqttEndpoint, topics: Topics, silent: set[str] | None = None):
+        self.mqtt = mqtt
+        self.topics = topics
+        self.silent = silent or set()
+        self.requests: dict[str, int] = {}
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> SnapshotEdge:
+        client = await self._stack.enter_async_context(
+            self.mqtt.client(f"edge-{self.topics.prefix.replace('/', '-')}")
+        )
+        await client.subscribe(f"{self.topics.prefix}/cameras/+/snapshot/request", qos=1)
+        task = asyncio.create_task(self._answer(client))
+        self._stack.push_async_callback(stop_tasks, [task])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(aiomqtt.MqttError):  # its broker may be gone by now
+            await self._stack.aclose()
+
+    async def _answer(self, client: Any) -> None:
+        async for message in client.messages:
+            request = SNAPSHOT_REQUEST.decode(message.payload)
+            camera = request.camera_id
+            self.requests[camera] = self.requests.get(camera, 0) + 1
+            if camera in self.silent:
+                continue
+            width = min(request.max_width, 64)
+            header = FrameHeader(camera, self.requests[camera], time.time(), width, width * 3 // 4)
+            await client.publish(
+                self.topics.snapshot(camera, request.request_id),
+                encode_frame(header, tiny_jpeg(width, width * 3 // 4)),
+                qos=1,
+            )

@@ -29,10 +29,13 @@ async def test_login_me_expiry_and_logout(database: StoreConfig, db: asyncpg.Con
             nobody = await http.post(
                 "/api/v1/auth/token", data={"username": "ghost", "password": PASSWORD}
             )
+            impossible = await http.post(
+                "/api/v1/auth/token", data={"username": "op\u0000", "password": PASSWORD}
+            )
             issued = await http.post(
                 "/api/v1/auth/token", data={"username": "operator-1", "password": PASSWORD}
             )
-        assert wrong.status_code == nobody.status_code == 401
+        assert wrong.status_code == nobody.status_code == impossible.status_code == 401
         assert wrong.json() == nobody.json()  # no hint which of the two was wrong
         expires = datetime.fromisoformat(issued.json()["expires_at"])
         assert timedelta(hours=7, minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=8)

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from console_support import console, raise_alert, seed_registry
+from console_support import console, raise_alert, route_to_police, seed_registry
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
@@ -125,17 +125,39 @@ async def test_snapshot_then_filtered_changes_in_order(
             assert await _next(ws) == {"type": "pong", "seq": second["seq"]}
 
 
-async def test_police_see_incidents_only(database: StoreConfig, db: asyncpg.Connection) -> None:
+async def test_police_follow_what_was_routed_to_them(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
     await seed_registry(db)
-    incident, _ = await raise_alert(db, kind=EventKind.WRONG_WAY, zone=None)
-    await raise_alert(db, kind=EventKind.CAMERA_OFFLINE, zone=None)
+    routing = await route_to_police(db)
+    incident, _ = await raise_alert(db, kind=EventKind.WRONG_WAY, zone=None, routing=routing)
+    await raise_alert(db, kind=EventKind.CAMERA_OFFLINE, zone=None, routing=routing)
     async with console(database, db) as c:
         police = await c.user(Role.POLICE)
+        operator = await c.user(Role.OPERATOR)
         async with c.live(police) as (ws, snapshot):
             assert [a["id"] for a in snapshot["alerts"]] == [incident]
+            start = snapshot["seq"]
+            # Not for the police: a Wi-Fi alert, a kind their route does not take, and an
+            # intrusion raised without any channel staging it.
             await raise_alert(db, kind=EventKind.AP_DOWN, camera="ap-1", zone=None)
-            crowd, _ = await raise_alert(db, kind=EventKind.CROWD, zone=None)
-            assert (await _next(ws))["alert"]["id"] == crowd
+            await raise_alert(db, kind=EventKind.STOPPED_VEHICLE, zone=None, routing=routing)
+            await raise_alert(db, kind=EventKind.INTRUSION, routing=None)
+            crowd, _ = await raise_alert(db, kind=EventKind.CROWD, zone=None, routing=routing)
+            async with c.http(operator) as http:
+                acked = await http.post(f"/api/v1/alerts/{incident}/acknowledge", json={})
+                assert acked.status_code == 200
+            first, second = await _next(ws), await _next(ws)
+            assert (first["alert"]["id"], second["alert"]["id"]) == (crowd, incident)
+            assert second["alert"]["state"] == "acknowledged"
+        # Resuming replays the same two from the change log, and nothing else.
+        async with c.live(police, after_seq=start) as (ws, resumed):
+            assert resumed == {"type": "resumed", "after_seq": start}
+            replayed = [await _next(ws), await _next(ws)]
+            assert [m["seq"] for m in replayed] == [first["seq"], second["seq"]]
+            await ws.send(json.dumps({"type": "ping"}))
+            pong = await _next(ws)
+            assert pong["type"] == "pong"
 
 
 async def _changes_after(

@@ -1,8 +1,9 @@
 """Cameras and access points with live state, counts per district, the registry for
-administrators, GeoJSON layers and FIWARE feeds."""
+administrators, sites, GeoJSON layers and FIWARE feeds."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -11,12 +12,13 @@ from console_support import (
     console,
     create_latest_state_tables,
     raise_alert,
+    route_to_police,
     seed_registry,
 )
 
 from console_api import Role
-from protocol import EventKind
-from store import StoreConfig
+from protocol import EventKind, LineCount, TrafficMetrics
+from store import StoreConfig, write_mode, write_traffic
 
 pytestmark = pytest.mark.postgres
 
@@ -58,6 +60,8 @@ async def test_cameras_and_access_points_with_live_state(
             aps = {x["id"]: x["state"] for x in (await http.get("/api/v1/access-points")).json()}
             assert (aps["ap-1"]["up"], aps["ap-1"]["clients"]) == (True, 42)
             assert aps["ap-2"]["up"] is False
+            sites = (await http.get("/api/v1/sites")).json()
+            assert [(x["id"], x["name"]) for x in sites] == [("vinh-trang", "Chùa Vĩnh Tràng")]
 
             await raise_alert(db)
             await raise_alert(db, camera="cam-b", district="go-cong", zone=None)
@@ -107,7 +111,8 @@ def _check_feature_collection(doc: dict[str, Any]) -> list[dict[str, Any]]:
 async def test_geojson_layers(database: StoreConfig, db: asyncpg.Connection) -> None:
     await seed_registry(db)
     await _report_states(db)
-    incident, _ = await raise_alert(db, kind=EventKind.WRONG_WAY, zone=None)
+    routing = await route_to_police(db)
+    incident, _ = await raise_alert(db, kind=EventKind.WRONG_WAY, zone=None, routing=routing)
     await raise_alert(db, kind=EventKind.AP_DOWN, camera="ap-2", zone=None)
     await raise_alert(db, kind=EventKind.CAMERA_OFFLINE, camera="gone-cam", zone=None)
     async with console(database, db) as c:
@@ -154,13 +159,23 @@ def _check_ngsi_ld(entity: dict[str, Any], entity_type: str) -> None:
 async def test_fiware_feeds(database: StoreConfig, db: asyncpg.Connection) -> None:
     await seed_registry(db)
     alert_id, _ = await raise_alert(db, kind=EventKind.CONGESTION, zone=None)
-    await db.execute(
-        """INSERT INTO events (event_id, phase, kind, camera_id, line_id, direction,
-                               started_at, score)
-           SELECT 'e' || i, 'instant', 'line_crossing', 'cam-a', 'count-nb',
-                  CASE WHEN i % 3 = 0 THEN 'backward' ELSE 'forward' END,
-                  date_trunc('hour', now()) - interval '2 hours' + i * interval '1 minute', 1
-           FROM generate_series(1, 30) AS i"""
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    # 30 vehicles over 30 minutes (every third one backward), as vision reports them.
+    await write_traffic(
+        db,
+        [
+            TrafficMetrics(
+                camera_id="cam-a",
+                interval_start=(hour + timedelta(minutes=i)).timestamp(),
+                interval_end=(hour + timedelta(minutes=i + 1)).timestamp(),
+                seq=i,
+                line_counts={
+                    "count-nb": LineCount(forward=int(i % 3 != 0), backward=int(i % 3 == 0))
+                },
+            )
+            for i in range(1, 31)
+        ],
+        await write_mode(db, database),
     )
     async with console(database, db) as c:
         http = await c.as_role(Role.OPERATOR)

@@ -1,5 +1,5 @@
 """schemathesis against the console's OpenAPI schema: generated requests, as an administrator,
-never make the server fail (no 5xx).
+never make the server fail (no 5xx; camera snapshots go to an edge that answers).
 
 One server for the module, in a thread of its own with its own event loop (schemathesis calls
 it synchronously), over a database seeded with a registry and alerts; every test item gets a
@@ -19,32 +19,44 @@ import asyncpg
 import pytest
 import schemathesis
 import uvicorn
-from console_support import raise_alert, seed_registry
+from console_support import (
+    SnapshotEdge,
+    raise_alert,
+    route_to_police,
+    seed_registry,
+    store_evidence,
+    tiny_jpeg,
+)
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from console_api import Role, add_user, create_app, issue_token
-from ioc.servers import PostgresCluster
-from protocol import EventKind
+from ioc.servers import MosquittoBroker, PostgresCluster
+from protocol import EventKind, MqttEndpoint, Topics
 from store import StoreConfig
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.mosquitto]
 _names = itertools.count(1)
 
 
 class ThreadedConsole:
-    """The console app served by uvicorn in a thread (its own loop), for synchronous clients."""
+    """The console app served by uvicorn in a thread (its own loop), for synchronous clients,
+    with an edge on the same loop answering the camera snapshots it asks for."""
 
-    def __init__(self, store: StoreConfig) -> None:
+    def __init__(self, store: StoreConfig, mqtt: MqttEndpoint, topics: Topics) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(128)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(store), log_level="warning", access_log=False)
+        self.mqtt, self.topics = mqtt, topics
+        app = create_app(store, mqtt=mqtt, topics=topics)
+        config = uvicorn.Config(app, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=asyncio.run, args=(self.server.serve(sockets=[self.sock]),), daemon=True
-        )
+        self.thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+
+    async def _main(self) -> None:
+        async with SnapshotEdge(self.mqtt, self.topics):
+            await self.server.serve(sockets=[self.sock])
 
     def __enter__(self) -> ThreadedConsole:
         self.thread.start()
@@ -64,7 +76,9 @@ async def _prepare(cluster: PostgresCluster, name: str) -> None:
     db = await asyncpg.connect(cluster.url_for(name))
     try:
         await seed_registry(db)
-        await raise_alert(db)
+        routing = await route_to_police(db)
+        evident, _ = await raise_alert(db, routing=routing)
+        await store_evidence(db, evident, tiny_jpeg())
         await raise_alert(db, kind=EventKind.WRONG_WAY, camera="cam-b", district="go-cong")
         await add_user(db, "admin-1", Role.ADMIN, "correct horse battery")
     finally:
@@ -80,11 +94,14 @@ async def _drop(cluster: PostgresCluster, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def console_url(postgres: PostgresCluster) -> Iterator[tuple[str, StoreConfig]]:
+def console_url(
+    postgres: PostgresCluster, mosquitto: MosquittoBroker
+) -> Iterator[tuple[str, StoreConfig]]:
     name = f"schema{next(_names)}"
     asyncio.run(_prepare(postgres, name))
     store = StoreConfig(url=postgres.url_for(name), max_size=5)
-    with ThreadedConsole(store) as console:
+    mqtt = MqttEndpoint.from_url(mosquitto.url)
+    with ThreadedConsole(store, mqtt, Topics(prefix=f"{name}/v1")) as console:
         yield console.url, store
     asyncio.run(_drop(postgres, name))
 

@@ -1,5 +1,7 @@
-// The operations-room page: log in, follow alerts live, act on them, watch cameras and
-// districts. Plain JS, no framework, everything from this origin (the CSP allows nothing else).
+// The operations-room page: log in, follow alerts live, act on them, see an alert's evidence,
+// audit and CAP messages, counts per district. The camera grid is in grid.js, planners'
+// charts in history.js. Plain JS, no framework, everything from this origin (the CSP allows
+// nothing else).
 "use strict";
 
 const TZ = "Asia/Ho_Chi_Minh";
@@ -11,7 +13,7 @@ const LABELS = {
     source: "Nguồn", opened: "Bắt đầu", state: "Trạng thái",
     noAlerts: "Không có cảnh báo nào đang mở.", byDistrict: "Theo huyện/thị",
     cameras: "Camera", accessPoints: "Điểm Wi-Fi", clients: "Người dùng Wi-Fi",
-    openAlerts: "Cảnh báo mở", history: "Lịch sử giao thông", bucket: "Khoảng",
+    openAlerts: "Cảnh báo mở", history: "Lịch sử", bucket: "Khoảng",
     hour: "Giờ", day: "Ngày", days: "Số ngày", show: "Xem",
     acknowledge: "Xác nhận", resolve: "Xử lý xong", live: "Trực tuyến",
     offline: "Ngoại tuyến", reconnecting: "Đang kết nối lại",
@@ -20,6 +22,17 @@ const LABELS = {
     critical: "Khẩn cấp", major: "Cao", minor: "Trung bình", info: "Thông tin",
     online: "Hoạt động", degraded: "Suy giảm", stale: "Mất liên lạc", unknown: "Chưa rõ",
     fps: "khung/giây", lastFrame: "Khung cuối", failed: "Không thực hiện được",
+    details: "Chi tiết", close: "Đóng", audit: "Nhật ký xử lý", capMessages: "Tin CAP gửi công an",
+    noCap: "Chưa gửi công an.", noEvidence: "Không có ảnh hiện trường.",
+    evidence: "Ảnh hiện trường", kind: "Loại", lastSeen: "Lần cuối", count: "Số lần",
+    assignedTo: "Giao cho", noPicture: "Không có ảnh",
+    snapshotsOff: "Không lấy được ảnh camera (chưa cấu hình MQTT)",
+    compare: "So sánh", items: "Chọn (để trống: tất cả)",
+    trafficDistrict: "Lưu lượng xe theo huyện/thị", trafficRoad: "Lưu lượng xe theo tuyến đường",
+    trafficCamera: "Lưu lượng xe theo camera", congestionRoad: "Số phút ùn tắc theo tuyến đường",
+    visitorsSite: "Lượt khách Wi-Fi theo điểm du lịch", clientsSite: "Người dùng Wi-Fi theo điểm du lịch",
+    busiestCameras: "Camera đông xe nhất", busiestRoads: "Tuyến đường đông xe nhất",
+    busiestSites: "Điểm du lịch đông khách nhất",
   },
   en: {
     title: "Operations centre", signIn: "Sign in", username: "Username",
@@ -28,7 +41,7 @@ const LABELS = {
     source: "Source", opened: "Opened", state: "State",
     noAlerts: "No open alerts.", byDistrict: "By district",
     cameras: "Cameras", accessPoints: "Wi-Fi APs", clients: "Wi-Fi clients",
-    openAlerts: "Open alerts", history: "Traffic history", bucket: "Bucket",
+    openAlerts: "Open alerts", history: "History", bucket: "Bucket",
     hour: "Hour", day: "Day", days: "Days", show: "Show",
     acknowledge: "Acknowledge", resolve: "Resolve", live: "Live",
     offline: "Offline", reconnecting: "Reconnecting",
@@ -37,6 +50,17 @@ const LABELS = {
     critical: "Critical", major: "Major", minor: "Minor", info: "Info",
     online: "Online", degraded: "Degraded", stale: "No contact", unknown: "Unknown",
     fps: "fps", lastFrame: "Last frame", failed: "Could not do that",
+    details: "Details", close: "Close", audit: "Audit trail", capMessages: "CAP messages to police",
+    noCap: "Not sent to the police.", noEvidence: "No evidence snapshot.",
+    evidence: "Evidence", kind: "Kind", lastSeen: "Last seen", count: "Count",
+    assignedTo: "Assigned to", noPicture: "No picture",
+    snapshotsOff: "Camera pictures unavailable (no MQTT broker configured)",
+    compare: "Compare", items: "Choose (none: all)",
+    trafficDistrict: "Vehicles by district", trafficRoad: "Vehicles by road",
+    trafficCamera: "Vehicles by camera", congestionRoad: "Congested minutes by road",
+    visitorsSite: "Wi-Fi visitors by site", clientsSite: "Wi-Fi clients by site",
+    busiestCameras: "Busiest cameras", busiestRoads: "Busiest roads",
+    busiestSites: "Busiest sites",
   },
 };
 const SEVERITY_ORDER = { critical: 0, major: 1, minor: 2, info: 3 };
@@ -51,6 +75,8 @@ const state = {
   ws: null,
   retries: 0,
   timers: [],
+  detailId: null,
+  blobs: new Map(), // element id -> object URL, revoked when replaced
 };
 
 const $ = (id) => document.getElementById(id);
@@ -85,7 +111,17 @@ function applyLabels() {
   link.textContent = t(link.dataset.state);
   renderAlerts();
   renderDistricts();
-  loadCameras();
+  if (state.detailId) showDetail(state.detailId);
+  if (state.me) loadCameras();
+}
+
+function showBlob(img, blob) {
+  const old = state.blobs.get(img);
+  if (old) URL.revokeObjectURL(old);
+  const url = URL.createObjectURL(blob);
+  state.blobs.set(img, url);
+  img.src = url;
+  img.hidden = false;
 }
 
 // --- HTTP ---------------------------------------------------------------------------------
@@ -140,6 +176,8 @@ function endSession(message) {
   for (const timer of state.timers) clearInterval(timer);
   state.timers = [];
   state.alerts.clear();
+  closeDetail();
+  stopGrid();
   setLink("offline");
   $("room").hidden = true;
   $("who").hidden = $("logout").hidden = true;
@@ -160,8 +198,8 @@ async function enterRoom() {
   $("history-panel").hidden = role === "police";
   await loadDistrictNames();
   if (live) connect();
-  loadCameras();
-  state.timers.push(setInterval(loadCameras, 30000));
+  startGrid();
+  if (!$("history-panel").hidden) startHistory();
   if (!$("districts-panel").hidden) {
     loadDistricts();
     state.timers.push(setInterval(loadDistricts, 15000));
@@ -239,8 +277,11 @@ function renderAlerts() {
     }
     const row = el("tr", { "data-alert-id": alert.id, "data-state": alert.state },
       el("td", {}, el("span", { class: `sev sev-${alert.severity}` }, t(alert.severity))),
-      el("td", { class: "title" }, state.lang === "vi" ? alert.title_vi : alert.title_en,
-        alert.count > 1 ? ` ×${alert.count}` : ""),
+      el("td", { class: "title" }, el("button", {
+        class: "detail link-button", type: "button", title: t("details"),
+        onclick: () => showDetail(alert.id),
+      }, state.lang === "vi" ? alert.title_vi : alert.title_en),
+      alert.count > 1 ? ` ×${alert.count}` : ""),
       el("td", {}, alert.source_id + (alert.zone_id ? ` / ${alert.zone_id}` : "")),
       el("td", {}, state.districts.get(alert.district_id) ?? alert.district_id),
       el("td", {}, formatTime(alert.opened_at)),
@@ -264,7 +305,64 @@ async function act(id, action) {
   }
 }
 
-// --- Cameras, districts, history ----------------------------------------------------------
+// --- One alert: facts, evidence, audit, CAP --------------------------------------------------
+
+function closeDetail() {
+  state.detailId = null;
+  $("alert-detail").hidden = true;
+}
+
+async function showDetail(id) {
+  state.detailId = id;
+  const [alert, audit] = await Promise.all([
+    api(`/api/v1/alerts/${id}`).then((r) => r.json()),
+    api(`/api/v1/alerts/${id}/audit`).then((r) => r.json()),
+  ]);
+  if (state.detailId !== id) return; // another alert was opened meanwhile
+  $("detail-title").textContent = state.lang === "vi" ? alert.title_vi : alert.title_en;
+  const severity = $("detail-severity");
+  severity.className = `sev sev-${alert.severity}`;
+  severity.textContent = t(alert.severity);
+  const facts = [
+    [t("kind"), alert.kind], [t("source"), alert.source_id + (alert.zone_id ? ` / ${alert.zone_id}` : "")],
+    [t("district"), state.districts.get(alert.district_id) ?? alert.district_id],
+    [t("state"), t(alert.state)], [t("opened"), formatTime(alert.opened_at)],
+    [t("lastSeen"), formatTime(alert.last_seen_at)], [t("count"), String(alert.count)],
+  ];
+  if (alert.assigned_to) facts.push([t("assignedTo"), alert.assigned_to]);
+  $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("detail-audit").replaceChildren(...audit.map((entry) => el("li", { "data-action": entry.action },
+    `${formatTime(entry.at)} · ${entry.action} · ${entry.actor}`, entry.note ? ` — ${entry.note}` : "")));
+  $("alert-detail").hidden = false;
+  await Promise.all([showEvidence(id), showCap(id)]);
+}
+
+async function showEvidence(id) {
+  const img = $("evidence");
+  img.hidden = true;
+  $("evidence-note").textContent = t("evidence");
+  try {
+    const blob = await (await api(`/api/v1/alerts/${id}/evidence.jpg`)).blob();
+    if (state.detailId === id) showBlob(img, blob);
+  } catch (error) {
+    if (error.status === 404 && state.detailId === id) $("evidence-note").textContent = t("noEvidence");
+  }
+}
+
+async function showCap(id) {
+  const text = await (await api(`/api/v1/alerts/${id}/cap`)).text();
+  if (state.detailId !== id) return;
+  const doc = new DOMParser().parseFromString(text, "application/xml");
+  const messages = [...doc.documentElement.children].filter((n) => n.localName === "message");
+  $("detail-cap").replaceChildren(...(messages.length ? messages.map((m) => {
+    const deliveries = [...m.children].filter((n) => n.localName === "delivery")
+      .map((d) => `${d.getAttribute("endpoint")}: ${d.getAttribute("status")}`);
+    return el("li", { "data-msg-type": m.getAttribute("msgType") },
+      `${formatTime(m.getAttribute("sent"))} · ${m.getAttribute("msgType")} · ${deliveries.join(", ")}`);
+  }) : [el("li", { class: "muted" }, t("noCap"))]));
+}
+
+// --- Districts ------------------------------------------------------------------------------
 
 async function loadDistrictNames() {
   const districts = await (await api("/api/v1/districts")).json();
@@ -272,26 +370,6 @@ async function loadDistrictNames() {
   const select = $("district-filter");
   select.replaceChildren(el("option", { value: "", "data-i18n": "all" }, t("all")),
     ...districts.map((d) => el("option", { value: d.id }, d.name)));
-}
-
-function cameraStatus(camera) {
-  if (!camera.state) return "unknown";
-  return camera.state.stale ? "stale" : camera.state.status;
-}
-
-async function loadCameras() {
-  if (!state.me) return;
-  const cameras = await (await api("/api/v1/cameras")).json();
-  $("camera-grid").replaceChildren(...cameras.map((camera) => {
-    const status = cameraStatus(camera);
-    const details = camera.state
-      ? `${camera.state.fps.toFixed(1)} ${t("fps")} · ${t("lastFrame")} ${formatTime(camera.state.last_frame_at)}`
-      : "";
-    return el("div", { class: "tile", "data-camera-id": camera.id },
-      el("div", { class: "name" }, camera.name),
-      el("div", { class: `status status-${status}` }, t(status)),
-      el("div", { class: "muted" }, details));
-  }));
 }
 
 function renderDistricts() {
@@ -307,32 +385,6 @@ async function loadDistricts() {
   if (!state.me) return;
   state.summaries = await (await api("/api/v1/summary/districts")).json();
   renderDistricts();
-}
-
-function historyQuery(format) {
-  const days = Math.max(1, Math.min(90, Number($("history-days").value) || 7));
-  const until = new Date();
-  const since = new Date(until.getTime() - days * 86400000);
-  return new URLSearchParams({
-    bucket: $("history-bucket").value, group: "camera", format,
-    since: since.toISOString(), until: until.toISOString(),
-  });
-}
-
-async function showHistory(event) {
-  event.preventDefault();
-  const blob = await (await api(`/api/v1/history/traffic?${historyQuery("png")}`)).blob();
-  const chart = $("history-chart");
-  if (chart.src) URL.revokeObjectURL(chart.src);
-  chart.src = URL.createObjectURL(blob);
-  chart.hidden = false;
-}
-
-async function downloadCsv() {
-  const blob = await (await api(`/api/v1/history/traffic?${historyQuery("csv")}`)).blob();
-  const link = el("a", { href: URL.createObjectURL(blob), download: "traffic.csv" });
-  link.click();
-  URL.revokeObjectURL(link.href);
 }
 
 // --- Start --------------------------------------------------------------------------------
@@ -357,8 +409,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (state.ws) { state.ws.onclose = null; state.ws.close(1000); }
     connect();
   });
-  $("history-form").addEventListener("submit", showHistory);
-  $("history-csv").addEventListener("click", downloadCsv);
+  $("detail-close").addEventListener("click", closeDetail);
   tick();
   setInterval(tick, 1000);
   applyLabels();
