@@ -339,6 +339,27 @@ def bench_e2e(  # noqa: PLR0917  # typer maps each option to a parameter
     run(Size(cameras, fps, aps, shards, operators), seconds, warmup, drain_deadline=120.0)
 
 
+@app.command()
+def soak(  # noqa: PLR0917  # typer maps each option to a parameter
+    minutes: Annotated[float, typer.Option(min=0.5, help="Minutes of load and faults")] = 10.0,
+    cameras: Annotated[int, typer.Option(min=1, max=2000, help="Cameras (the clips)")] = 200,
+    fps: Annotated[float, typer.Option(min=0.2, max=30, help="Frames per second each")] = 5.0,
+    aps: Annotated[int, typer.Option(min=1, max=20_000, help="Wi-Fi access points")] = 500,
+    shards: Annotated[int, typer.Option(min=1, max=16, help="Vision processes")] = 2,
+    drain: Annotated[float, typer.Option(min=1, help="Longest wait for the end state, s")] = 180,
+    keep: Annotated[
+        Path | None, typer.Option(help="Run in this folder and keep it (logs, database)")
+    ] = None,
+) -> None:
+    """The province under load while broker, database and each worker restart in turn;
+    exits 1 on any telemetry, event, police or websocket loss or duplicate."""
+    from .bench._files import Size
+    from .soak import main as run
+
+    _settings()
+    raise typer.Exit(run(Size(cameras, fps, aps, shards, operators=2), minutes, drain, keep))
+
+
 def main() -> None:
     try:
         app()

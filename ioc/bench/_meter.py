@@ -90,6 +90,22 @@ class StatusLog:
         async with self._changed:
             await self._changed.wait_for(ready)
 
+    def silent_since(self, instances: Iterable[str], moment: float) -> list[str]:
+        """Instances that have not reported running after ``moment`` (epoch s)."""
+        silent = []
+        for name in instances:
+            latest = self.latest(name)
+            if latest is None or latest.status != "running" or latest.reported_at <= moment:
+                silent.append(name)
+        return silent
+
+    async def wait_reported_after(self, instances: Iterable[str], moment: float) -> None:
+        """Return once each instance has reported running after ``moment``: after a broker
+        restart, every service is connected again."""
+        wanted = list(instances)
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self.silent_since(wanted, moment))
+
     def rate(self, service: str, counter: str, since: float, until: float) -> float:
         """Sum over the service's instances of the counter's growth per second between
         their first and last reports in [since, until] (each process's own clock)."""

@@ -145,7 +145,7 @@ async def reconcile(
         batches_sent=len(witnessed.batches),
         batches_stored=len(batches),
         events_sent=len(witnessed.events),
-        lost_events=len(witnessed.events - events),
+        lost_events=len(witnessed.events.keys() - events),
         duplicate_event_rows=event_rows - len(events),
         alerts=await conn.fetchval("SELECT count(*) FROM alerts"),
         police_incidents=len({r["webhook_id"] for r in staged if r["msg_type"] == "Alert"}),

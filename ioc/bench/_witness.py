@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -31,8 +32,8 @@ logger = logging.getLogger(__name__)
 class Witnessed:
     batches: dict[tuple[str, int], int] = field(default_factory=dict)
     """(ap_id, seq) -> samples in the batch."""
-    events: set[tuple[str, str]] = field(default_factory=set)
-    """(event_id, phase) of every vision event."""
+    events: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(event_id, phase) of every vision event -> when the witness had it (epoch s)."""
     repeats: int = 0
     unreadable: int = 0
 
@@ -93,7 +94,7 @@ class Witness:
                     seen.batches[key] = len(batch.samples)
             else:
                 event = EVENT.decode(payload)
-                seen.events.add((event.event_id, event.phase))
+                seen.events.setdefault((event.event_id, event.phase), time.time())
         except PayloadError as exc:
             seen.unreadable += 1
             logger.warning("witness: unreadable payload on %s: %s", message.topic, exc.reason)

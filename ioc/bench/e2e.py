@@ -36,6 +36,7 @@ import asyncpg
 
 from ._files import Size
 from ._meter import ProcessMeter
+from ._operators import NewAlert
 from ._province import ProvinceRun, progress
 from ._reconcile import drain
 
@@ -99,6 +100,43 @@ async def _alerts_decided(url: str, since: float, until: float) -> int:
         await conn.close()
 
 
+async def _stages(
+    url: str, new: list[NewAlert], witnessed: dict[tuple[str, str], float]
+) -> dict[str, dict[str, float | int | None]]:
+    """Where the time of each new alert went, on the one wall clock: vision (frame
+    published -> its event reached a subscriber of the broker, the witness), the alerts
+    service's queue (-> its transaction began, ``events.received_at``), and the rest
+    (transaction, commit, NOTIFY, the API's change feed, the websocket)."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            """SELECT a.id::text AS id, a.first_event_id,
+                      extract(epoch FROM e.received_at)::float8 AS began
+               FROM alerts a JOIN events e ON e.event_id = a.first_event_id AND e.phase = 'start'
+               WHERE a.id = ANY($1::uuid[])""",
+            list({a.alert_id for a in new}),
+        )
+    finally:
+        await conn.close()
+    began = {r["id"]: (r["first_event_id"], r["began"]) for r in rows}
+    vision, queue, rest = [], [], []
+    for alert in new:
+        if alert.alert_id not in began:
+            continue
+        event_id, tx = began[alert.alert_id]
+        seen = witnessed.get((event_id, "start"))
+        received = alert.captured_at + alert.latency_ms / 1000
+        if seen is not None:
+            vision.append((seen - alert.captured_at) * 1000)
+            queue.append((tx - seen) * 1000)
+        rest.append((received - tx) * 1000)
+    return {
+        "vision_ms": _latency(vision),
+        "alerts_queue_ms": _latency(queue),
+        "commit_to_operator_ms": _latency(rest),
+    }
+
+
 async def _measure(run: ProvinceRun, warmup: float, seconds: float) -> dict[str, Any]:
     say(f"warming up for {warmup:g} s (cameras learn their backgrounds, the first alerts open)")
     await asyncio.sleep(warmup)  # pacing the run, not waiting for a result
@@ -130,6 +168,7 @@ async def _measure(run: ProvinceRun, warmup: float, seconds: float) -> dict[str,
     return {
         "since": since,
         "until": until,
+        "new": new,
         "latencies": [a.latency_ms for a in new],
         "new_alert_ids": {a.alert_id for a in new},
         "police": _latency(police_ms),
@@ -165,6 +204,7 @@ async def bench(size: Size, seconds: float, warmup: float, drain_deadline: float
             say(f"drained in {took:.1f} s: {json.dumps(result.as_dict())}")
             lag = await _ingest_lag(url, measured["since"], measured["until"])
             decided = await _alerts_decided(url, measured["since"], measured["until"])
+            stages = await _stages(url, measured["new"], run.witness.seen.events)
     latency = _latency(measured.pop("latencies"))
     received_by_each = min(
         (
@@ -189,6 +229,7 @@ async def bench(size: Size, seconds: float, warmup: float, drain_deadline: float
         "new_alerts": decided,
         "new_alerts_received_by_each_operator": received_by_each,
         "by_kind": measured["by_kind"],
+        "stages": stages,
         "police_first_message": measured["police"],
         "dropped_frames_pct": measured["dropped_frames_pct"],
         "vision_replaced_frames_pct": measured["vision_replaced_frames_pct"],
