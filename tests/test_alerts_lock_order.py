@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import asyncpg
 import pytest
@@ -20,7 +21,7 @@ from store import StoreConfig
 
 pytestmark = pytest.mark.postgres
 CAMERA = "indoor-room"
-Change = Callable[[AlertsEngine, asyncpg.Connection, str], Awaitable[None]]
+Change = Callable[[AlertsEngine, asyncpg.Connection, str], Coroutine[Any, Any, None]]
 
 
 def _start(t: float) -> Observation:
