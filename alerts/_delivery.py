@@ -34,7 +34,7 @@ from store import Connection, StoreConfig, connect, create_pool
 
 from ._channels import notify
 from ._model import Observation
-from ._repository import observe
+from ._repository import lock_change_log, observe
 from ._retry import Outcome, backoff, retry_after_seconds
 from ._routing import load_routing
 from ._rulebook import RuleBook
@@ -107,10 +107,11 @@ class DeliveryWorker:
     async def __aenter__(self) -> Self:
         self._pool = await create_pool(self.store)
         self._stack.push_async_callback(self._pool.close)
-        listener = await connect(self.store)
-        self._stack.push_async_callback(listener.close)
-        await listener.add_listener("police_deliveries", self._on_notify)
+        listener, lost = await self._listen()
         self._group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._listener = self._group.create_task(
+            self._keep_listening(listener, lost), name="police-listener"
+        )
         self._reconcile(self.book.rules)
         self.book.add_listener(self._reconcile)
         return self
@@ -122,12 +123,48 @@ class DeliveryWorker:
         tb: TracebackType | None,
     ) -> None:
         self.book.remove_listener(self._reconcile)
-        await stop_tasks([task for served in self._serving.values() for task in served.tasks])
+        await stop_tasks(
+            [self._listener, *(task for served in self._serving.values() for task in served.tasks)]
+        )
         await self._stack.__aexit__(exc_type, exc, tb)
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: object) -> None:
         for served in self._serving.values():
             served.wake_all()
+
+    async def _listen(self) -> tuple[Connection, asyncio.Event]:
+        lost = asyncio.Event()
+        conn = await connect(self.store)
+        conn.add_termination_listener(lambda _: lost.set())
+        await conn.add_listener("police_deliveries", self._on_notify)
+        return conn, lost
+
+    async def _keep_listening(self, conn: Connection, lost: asyncio.Event) -> None:
+        """Hold the LISTEN connection; when it is lost (a database restart), connect again
+        and wake every slot: a slot with nothing due waits for a notification only, and
+        those sent meanwhile were lost with the connection."""
+        attempt = 0
+        try:
+            while True:
+                await lost.wait()
+                with contextlib.suppress(*_DB_ERRORS):
+                    await conn.close()
+                while True:
+                    try:
+                        conn, lost = await self._listen()
+                        break
+                    except _DB_ERRORS as exc:
+                        attempt += 1
+                        delay = backoff_delay(attempt)
+                        logger.warning(
+                            "police: cannot listen to the store (%s); again in %.2f s", exc, delay
+                        )
+                        await asyncio.sleep(delay)
+                attempt = 0
+                self._on_notify(conn, 0, "police_deliveries", "")
+        finally:
+            if not conn.is_closed():
+                await conn.close()
 
     def _reconcile(self, rules: Rules) -> None:
         """Serve exactly the endpoints the rules name (restarting any whose URL, secret or
@@ -356,6 +393,7 @@ class DeliveryWorker:
             phase="start" if phase == "start" else "end",
             at=now,
         )
+        await lock_change_log(conn)  # before the alert's row, as every alert change
         result = await observe(
             conn,
             obs,

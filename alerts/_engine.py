@@ -43,6 +43,7 @@ from ._mqtt_publisher import MqttPublisher
 from ._repository import (
     escalate_due,
     inhibitor,
+    lock_change_log,
     mute_others,
     observe,
     release_inhibited,
@@ -297,6 +298,7 @@ class AlertsEngine:
     ) -> int:
         """Turn one observation into alert changes, inside the caller's transaction; alerts
         it opens are appended to ``opened``."""
+        await lock_change_log(conn)
         rules, routing = self.rules, self.routing
         decision = rules.decide(obs.kind, obs.source_id, obs.zone_id, district, obs.at)
         muted: str | None = None
@@ -366,6 +368,7 @@ class AlertsEngine:
         async with self.pool.acquire() as conn:
             await self._publish_routing(conn)
             async with conn.transaction():
+                await lock_change_log(conn)
                 routing = self.routing
                 for alert in await resolve_cleared(conn):
                     changes += await self._resolved(conn, alert, routing)

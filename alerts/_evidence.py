@@ -147,10 +147,16 @@ class EvidenceCollector:
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._send(client))
                         group.create_task(self._receive(client))
-            except aiomqtt.MqttError as exc:
+            except* aiomqtt.MqttError as errors:
+                # except*: the sender's or receiver's error comes wrapped by the TaskGroup; a
+                # plain except let a broker restart end the whole alerts service.
                 attempt += 1
                 delay = backoff_delay(attempt)
-                logger.warning("evidence: broker lost (%s); reconnecting in %.2f s", exc, delay)
+                logger.warning(
+                    "evidence: broker lost (%s); reconnecting in %.2f s",
+                    errors.exceptions[0],
+                    delay,
+                )
                 await asyncio.sleep(delay)
 
     async def _send(self, client: aiomqtt.Client) -> None:

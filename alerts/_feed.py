@@ -13,8 +13,10 @@ import logging
 from types import TracebackType
 from typing import Self
 
-from protocol import stop_tasks
-from store import StoreConfig, connect
+import asyncpg
+
+from protocol import backoff_delay, stop_tasks
+from store import Connection, StoreConfig, connect
 
 from ._model import AlertChange
 from ._repository import changes_since, last_change_seq
@@ -38,13 +40,23 @@ class AlertFeed:
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Self:
-        self._conn = await connect(self.store)
-        self._stack.push_async_callback(self._conn.close)
+        self._conn = await self._listen()
+        self._stack.push_async_callback(self._close)
         self.last_seq = await last_change_seq(self._conn)
-        await self._conn.add_listener("alert_changes", self._on_notify)
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._task = group.create_task(self._pump(), name="alert-feed")
         return self
+
+    async def _listen(self) -> Connection:
+        conn = await connect(self.store)
+        await conn.add_listener("alert_changes", self._on_notify)
+        # A lost connection (a database restart) wakes the pump, which connects again.
+        conn.add_termination_listener(self._on_lost)
+        return conn
+
+    async def _close(self) -> None:
+        if not self._conn.is_closed():
+            await self._conn.close()
 
     async def __aexit__(
         self,
@@ -58,6 +70,9 @@ class AlertFeed:
     def _on_notify(self, conn: object, pid: int, channel: str, payload: object) -> None:
         self._wake.set()
 
+    def _on_lost(self, conn: object) -> None:
+        self._wake.set()
+
     def subscribe(self) -> Subscription:
         sub = Subscription(self.capacity)
         self._subscribers.add(sub)
@@ -67,16 +82,30 @@ class AlertFeed:
         self._subscribers.discard(sub)
 
     async def _pump(self) -> None:
+        attempt = 0
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while True:
-                changes = await changes_since(self._conn, self.last_seq)
-                if not changes:
-                    break
-                for change in changes:
-                    self._publish(change)
-                self.last_seq = changes[-1].seq
+            try:
+                if self._conn.is_closed():
+                    # Notifications sent meanwhile are lost with the connection; the log is
+                    # read by sequence number, so nothing else is.
+                    self._conn = await self._listen()
+                    logger.info("alert feed: connected to the store again")
+                while True:
+                    changes = await changes_since(self._conn, self.last_seq)
+                    if not changes:
+                        break
+                    for change in changes:
+                        self._publish(change)
+                    self.last_seq = changes[-1].seq
+                attempt = 0
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                attempt += 1
+                delay = backoff_delay(attempt)
+                logger.warning("alert feed: store lost (%s); again in %.2f seconds", exc, delay)
+                await asyncio.sleep(delay)
+                self._wake.set()
 
     def _publish(self, change: AlertChange) -> None:
         for sub in list(self._subscribers):

@@ -19,7 +19,7 @@ from store import Connection
 from ._cap import CapStatus
 from ._channels import notify
 from ._model import ALERT_COLUMNS, AlertState, AlertView, Reason
-from ._repository import audit, release_inhibited
+from ._repository import audit, lock_change_log, release_inhibited
 from ._routing import load_routing
 from ._rules import INFRA_KINDS
 
@@ -84,6 +84,7 @@ async def transition(
     allowed_from, to_state = _RULES[action]
     key = _alert_uuid(alert_id)
     async with conn.transaction():
+        await lock_change_log(conn)
         current = await conn.fetchval("SELECT state FROM alerts WHERE id = $1 FOR UPDATE", key)
         if current is None:
             raise AlertNotFoundError(alert_id)

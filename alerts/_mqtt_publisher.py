@@ -76,6 +76,9 @@ class MqttPublisher:
                 conn = await connect(self.store)
                 try:
                     await conn.add_listener("mqtt_outbox", self._on_notify)
+                    # A lost connection (a database restart) must wake the drain, whose next
+                    # read then fails and reconnects; else it would wait for a NOTIFY forever.
+                    conn.add_termination_listener(lambda _: self._wake.set())
                     async with self.endpoint.client(self.identifier) as client:
                         if attempt:
                             logger.info("%s reconnected", self.identifier)

@@ -21,6 +21,16 @@ def _ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+async def lock_change_log(conn: Connection) -> None:
+    """Take the change log's lock (migration 301) before anything else in a transaction
+    that changes alerts. Writing a change takes it anyway, and holds it until commit; a
+    transaction that took alert rows first and then waited for it, while the holder went on
+    to want one of those rows (muting a camera's other alerts, releasing them, escalating),
+    deadlocked: PostgreSQL broke it after a second and the event was retried (measured in
+    the soak: several a minute under load, each a second or two of alert latency)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('alert_changes')::bigint)")
+
+
 async def record_change(conn: Connection, alert: AlertView) -> int:
     seq: int = await conn.fetchval(
         "INSERT INTO alert_changes (alert_id, payload) VALUES ($1, $2::jsonb) RETURNING seq",

@@ -37,7 +37,7 @@ from alerts import (
     transition,
 )
 from alerts._repository import observe
-from protocol import EventKind, Province, Severity, load_province
+from protocol import EventKind, Province, Severity, load_province, stop_tasks
 from store import StoreConfig, connect
 
 from .runtime import Infrastructure, infrastructure, prepare_store, store_config
@@ -113,25 +113,31 @@ def run_alerts(settings: Settings) -> None:
                 loop.add_signal_handler(signum, stop.set)
             uninstall = book.install_sighup()
             try:
-                async with (
-                    alerts_service(
-                        infra,
-                        book,
-                        delivery=own.alerts_delivery,
-                        wifi_group=own.alerts_wifi_group,
-                        evidence_timeout=own.alerts_evidence_timeout,
-                    ) as engine,
-                    StatusReporter(
+                async with alerts_service(
+                    infra,
+                    book,
+                    delivery=own.alerts_delivery,
+                    wifi_group=own.alerts_wifi_group,
+                    evidence_timeout=own.alerts_evidence_timeout,
+                ) as engine:
+                    # "running" is reported once the subscriptions exist (benchmarks wait
+                    # for it before anything publishes events).
+                    waits = [
+                        asyncio.create_task(engine.wait_until_subscribed()),
+                        asyncio.create_task(stop.wait()),
+                    ]
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    await stop_tasks(waits)
+                    async with StatusReporter(
                         infra.endpoint,
                         infra.topics,
                         "alerts-1",
                         "alerts",
                         lambda: counters_of(engine.stats),
-                    ),
-                ):
-                    logger.info("alerts service running (rules %s)", own.alert_rules)
-                    await stop.wait()
-                    logger.info("alerts service stopping")
+                    ):
+                        logger.info("alerts service running (rules %s)", own.alert_rules)
+                        await stop.wait()
+                        logger.info("alerts service stopping")
             finally:
                 uninstall()
                 for signum in (signal.SIGTERM, signal.SIGINT):

@@ -322,6 +322,45 @@ def bench_ws(
     typer.echo(json.dumps(run(clients, changes, rate, rounds)))
 
 
+@bench_app.command("e2e")
+def bench_e2e(  # noqa: PLR0917  # typer maps each option to a parameter
+    cameras: Annotated[int, typer.Option(min=1, max=2000, help="Cameras (the clips)")] = 200,
+    fps: Annotated[float, typer.Option(min=0.2, max=30, help="Frames per second each")] = 5.0,
+    aps: Annotated[int, typer.Option(min=1, max=20_000, help="Wi-Fi access points")] = 500,
+    seconds: Annotated[float, typer.Option(min=5, help="Measured seconds")] = 60.0,
+    warmup: Annotated[float, typer.Option(min=0, help="Seconds before measuring")] = 30.0,
+    shards: Annotated[int, typer.Option(min=1, max=16, help="Vision processes")] = 2,
+    operators: Annotated[int, typer.Option(min=1, max=100, help="Websocket clients")] = 3,
+) -> None:
+    """The whole province as processes: frame published -> alert on the operators' websockets."""
+    from .bench._files import Size
+    from .bench.e2e import main as run
+
+    _settings()
+    run(Size(cameras, fps, aps, shards, operators), seconds, warmup, drain_deadline=120.0)
+
+
+@app.command()
+def soak(  # noqa: PLR0917  # typer maps each option to a parameter
+    minutes: Annotated[float, typer.Option(min=0.5, help="Minutes of load and faults")] = 10.0,
+    cameras: Annotated[int, typer.Option(min=1, max=2000, help="Cameras (the clips)")] = 200,
+    fps: Annotated[float, typer.Option(min=0.2, max=30, help="Frames per second each")] = 5.0,
+    aps: Annotated[int, typer.Option(min=1, max=20_000, help="Wi-Fi access points")] = 500,
+    shards: Annotated[int, typer.Option(min=1, max=16, help="Vision processes")] = 2,
+    drain: Annotated[float, typer.Option(min=1, help="Longest wait for the end state, s")] = 180,
+    keep: Annotated[
+        Path | None, typer.Option(help="Run in this folder and keep it (logs, database)")
+    ] = None,
+) -> None:
+    """The province under load while broker, database and each worker restart in turn;
+    exits 1 on any telemetry, event, police or websocket loss or duplicate."""
+    from .bench._files import Size
+    from .soak import main as run
+
+    _settings()
+    raise typer.Exit(run(Size(cameras, fps, aps, shards, operators=2), minutes, drain, keep))
+
+
 def main() -> None:
     try:
         app()

@@ -54,8 +54,17 @@ def serve(main: Callable[[], Awaitable[None]]) -> None:
 
 
 async def _report_until_stopped(
-    infra: BrokerSide, instance: str, service: str, stats: object
+    infra: BrokerSide,
+    instance: str,
+    service: str,
+    stats: object,
+    ready: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
+    """Report until cancelled; with ``ready``, only once it returned: a consumer reports
+    "running" when its subscriptions exist, so whoever waits for that (the benchmarks, the
+    soak) knows that nothing published from then on can miss it."""
+    if ready is not None:
+        await ready()
     async with StatusReporter(
         infra.endpoint, infra.topics, instance, service, lambda: counters_of(stats)
     ):
@@ -95,7 +104,9 @@ def run_vision(settings: Settings, shard: str) -> None:
             timezone=infra.province.timezone,
             identifier=instance,
         ) as worker:
-            await _report_until_stopped(infra, instance, "vision", worker.stats)
+            await _report_until_stopped(
+                infra, instance, "vision", worker.stats, worker.wait_until_subscribed
+            )
 
     serve(main)
 
@@ -114,7 +125,9 @@ def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
                 shared_group=group,
             ) as ingest,
         ):
-            await _report_until_stopped(infra, identifier, "ingest", ingest.stats)
+            await _report_until_stopped(
+                infra, identifier, "ingest", ingest.stats, ingest.wait_until_subscribed
+            )
 
     serve(main)
 

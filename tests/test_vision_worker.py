@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiomqtt
 import cv2
@@ -13,10 +14,12 @@ from conftest import VIDEO
 from scenes import camera, empty_room
 
 from edge import encode_clip
+from ioc.servers import MosquittoBroker
 from protocol import (
     DEAD_LETTER,
     EVENT,
     TRAFFIC,
+    EventKind,
     FrameHeader,
     MqttEndpoint,
     Province,
@@ -26,6 +29,7 @@ from protocol import (
     encode_frame,
 )
 from vision import VisionWorker, parse_shard, shard_cameras
+from vision._pipeline import BatchResult
 
 pytestmark = pytest.mark.mosquitto
 T0 = 1_764_000_000.0
@@ -150,3 +154,46 @@ def test_shards_split_the_province_without_overlap(clips_province: Province) -> 
     assert not {c.id for c in parts[0]} & {c.id for c in parts[1]}
     with pytest.raises(ValueError, match="3/2"):
         parse_shard("3/2")
+
+
+async def test_events_the_broker_did_not_take_go_out_first_on_the_next_connection(
+    tmp_path: Path, clips_province: Province
+) -> None:
+    """A broker restart in the middle of a batch's events lost the rest of them (found by
+    ``ioc soak``): an intrusion whose end is lost stays open. They now wait for the next
+    connection, in order."""
+    broker = MosquittoBroker(tmp_path / "mosquitto")
+    await asyncio.to_thread(broker.start)
+    try:
+        endpoint = MqttEndpoint.from_url(broker.url)
+        unsent = Topics("unsent/v1")
+        worker = VisionWorker([clips_province.camera("highway")], endpoint, topics=unsent)
+        events = [
+            VisionEvent(
+                event_id=f"highway:shoulder:intrusion:{i}",
+                kind=EventKind.INTRUSION,
+                camera_id="highway",
+                phase="start",
+                started_at=T0 + i,
+                zone_id="shoulder",
+            )
+            for i in range(3)
+        ]
+        with contextlib.suppress(aiomqtt.MqttError):  # leaving a dead connection
+            async with endpoint.client("vision-unsent") as client:
+                client.timeout = 0.5  # no acknowledgement comes from a dead broker
+                await asyncio.to_thread(broker.kill)
+                with pytest.raises(aiomqtt.MqttError):
+                    await worker._publish(client, BatchResult(events, [], []))
+        assert worker.stats.events_published == 0
+        await asyncio.to_thread(broker.start)
+        async with (
+            listening(endpoint, "watch-unsent", unsent.all_events()) as watch,
+            endpoint.client("vision-unsent-2") as client,
+        ):
+            await worker._send_unsent(client)
+            got = [EVENT.decode((await next_message(watch)).payload) for _ in events]
+    finally:
+        await asyncio.to_thread(broker.stop)
+    assert [e.event_id for e in got] == [e.event_id for e in events]
+    assert worker.stats.events_published == 3

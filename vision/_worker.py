@@ -10,6 +10,7 @@ that went silent (camera_offline) and closes their traffic intervals.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -92,6 +93,8 @@ class VisionWorker:
         self.check_every = check_every
         self.stats = VisionStats()
         self._latest: dict[int, EncodedFrame] = {}
+        self._unsent: collections.deque[tuple[str, bytes, bool]] = collections.deque()
+        """(topic, payload, is an event) not yet acknowledged by the broker."""
         self._ready = asyncio.Event()
         self._progress = asyncio.Condition()
         self._subscribed = asyncio.Event()
@@ -173,6 +176,7 @@ class VisionWorker:
         await client.publish(self.topics.dead_letters(CONSUMER), DEAD_LETTER.encode(letter), qos=1)
 
     async def _analyse(self, client: aiomqtt.Client) -> None:
+        await self._send_unsent(client)  # what the last connection could not send
         next_check = time.monotonic() + self.check_every
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
@@ -214,13 +218,27 @@ class VisionWorker:
     async def _publish(self, client: aiomqtt.Client, result: BatchResult) -> None:
         # Line crossings are counted into the metrics, not sent one by one.
         for event in result.events:
-            await client.publish(self.topics.events(event.camera_id), EVENT.encode(event), qos=1)
-            self.stats.events_published += 1
+            self._unsent.append((self.topics.events(event.camera_id), EVENT.encode(event), True))
         for metrics in result.metrics:
-            await client.publish(
-                self.topics.traffic(metrics.camera_id), TRAFFIC.encode(metrics), qos=1
-            )
-            self.stats.metrics_published += 1
+            topic = self.topics.traffic(metrics.camera_id)
+            self._unsent.append((topic, TRAFFIC.encode(metrics), False))
+        await self._send_unsent(client)
+
+    async def _send_unsent(self, client: aiomqtt.Client) -> None:
+        """Publish what waits, oldest first, each forgotten only once the broker has it: a
+        broker restart in the middle of a batch's events must not lose the rest of them (an
+        intrusion whose end is lost stays open; a lost interval is lost traffic counts).
+        What a lost connection leaves unsent goes first on the next one."""
+        while self._unsent:
+            if self._stopping:  # aiomqtt's publish may swallow a cancellation (3.11)
+                return
+            topic, payload, is_event = self._unsent[0]
+            await client.publish(topic, payload, qos=1)
+            self._unsent.popleft()
+            if is_event:
+                self.stats.events_published += 1
+            else:
+                self.stats.metrics_published += 1
 
     async def wait_until_subscribed(self) -> None:
         await self._subscribed.wait()

@@ -1,0 +1,181 @@
+"""What the services of a whole-province run did and cost: every ``ServiceStatus`` report
+they published (counters, from each process's own clock), and CPU and memory of each
+process (services, broker, database) measured from outside with psutil."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+import psutil
+
+from protocol import SERVICE_STATUS, MqttEndpoint, PayloadError, ServiceStatus, Topics, stop_tasks
+
+logger = logging.getLogger(__name__)
+
+
+class StatusLog:
+    """Every status report of every service instance, kept for the run."""
+
+    def __init__(self, endpoint: MqttEndpoint, topics: Topics) -> None:
+        self.endpoint = endpoint
+        self.topics = topics
+        self.reports: dict[str, list[ServiceStatus]] = {}
+        self._changed = asyncio.Condition()
+        self._stack = contextlib.AsyncExitStack()
+        self._stopping = False
+
+    async def __aenter__(self) -> Self:
+        group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._tasks = [group.create_task(self._listen(), name="status-log")]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopping = True
+        await stop_tasks(self._tasks)
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _listen(self) -> None:
+        while not self._stopping:
+            try:
+                async with self.endpoint.client(f"status-log-{time.time_ns()}") as client:
+                    await client.subscribe(self.topics.all_service_status(), qos=1)
+                    async for message in client.messages:
+                        if isinstance(message.payload, bytes):
+                            await self._take(message.payload)
+            except aiomqtt.MqttError as exc:
+                logger.debug("status log lost the broker: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def _take(self, payload: bytes) -> None:
+        try:
+            status = SERVICE_STATUS.decode(payload)
+        except PayloadError as exc:
+            logger.warning("unreadable service status: %s", exc.reason)
+            return
+        async with self._changed:
+            self.reports.setdefault(status.instance, []).append(status)
+            self._changed.notify_all()
+
+    def latest(self, instance: str) -> ServiceStatus | None:
+        reports = self.reports.get(instance)
+        return reports[-1] if reports else None
+
+    async def wait_running(self, instances: Iterable[str], *, pid_not: dict[str, int]) -> None:
+        """Return once each instance reports ``running`` from a process other than the one
+        in ``pid_not`` (a restarted service's new process)."""
+        wanted = list(instances)
+
+        def ready() -> bool:
+            for name in wanted:
+                latest = self.latest(name)
+                if latest is None or latest.status != "running":
+                    return False
+                if latest.pid == pid_not.get(name):
+                    return False
+            return True
+
+        async with self._changed:
+            await self._changed.wait_for(ready)
+
+    def silent_since(self, instances: Iterable[str], moment: float) -> list[str]:
+        """Instances that have not reported running after ``moment`` (epoch s)."""
+        silent = []
+        for name in instances:
+            latest = self.latest(name)
+            if latest is None or latest.status != "running" or latest.reported_at <= moment:
+                silent.append(name)
+        return silent
+
+    async def wait_reported_after(self, instances: Iterable[str], moment: float) -> None:
+        """Return once each instance has reported running after ``moment``: after a broker
+        restart, every service is connected again."""
+        wanted = list(instances)
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self.silent_since(wanted, moment))
+
+    def rate(self, service: str, counter: str, since: float, until: float) -> float:
+        """Sum over the service's instances of the counter's growth per second between
+        their first and last reports in [since, until] (each process's own clock)."""
+        total = 0.0
+        for reports in self.reports.values():
+            inside = [
+                r
+                for r in reports
+                if r.service == service
+                and r.status == "running"
+                and since <= r.reported_at <= until
+            ]
+            if len(inside) < 2 or inside[0].pid != inside[-1].pid:
+                continue
+            first, last = inside[0], inside[-1]
+            span = last.reported_at - first.reported_at
+            total += (last.counters.get(counter, 0.0) - first.counters.get(counter, 0.0)) / span
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    cpu_seconds: float
+    rss_mb: float
+
+
+def _usage(pids: list[int]) -> Usage:
+    cpu, memory = 0.0, 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            process = psutil.Process(pid)
+            times = process.cpu_times()
+            cpu += times.user + times.system
+            # Proportional memory: PostgreSQL's backends share their buffers.
+            memory += getattr(process.memory_full_info(), "pss", process.memory_info().rss)
+    return Usage(cpu, memory / 2**20)
+
+
+class ProcessMeter:
+    """CPU per wall second and memory of named process groups between two readings."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self.groups = groups
+
+    def read(self) -> tuple[float, dict[str, Usage]]:
+        return time.monotonic(), {name: _usage(pids()) for name, pids in self.groups.items()}
+
+    @staticmethod
+    def usage(
+        start: tuple[float, dict[str, Usage]], end: tuple[float, dict[str, Usage]]
+    ) -> dict[str, dict[str, float]]:
+        wall = end[0] - start[0]
+        return {
+            name: {
+                "cpu_percent": round(
+                    100 * (used.cpu_seconds - start[1][name].cpu_seconds) / wall, 1
+                ),
+                "rss_mb": round(used.rss_mb, 1),
+            }
+            for name, used in end[1].items()
+            if name in start[1]
+        }
+
+
+def process_tree(pid: int | None) -> list[int]:
+    """``pid`` and its descendants (PostgreSQL's postmaster and backends)."""
+    if pid is None:
+        return []
+    try:
+        root = psutil.Process(pid)
+        return [pid, *(child.pid for child in root.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []

@@ -1,0 +1,214 @@
+"""A whole province on this machine, every service in its own process, for the end-to-end
+benchmark and the soak.
+
+On enter: a durable private PostgreSQL and a Mosquitto, the schema and registry, an
+operator, the police receiver, the witness of what the broker accepted, then ingest, alerts,
+the vision shards and the console API as processes (each waited for until it reports
+running, that is until its subscriptions exist), then the simulator with its incident
+script, and operator websocket clients. On exit everything stops in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from console_api import Role, add_user, issue_token
+from protocol import MqttEndpoint, Topics
+from store import StoreConfig, connect
+
+from ..runtime import prepare_store
+from ..servers import MosquittoBroker, PostgresCluster, free_port
+from ..supervisor import ServiceProcess, Supervisor
+from ._files import (
+    POLICE_SECRET_ENV,
+    Size,
+    police_secret,
+    write_incidents,
+    write_province,
+    write_rules,
+)
+from ._meter import ProcessMeter, StatusLog, process_tree
+from ._operators import Operators
+from ._police import PoliceReceiver
+from ._witness import Witness
+
+logger = logging.getLogger(__name__)
+STARTUP_DEADLINE = 180.0
+"""Seconds a service may take to report running (the simulator encodes its clips first)."""
+
+
+def progress(tag: str) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        sys.stderr.write(f"[{tag}] {message}\n")
+        sys.stderr.flush()
+
+    return say
+
+
+class ProvinceRun:
+    def __init__(
+        self,
+        root: Path,
+        size: Size,
+        *,
+        seconds: float,
+        auto_resolve: float = 5.0,
+        say: Callable[[str], None],
+    ) -> None:
+        self.root = root
+        self.size = size
+        self.seconds = seconds
+        self.auto_resolve = auto_resolve
+        self.say = say
+        self.topics = Topics("ioc/v1")
+        self.cluster = PostgresCluster(root / "postgres", durable=True)
+        self.broker = MosquittoBroker(root / "mosquitto")
+        self.endpoint = MqttEndpoint.from_url(self.broker.url)
+        self.api_port = free_port()
+        self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def store(self) -> StoreConfig:
+        return StoreConfig(url=self.cluster.url)
+
+    @property
+    def instances(self) -> dict[str, str]:
+        """Service process name -> the instance name it reports status under (the API
+        reports none: its readiness is its operators' subscription)."""
+        n = self.size.vision_shards
+        names = {"ingest": "ingest-1", "alerts": "alerts-1", "simulator": "sim-1"}
+        names.update({f"vision-{i}": f"vision-{i}-of-{n}" for i in range(1, n + 1)})
+        return names
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.say("stopping the services and servers")
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _start(self) -> None:
+        stack, size = self._stack, self.size
+        self.say("starting PostgreSQL (durable) and Mosquitto")
+        await asyncio.to_thread(self.cluster.start)
+        stack.callback(self.cluster.stop, "fast")
+        await asyncio.to_thread(self.broker.start)
+        stack.callback(self.broker.stop)
+        province_file = self.root / "province.yaml"
+        self.province = write_province(province_file, size)
+        secret = police_secret()
+        self.police = await stack.enter_async_context(PoliceReceiver(secret))
+        rules_file = self.root / "alert-rules.yaml"
+        self.routes = write_rules(
+            rules_file, self.province, self.police.url, secret, self.auto_resolve
+        )
+        incidents_file = self.root / "incidents.yaml"
+        write_incidents(incidents_file, self.province, self.seconds)
+        await prepare_store(self.store, self.province)
+        token = await self._operator_token()
+        self.witness = await stack.enter_async_context(
+            Witness(self.endpoint, self.topics, "bench-witness")
+        )
+        self.statuses = await stack.enter_async_context(StatusLog(self.endpoint, self.topics))
+        env = {
+            "IOC_MQTT_URL": self.broker.url,
+            "IOC_MQTT_V5": "true",
+            "IOC_DATABASE_URL": self.cluster.url,
+            "IOC_PROVINCE": str(province_file),
+            "IOC_TOPIC_PREFIX": self.topics.prefix,
+            "IOC_STATE_DIR": str(self.root / "state"),
+            "IOC_API_HOST": "127.0.0.1",
+            "IOC_API_PORT": str(self.api_port),
+            "IOC_LOG_LEVEL": "WARNING",
+            "IOC_ALERT_RULES": str(rules_file),
+            POLICE_SECRET_ENV: secret,
+        }
+        self.supervisor = await stack.enter_async_context(Supervisor(env, self.root / "logs"))
+        self.say(
+            f"starting ingest, alerts, {size.vision_shards} vision shards and the API "
+            f"(logs in {self.supervisor.log_dir})"
+        )
+        await self.supervisor.add("ingest", "ingest", "--identifier", "ingest-1")
+        await self.supervisor.add("alerts", "alerts", "run")
+        for i in range(1, size.vision_shards + 1):
+            await self.supervisor.add(
+                f"vision-{i}", "vision", "run", "--shard", f"{i}/{size.vision_shards}"
+            )
+        await self.supervisor.add("api", "api")
+        await self.wait_running([n for n in self.instances if n != "simulator"])
+        self.operators = await stack.enter_async_context(
+            Operators(f"127.0.0.1:{self.api_port}", token, size.operators)
+        )
+        await self._deadline(self.operators.wait_until_subscribed(), "the operators' websockets")
+        self.say(
+            f"starting the simulator: {len(self.province.cameras)} cameras at {size.fps:g} fps, "
+            f"{len(self.province.access_points)} access points, scripted incidents"
+        )
+        await self.supervisor.add("simulator", "simulate", "--incidents", str(incidents_file))
+        await self.wait_running(["simulator"])
+        self.meter = ProcessMeter(
+            {
+                **{name: self._pid_of(name) for name in self.supervisor.services},
+                "mosquitto": self._broker_pid,
+                "postgres": self._postgres_pids,
+            }
+        )
+
+    async def _deadline(self, waiting: object, what: str) -> None:
+        try:
+            await asyncio.wait_for(waiting, STARTUP_DEADLINE)  # type: ignore[arg-type]
+        except TimeoutError as exc:
+            raise RuntimeError(
+                f"{what} not ready in {STARTUP_DEADLINE:.0f} s; see {self.root / 'logs'}"
+            ) from exc
+
+    async def wait_running(
+        self, names: list[str], *, pid_not: dict[str, int] | None = None
+    ) -> None:
+        """Wait (with a deadline) until these services report running (from a process
+        other than ``pid_not``'s, after a restart)."""
+        instances = [self.instances[n] for n in names]
+        waiting = self.statuses.wait_running(instances, pid_not=pid_not or {})
+        await self._deadline(waiting, ", ".join(names))
+
+    def service(self, name: str) -> ServiceProcess:
+        return self.supervisor.services[name]
+
+    def _pid_of(self, name: str) -> Callable[[], list[int]]:
+        return lambda: [pid] if (pid := self.supervisor.services[name].pid) else []
+
+    def _broker_pid(self) -> list[int]:
+        process = self.broker._process  # the broker's CPU, which servers.py does not expose
+        return [process.pid] if process is not None else []
+
+    def _postgres_pids(self) -> list[int]:
+        pid_file = self.cluster.data / "postmaster.pid"
+        try:
+            return process_tree(int(pid_file.read_text().splitlines()[0]))
+        except (OSError, ValueError, IndexError):
+            return []
+
+    async def _operator_token(self) -> str:
+        conn = await connect(self.store)
+        try:
+            await add_user(conn, "bench-operator", Role.OPERATOR, "bench password, not a secret")
+            return (await issue_token(conn, "bench-operator")).token
+        finally:
+            await conn.close()
