@@ -30,7 +30,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from protocol import EventKind, backoff_delay, stop_tasks
-from store import Connection, StoreConfig, connect, create_pool
+from store import DB_ERRORS, Connection, StoreConfig, close_connection, connect, create_pool
 
 from ._channels import notify
 from ._model import Observation
@@ -42,7 +42,7 @@ from ._rules import Endpoint, Rules
 
 logger = logging.getLogger(__name__)
 CONTENT_TYPE = "application/xml; charset=utf-8"
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DB_ERRORS = DB_ERRORS
 _HEAD = """NOT EXISTS (SELECT 1 FROM police_deliveries e
                      WHERE e.endpoint_id = d.endpoint_id AND e.alert_id = d.alert_id
                        AND e.status = 'pending' AND e.seq < d.seq)"""
@@ -147,8 +147,7 @@ class DeliveryWorker:
         try:
             while True:
                 await lost.wait()
-                with contextlib.suppress(*_DB_ERRORS):
-                    await conn.close()
+                await close_connection(conn)
                 while True:
                     try:
                         conn, lost = await self._listen()
@@ -163,8 +162,7 @@ class DeliveryWorker:
                 attempt = 0
                 self._on_notify(conn, 0, "police_deliveries", "")
         finally:
-            if not conn.is_closed():
-                await conn.close()
+            await close_connection(conn)
 
     def _reconcile(self, rules: Rules) -> None:
         """Serve exactly the endpoints the rules name (restarting any whose URL, secret or

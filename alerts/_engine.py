@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 import asyncpg
@@ -23,18 +22,20 @@ import asyncpg
 from protocol import (
     EVENT,
     TELEMETRY,
+    Background,
     EventKind,
     MqttEndpoint,
     PayloadError,
     Province,
     Topics,
+    VisionEvent,
+    Work,
     acknowledge,
     backoff_delay,
     run_subscriber,
     shared,
-    stop_tasks,
 )
-from store import Connection, DeadLetter, StoreConfig, create_pool, record_dead_letters
+from store import DB_ERRORS, Connection, DeadLetter, StoreConfig, create_pool, record_dead_letters
 
 from ._channels import notify
 from ._evidence import EvidenceCollector
@@ -57,8 +58,7 @@ from ._wifi import AccessPointWatch
 
 logger = logging.getLogger(__name__)
 CONSUMER = "alerts"
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
-MessageHandler = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
+_DB_ERRORS = DB_ERRORS
 
 
 @dataclass
@@ -70,7 +70,7 @@ class AlertsStats:
     sweeps: int = 0
 
 
-class AlertsEngine:
+class AlertsEngine(Background):
     """Consumes ``events/+`` (QoS 1, acknowledged after commit) and ``wifi/+/telemetry``
     (QoS 0: each batch restates the APs' conditions)."""
 
@@ -107,10 +107,11 @@ class AlertsEngine:
         self.districts = {c.id: province.district_id(c.district) for c in province.cameras}
         self.access_points = AccessPointWatch(province)
         self.stats = AlertsStats()
-        self._stack = contextlib.AsyncExitStack()
         self._pool: asyncpg.Pool | None = None
         self._progress = asyncio.Condition()
         self._subscribed = asyncio.Event()
+        self._inbox: asyncio.Queue[tuple[aiomqtt.Client, aiomqtt.Message]] = asyncio.Queue()
+        self._events_client: aiomqtt.Client | None = None
         self._routing_for: tuple[int, Routing] = (
             0,
             routing_from(self.book.rules, self.topics.prefix),
@@ -135,22 +136,22 @@ class AlertsEngine:
             self._routing_for = (self.book.loads, routing)
         return routing
 
-    async def __aenter__(self) -> Self:
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
         self._pool = await create_pool(self.store)
-        self._stack.push_async_callback(self._pool.close)
+        stack.push_async_callback(self._pool.close)
         async with self._pool.acquire() as conn:
             await self._publish_routing(conn)
             await self.access_points.seed(conn)
-        subscriptions = [
-            run_subscriber(
+        work: Work = {
+            "alerts-events": run_subscriber(
                 self.endpoint,
                 self.identifier,
                 [(self.topics.all_events(), 1)],
-                self._retrying(self._on_event),
+                self._on_event,
                 manual_ack=True,
-                on_connect=self._on_connect,
+                on_connect=self._on_events_connect,
             )
-        ]
+        }
         if self.watch_wifi:
             # Its own client (and optionally its own shared group) next to ingest's: every
             # telemetry batch reaches both, and ingest's acknowledgements are not ours. QoS 0
@@ -160,34 +161,20 @@ class AlertsEngine:
             wifi_filter = self.topics.all_telemetry()
             if self.wifi_group:
                 wifi_filter = shared(self.wifi_group, wifi_filter)
-            subscriptions.append(
-                run_subscriber(
-                    self.endpoint,
-                    f"{self.identifier}-wifi",
-                    [(wifi_filter, 0)],
-                    self._retrying(self._on_telemetry),
-                    persistent=False,
-                    on_connect=self._on_connect,
-                )
+            work["alerts-wifi"] = run_subscriber(
+                self.endpoint,
+                f"{self.identifier}-wifi",
+                [(wifi_filter, 0)],
+                lambda client, message: self._retry(lambda: self._on_telemetry(client, message)),
+                persistent=False,
+                on_connect=self._on_connect,
             )
         if self.publisher is not None:
-            await self._stack.enter_async_context(self.publisher)
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [
-            group.create_task(s, name=f"alerts-subscriber-{i}") for i, s in enumerate(subscriptions)
-        ]
-        self._tasks.append(group.create_task(self._sweep_loop(), name="alerts-sweep"))
-        self._expected_subscriptions = len(subscriptions)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await stop_tasks(self._tasks)
-        await self._stack.__aexit__(exc_type, exc, tb)
+            await stack.enter_async_context(self.publisher)
+        self._expected_subscriptions = len(work)
+        work["alerts-events-writer"] = self._event_loop()
+        work["alerts-sweep"] = self._sweep_loop()
+        return work
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         self._expected_subscriptions -= 1
@@ -218,76 +205,105 @@ class AlertsEngine:
         """Return once ``handled`` events (and dead letters) are committed."""
         await self.wait_for(lambda s: s.events + s.dead_letters >= handled)
 
-    def _retrying(self, handle: MessageHandler) -> MessageHandler:
-        """``handle``, retried with backoff while the store is away: the message stays
-        unacknowledged meanwhile, and the subscriber stays up."""
+    async def _retry(self, write: Callable[[], Awaitable[None]]) -> None:
+        """``write``, retried with backoff while the store is away: its messages stay
+        unacknowledged meanwhile, and the subscribers stay up."""
+        attempt = 0
+        while True:
+            try:
+                await write()
+            except _DB_ERRORS as exc:
+                attempt += 1
+                delay = backoff_delay(attempt)
+                logger.warning("store write failed (%s); retrying in %.2f seconds", exc, delay)
+                await asyncio.sleep(delay)
+            else:
+                return
 
-        async def retrying(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-            attempt = 0
-            while True:
-                try:
-                    await handle(client, message)
-                except _DB_ERRORS as exc:
-                    attempt += 1
-                    delay = backoff_delay(attempt)
-                    logger.warning("store write failed (%s); retrying in %.2f seconds", exc, delay)
-                    await asyncio.sleep(delay)
-                else:
-                    return
-
-        return retrying
+    async def _on_events_connect(self, client: aiomqtt.Client) -> None:
+        self._events_client = client
+        await self._on_connect(client)
 
     async def _on_event(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        payload = message.payload if isinstance(message.payload, bytes) else b""
-        async with self.pool.acquire() as conn:
+        # Bounded by the broker's window of unacknowledged QoS 1 messages.
+        self._inbox.put_nowait((client, message))
+
+    async def _event_loop(self) -> None:
+        """Events in the order they came, as many at a time as have arrived: one transaction
+        and one commit for all of them, so a burst of incidents (a storm, a power cut) costs
+        one disk flush instead of one per event."""
+        while True:
+            batch = [await self._inbox.get()]
+            while not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            # A message held for a connection that has since dropped cannot be acknowledged:
+            # the broker sends it again on the new session, where it is handled.
+            batch = [(c, m) for c, m in batch if c is self._events_client]
+            if batch:
+                await self._retry(functools.partial(self._handle_events, batch))
+
+    async def _handle_events(self, batch: list[tuple[aiomqtt.Client, aiomqtt.Message]]) -> None:
+        events: dict[tuple[str, str], VisionEvent] = {}
+        dead: list[DeadLetter] = []
+        for _, message in batch:
+            payload = message.payload if isinstance(message.payload, bytes) else b""
             try:
                 event = EVENT.decode(payload)
             except PayloadError as exc:
                 logger.warning("dead letter on %s: %s", message.topic.value, exc.reason)
-                await record_dead_letters(
-                    conn, [DeadLetter(CONSUMER, message.topic.value, exc.reason, payload)]
-                )
-                acknowledge(client, message)
-                await self._advance(dead_letters=1)
-                return
-            changes = 0
-            opened: list[AlertView] = []
-            async with conn.transaction():
+                dead.append(DeadLetter(CONSUMER, message.topic.value, exc.reason, payload))
+            else:
+                # The same event twice in one batch (an edge or worker resending what it was
+                # unsure of) is one row: events are keyed by id, phase and transaction time.
+                events.setdefault((event.event_id, event.phase), event)
+        changes = 0
+        opened: list[AlertView] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            if dead:
+                await record_dead_letters(conn, dead)
+            # One statement for the batch (unnest, not executemany: every engine takes it).
+            rows = list(events.values())
+            if rows:
                 await conn.execute(
                     """INSERT INTO events (event_id, phase, kind, camera_id, zone_id, line_id,
                            direction, started_at, ended_at, score)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8), to_timestamp($9),
-                               $10)""",
-                    event.event_id,
-                    event.phase,
-                    str(event.kind),
-                    event.camera_id,
-                    event.zone_id,
-                    event.line_id,
-                    event.direction,
-                    event.started_at,
-                    event.ended_at,
-                    event.score,
+                       SELECT i, p, k, c, z, l, d, to_timestamp(s), to_timestamp(e), sc
+                       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                   $6::text[], $7::text[], $8::float8[], $9::float8[], $10::real[])
+                            AS u(i, p, k, c, z, l, d, s, e, sc)""",
+                    [e.event_id for e in rows],
+                    [e.phase for e in rows],
+                    [str(e.kind) for e in rows],
+                    [e.camera_id for e in rows],
+                    [e.zone_id for e in rows],
+                    [e.line_id for e in rows],
+                    [e.direction for e in rows],
+                    [e.started_at for e in rows],
+                    [e.ended_at for e in rows],
+                    [e.score for e in rows],
                 )
-                if event.phase != "instant":
-                    observation = Observation(
-                        event_id=event.event_id,
-                        kind=event.kind,
-                        source_id=event.camera_id,
-                        zone_id=event.zone_id,
-                        phase=event.phase,
-                        at=(event.ended_at or event.started_at)
-                        if event.phase == "end"
-                        else event.started_at,
-                        frame_captured_at=event.frame_captured_at or None,
-                    )
-                    district = self.districts.get(event.camera_id, "unknown")
-                    changes = await self.apply(conn, observation, district, opened)
+            for event in rows:
+                if event.phase == "instant":
+                    continue
+                observation = Observation(
+                    event_id=event.event_id,
+                    kind=event.kind,
+                    source_id=event.camera_id,
+                    zone_id=event.zone_id,
+                    phase=event.phase,
+                    at=(event.ended_at or event.started_at)
+                    if event.phase == "end"
+                    else event.started_at,
+                    frame_captured_at=event.frame_captured_at or None,
+                )
+                district = self.districts.get(event.camera_id, "unknown")
+                changes += await self.apply(conn, observation, district, opened)
         for alert in opened:  # committed now: the evidence row may refer to it
             if self.evidence is not None and alert.kind != EventKind.CAMERA_OFFLINE:
                 self.evidence.request(alert.source_id, alert.id)
-        acknowledge(client, message)
-        await self._advance(events=1, changes=changes)
+        for client, message in batch:
+            acknowledge(client, message)
+        await self._advance(events=len(batch) - len(dead), changes=changes, dead_letters=len(dead))
 
     async def apply(
         self,

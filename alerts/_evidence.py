@@ -20,7 +20,6 @@ from types import TracebackType
 from typing import Self
 
 import aiomqtt
-import asyncpg
 
 from protocol import (
     SNAPSHOT_REQUEST,
@@ -33,7 +32,7 @@ from protocol import (
     decode_frame,
     stop_tasks,
 )
-from store import Connection, StoreConfig, create_pool
+from store import DB_ERRORS, Connection, StoreConfig, create_pool
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +195,7 @@ class EvidenceCollector:
                     header.height,
                     datetime.fromtimestamp(header.captured_at, UTC),
                 )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 logger.warning("evidence for alert %s not stored: %s", alert_id, exc)
                 self._count("rejected")
                 continue

@@ -13,10 +13,8 @@ import logging
 from types import TracebackType
 from typing import Self
 
-import asyncpg
-
 from protocol import backoff_delay, stop_tasks
-from store import Connection, StoreConfig, connect
+from store import DB_ERRORS, Connection, StoreConfig, connect
 
 from ._model import AlertChange
 from ._repository import changes_since, last_change_seq
@@ -100,7 +98,7 @@ class AlertFeed:
                         self._publish(change)
                     self.last_seq = changes[-1].seq
                 attempt = 0
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 attempt += 1
                 delay = backoff_delay(attempt)
                 logger.warning("alert feed: store lost (%s); again in %.2f seconds", exc, delay)

@@ -18,9 +18,10 @@ import aiomqtt
 import asyncpg
 
 from protocol import MqttEndpoint, backoff_delay, stop_tasks
-from store import StoreConfig, connect
+from store import DB_ERRORS, StoreConfig, close_connection, connect
 
 logger = logging.getLogger(__name__)
+_LOST: tuple[type[Exception], ...] = (aiomqtt.MqttError, *DB_ERRORS)
 
 
 @dataclass
@@ -85,13 +86,8 @@ class MqttPublisher:
                         attempt = 0
                         await self._drain(conn, client)
                 finally:
-                    await conn.close()
-            except (
-                aiomqtt.MqttError,
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-            ) as exc:
+                    await close_connection(conn)
+            except _LOST as exc:
                 attempt += 1
                 delay = backoff_delay(attempt)
                 logger.warning("%s: %s; reconnecting in %.2f seconds", self.identifier, exc, delay)

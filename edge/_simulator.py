@@ -17,8 +17,6 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 import cv2
@@ -28,6 +26,7 @@ from protocol import (
     CAMERA_STATE,
     EDGE_STATE,
     SNAPSHOT_REQUEST,
+    Background,
     CameraState,
     EdgeState,
     FrameHeader,
@@ -36,9 +35,9 @@ from protocol import (
     Province,
     TopicError,
     Topics,
+    Work,
     backoff_delay,
     encode_frame,
-    stop_tasks,
 )
 
 from ._clips import ClipLibrary, EncodedClip
@@ -84,7 +83,7 @@ def dark_jpeg(width: int, height: int, level: int = 8) -> bytes:
     return jpeg.tobytes()
 
 
-class CitySimulator:
+class CitySimulator(Background):
     def __init__(
         self,
         province: Province,
@@ -141,32 +140,17 @@ class CitySimulator:
         )
         self.connected = asyncio.Event()
         self._states_changed = asyncio.Event()
-        self._stack = contextlib.AsyncExitStack()
         self._started = now
-        self._stopping = False
-        self._tasks: list[asyncio.Task[None]] = []
 
-    async def __aenter__(self) -> Self:
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
         self.spool.open()
-        self._stack.callback(self.spool.close)
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [
-            group.create_task(self._run(), name="simulator"),
-            group.create_task(self.pipeline.run(), name="simulated wifi"),
-            group.create_task(self._follow_incidents(), name="incidents"),
-            group.create_task(self._snapshot_session(), name="snapshots"),
-        ]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping = True  # loops check it: a cancellation can be lost in a publish
-        await stop_tasks(self._tasks)
-        await self._stack.__aexit__(exc_type, exc, tb)
+        stack.callback(self.spool.close)
+        return {
+            "simulator": self._run(),
+            "simulated wifi": self.pipeline.run(),
+            "incidents": self._follow_incidents(),
+            "snapshots": self._snapshot_session(),
+        }
 
     # Incidents --------------------------------------------------------------------------
     def _offline(self) -> set[str]:

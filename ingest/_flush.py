@@ -31,6 +31,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection dropped in the middle of an operation
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,  # admin shutdown, cannot connect now
     asyncpg.TransactionRollbackError,  # serialization failure, deadlock

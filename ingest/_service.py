@@ -18,25 +18,24 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 import asyncpg
 
 from protocol import (
+    Background,
     CameraState,
     EdgeState,
     MqttEndpoint,
     TelemetryBatch,
     Topics,
+    Work,
     acknowledge,
     backoff_delay,
     run_subscriber,
     shared,
-    stop_tasks,
 )
-from store import StoreConfig, WriteMode, close_pool, create_pool, maintain, write_mode
+from store import DB_ERRORS, StoreConfig, WriteMode, close_pool, create_pool, maintain, write_mode
 
 from ._decode import Decoded, decode_message
 from ._flush import STORE_ERRORS, FlushResult, is_transient, store_decoded, store_isolating_bad
@@ -71,7 +70,7 @@ class _Received:
     decoded: Decoded
 
 
-class IngestService:
+class IngestService(Background):
     def __init__(
         self,
         endpoint: MqttEndpoint,
@@ -103,12 +102,10 @@ class IngestService:
         self._queue: asyncio.Queue[_Received] = asyncio.Queue(receive_maximum)
         self._states: asyncio.Queue[_Received] = asyncio.Queue(receive_maximum)
         self._client: aiomqtt.Client | None = None
-        self._stack = contextlib.AsyncExitStack()
         self._pool: asyncpg.Pool | None = None
         self._mode: WriteMode | None = None
         self._progress = asyncio.Condition()
         self._subscribed = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
 
     async def wait_for_messages(self, committed: int) -> None:
         """Return once ``committed`` messages are stored (tests and benchmarks)."""
@@ -138,15 +135,14 @@ class IngestService:
             raise RuntimeError(f"{type(self).__name__} is used outside its 'async with'")
         return self._mode
 
-    async def __aenter__(self) -> Self:
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
         self._pool = await create_pool(self.store)
-        self._stack.push_async_callback(close_pool, self._pool, self.store.close_grace)
+        stack.push_async_callback(close_pool, self._pool, self.store.close_grace)
         async with self._pool.acquire() as conn:
             self._mode = await write_mode(conn, self.store)
         if self.maintenance_interval is not None:
             # Before the first write: today's partitions exist, expired data is gone.
             await self._maintain()
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
         t = self.topics
         subscriptions = [
             (self._filter(t.all_telemetry()), 1),
@@ -155,43 +151,22 @@ class IngestService:
             (t.all_camera_states(), 1),
             (t.all_edge_states(), 1),
         ]
-        self._tasks = [
-            group.create_task(self._write_loop(self._queue), name=f"ingest-writer-{i}")
-            for i in range(self.writers)
-        ]
-        self._tasks.append(
-            group.create_task(self._write_loop(self._states), name="ingest-state-writer")
-        )
-        self._tasks.append(
-            group.create_task(
-                run_subscriber(
-                    self.endpoint,
-                    self.identifier,
-                    subscriptions,
-                    self._on_message,
-                    manual_ack=True,
-                    on_connect=self._on_connect,
-                    receive_maximum=self.receive_maximum,
-                ),
-                name="ingest-subscriber",
-            )
+        work: Work = {
+            f"ingest-writer-{i}": self._write_loop(self._queue) for i in range(self.writers)
+        }
+        work["ingest-state-writer"] = self._write_loop(self._states)
+        work["ingest-subscriber"] = run_subscriber(
+            self.endpoint,
+            self.identifier,
+            subscriptions,
+            self._on_message,
+            manual_ack=True,
+            on_connect=self._on_connect,
+            receive_maximum=self.receive_maximum,
         )
         if self.maintenance_interval is not None:
-            self._tasks.append(
-                group.create_task(
-                    self._maintenance_loop(self.maintenance_interval), name="ingest-upkeep"
-                )
-            )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await stop_tasks(self._tasks)
-        await self._stack.__aexit__(exc_type, exc, tb)
+            work["ingest-upkeep"] = self._maintenance_loop(self.maintenance_interval)
+        return work
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         self._client = client
@@ -283,7 +258,7 @@ class IngestService:
         try:
             async with self.pool.acquire() as conn:
                 await maintain(conn)
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+        except DB_ERRORS as exc:
             logger.warning("store maintenance failed (%s); trying again later", exc)
         async with self._progress:
             self.stats.maintenance_runs += 1

@@ -8,13 +8,19 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 from rich.table import Table
 
-from protocol import SERVICE_STATUS, MqttEndpoint, PayloadError, ServiceStatus, Topics, stop_tasks
+from protocol import (
+    SERVICE_STATUS,
+    Background,
+    MqttEndpoint,
+    PayloadError,
+    ServiceStatus,
+    Topics,
+    Work,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,30 +45,16 @@ class _Seen:
     rates: dict[str, float] = field(default_factory=dict)
 
 
-class StatusBoard:
+class StatusBoard(Background):
     """Subscribes to ``services/+/status`` and keeps the latest report and rates per service."""
 
     def __init__(self, endpoint: MqttEndpoint, topics: Topics) -> None:
         self.endpoint = endpoint
         self.topics = topics
         self.services: dict[str, _Seen] = {}
-        self._stack = contextlib.AsyncExitStack()
-        self._stopping = False
 
-    async def __aenter__(self) -> Self:
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [group.create_task(self._listen(), name="status-board")]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping = True
-        await stop_tasks(self._tasks)
-        await self._stack.__aexit__(exc_type, exc, tb)
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
+        return {"status-board": self._listen()}
 
     async def _listen(self) -> None:
         while not self._stopping:

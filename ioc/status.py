@@ -10,13 +10,19 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiomqtt
 import psutil
 
-from protocol import SERVICE_STATUS, MqttEndpoint, ServiceStatus, Topics, stop_tasks
+from protocol import (
+    SERVICE_STATUS,
+    Background,
+    MqttEndpoint,
+    ServiceStatus,
+    Topics,
+    Work,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +36,7 @@ def counters_of(stats: Any) -> dict[str, float]:
     }
 
 
-class StatusReporter:
+class StatusReporter(Background):
     """Publishes a retained :class:`ServiceStatus` every ``period`` seconds; the broker's
     last will marks the service stopped if the process dies."""
 
@@ -53,8 +59,6 @@ class StatusReporter:
         self.started = time.time()
         self._process = psutil.Process(os.getpid())
         self._process.cpu_percent()  # first call primes the measurement
-        self._stopping = False
-        self._stack = contextlib.AsyncExitStack()
 
     def _status(self, status: str) -> bytes:
         memory = self._process.memory_info().rss / 2**20
@@ -72,20 +76,8 @@ class StatusReporter:
             )
         )
 
-    async def __aenter__(self) -> Self:
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [group.create_task(self._run(), name=f"status-{self.instance}")]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping = True
-        await stop_tasks(self._tasks)
-        await self._stack.__aexit__(exc_type, exc, tb)
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
+        return {f"status-{self.instance}": self._run()}
 
     async def _run(self) -> None:
         topic = self.topics.service_status(self.instance)

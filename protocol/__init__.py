@@ -1,5 +1,6 @@
 """The contract between edges and the centre: topics, payloads, vocabulary, configuration."""
 
+from ._background import Background, Work
 from ._endpoint import MqttEndpoint
 from ._frames import FRAME_SCHEMA_VERSION, FrameDecodeError, FrameHeader, decode_frame, encode_frame
 from ._messages import (
@@ -69,6 +70,7 @@ __all__ = [
     "AccessPoint",
     "AlertMessage",
     "Analytics",
+    "Background",
     "Camera",
     "CameraState",
     "Codec",
@@ -101,6 +103,7 @@ __all__ = [
     "TrafficMetrics",
     "VisionEvent",
     "WifiSample",
+    "Work",
     "Zone",
     "ZoneKind",
     "acknowledge",

@@ -13,15 +13,13 @@ import contextlib
 import logging
 import secrets
 import time
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 
+from ._background import Background, Work
 from ._endpoint import MqttEndpoint
 from ._frames import FrameDecodeError, FrameHeader, decode_frame
 from ._messages import SNAPSHOT_REQUEST, SnapshotRequest
-from ._session import stop_tasks
 from ._topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -36,7 +34,7 @@ class SnapshotError(RuntimeError):
         self.reason = reason
 
 
-class SnapshotClient:
+class SnapshotClient(Background):
     """One MQTT connection over which many snapshot requests may be in flight at once.
 
     ``async with SnapshotClient(endpoint, topics) as snapshots:
@@ -51,22 +49,10 @@ class SnapshotClient:
         self.identifier = identifier or f"snapshot-{secrets.token_hex(4)}"
         self._waiting: dict[str, asyncio.Future[bytes]] = {}
         self._client: aiomqtt.Client | None = None
-        self._stack = contextlib.AsyncExitStack()
-        self._tasks: list[asyncio.Task[None]] = []
 
-    async def __aenter__(self) -> Self:
-        self._client = await self._stack.enter_async_context(self.endpoint.client(self.identifier))
-        self._tasks = [asyncio.create_task(self._receive(self._client), name=self.identifier)]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await stop_tasks(self._tasks)
-        await self._stack.__aexit__(exc_type, exc, tb)
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
+        self._client = await stack.enter_async_context(self.endpoint.client(self.identifier))
+        return {self.identifier: self._receive(self._client)}
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         try:

@@ -7,7 +7,15 @@ from ._dead_letters import DeadLetter, record_dead_letters
 from ._health import write_camera_states, write_edge_states
 from ._maintenance import MaintenanceReport, maintain
 from ._migrations import Flavor, Migration, applied_flavor, applied_versions, detect_flavor, migrate
-from ._pool import Connection, StoreConfig, close_connection, close_pool, connect, create_pool
+from ._pool import (
+    DB_ERRORS,
+    Connection,
+    StoreConfig,
+    close_connection,
+    close_pool,
+    connect,
+    create_pool,
+)
 from ._registry import sync_registry
 from ._rollups import LOCAL_TIMEZONE, ROLLUPS, Rollup
 from ._telemetry import WriteResult, telemetry_source, visitor_key, write_telemetry
@@ -16,6 +24,7 @@ from .schema import ALL_MIGRATIONS
 
 __all__ = [
     "ALL_MIGRATIONS",
+    "DB_ERRORS",
     "LOCAL_TIMEZONE",
     "ROLLUPS",
     "Connection",

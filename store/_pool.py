@@ -82,8 +82,22 @@ async def close_pool(pool: asyncpg.Pool, grace: float = 10.0) -> None:
         pool.terminate()
 
 
-async def close_connection(conn: asyncpg.Connection, grace: float = 5.0) -> None:
+DB_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # A connection the server dropped in the middle of an operation (a restart) can answer
+    # the next call with "cannot switch to state ...; another operation is in progress".
+    asyncpg.InternalClientError,
+)
+"""What a lost, restarting or refusing database raises: retry or reconnect, never die."""
+
+
+async def close_connection(conn: Connection, grace: float = 5.0) -> None:
+    """Close ``conn``; one that cannot close cleanly (too slow, or already broken) is aborted."""
     try:
         await asyncio.wait_for(conn.close(), grace)
     except TimeoutError:
+        conn.terminate()
+    except DB_ERRORS:
         conn.terminate()

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -382,3 +382,61 @@ async def test_a_changed_rules_file_takes_effect_while_running(
         await asyncio.wait_for(h.engine.publisher.wait_for_published(2), 10)
         await transition(db, info.id, "acknowledge", actor="op")
         assert await db.fetchval("SELECT count(*) FROM mqtt_outbox") == 0  # nothing staged
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_burst_of_events_commits_together_with_its_dead_letter(
+    setup: Setup, db: asyncpg.Connection, database: StoreConfig
+) -> None:
+    """Events that arrive while a transaction is busy go into the next one together; a
+    repeated event is one row, a malformed payload a dead letter, and all are acknowledged."""
+    rules = setup.rules({"rules": []})
+    t = time.time() - 5
+    burst = [
+        _event("start", EventKind.INTRUSION, t, zone="door", episode=f"b{i}") for i in range(8)
+    ]
+    payloads = [EVENT.encode(e) for e in burst]
+    payloads.insert(3, payloads[2])  # an event sent twice
+    payloads.insert(5, b'{"event_id": 7}')
+
+    async def engine_waits_for_the_lock() -> bool:
+        waiting: int = await db.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'events'::regclass"
+        )
+        return waiting > 0
+
+    async def all_arrived() -> bool:
+        return h.engine._inbox.qsize() == len(payloads)
+
+    async with harness(setup, rules) as h:
+        blocker = await asyncpg.connect(database.url)
+        try:
+            hold = blocker.transaction()
+            await hold.start()
+            await blocker.execute("LOCK TABLE events IN EXCLUSIVE MODE")  # the disk is slow
+            first = _event("start", EventKind.INTRUSION, t, episode="first")
+            await h.client.publish(h.topics.events(CAMERA), EVENT.encode(first), qos=1)
+            await _until(engine_waits_for_the_lock)
+            for payload in payloads:
+                await h.client.publish(h.topics.events(CAMERA), payload, qos=1)
+            await _until(all_arrived)
+            await hold.rollback()
+        finally:
+            await blocker.close()
+        await asyncio.wait_for(h.engine.wait_for_events(1 + len(payloads)), 10)
+
+    rows = await db.fetch("SELECT event_id, received_at FROM events ORDER BY received_at")
+    assert len(rows) == 1 + len(burst)  # the repeat is one row
+    assert rows[0]["event_id"] == first.event_id
+    assert len({r["received_at"] for r in rows}) == 2  # two transactions, not ten
+    [dead] = await db.fetch("SELECT consumer, reason FROM dead_letters")
+    assert dead["consumer"] == "alerts"
+    assert "event_id" in dead["reason"]
+    zones = await db.fetch("SELECT DISTINCT zone_id FROM alerts")
+    assert {z["zone_id"] for z in zones} == {"floor", "door"}

@@ -15,8 +15,6 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 
@@ -24,15 +22,16 @@ from protocol import (
     DEAD_LETTER,
     EVENT,
     TRAFFIC,
+    Background,
     Camera,
     DeadLetterMessage,
     FrameDecodeError,
     MqttEndpoint,
     Topics,
+    Work,
     backoff_delay,
     decode_frame,
     encode_frame,
-    stop_tasks,
 )
 
 from ._decode import EncodedFrame, FrameDecoder
@@ -73,7 +72,7 @@ def shard_cameras(cameras: list[Camera], shard: tuple[int, int]) -> list[Camera]
     return [c for k, c in enumerate(sorted(cameras, key=lambda c: c.id)) if k % n == i - 1]
 
 
-class VisionWorker:
+class VisionWorker(Background):
     def __init__(
         self,
         cameras: list[Camera],
@@ -98,23 +97,9 @@ class VisionWorker:
         self._ready = asyncio.Event()
         self._progress = asyncio.Condition()
         self._subscribed = asyncio.Event()
-        self._stack = contextlib.AsyncExitStack()
-        self._stopping = False
 
-    async def __aenter__(self) -> Self:
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [group.create_task(self._run(), name="vision-worker")]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping = True  # loops check it: a cancellation can be lost in a publish
-        await stop_tasks(self._tasks)
-        await self._stack.__aexit__(exc_type, exc, tb)
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
+        return {"vision-worker": self._run()}
 
     async def _run(self) -> None:
         attempt = 0

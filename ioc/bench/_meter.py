@@ -10,18 +10,24 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 import psutil
 
-from protocol import SERVICE_STATUS, MqttEndpoint, PayloadError, ServiceStatus, Topics, stop_tasks
+from protocol import (
+    SERVICE_STATUS,
+    Background,
+    MqttEndpoint,
+    PayloadError,
+    ServiceStatus,
+    Topics,
+    Work,
+)
 
 logger = logging.getLogger(__name__)
 
 
-class StatusLog:
+class StatusLog(Background):
     """Every status report of every service instance, kept for the run."""
 
     def __init__(self, endpoint: MqttEndpoint, topics: Topics) -> None:
@@ -29,23 +35,9 @@ class StatusLog:
         self.topics = topics
         self.reports: dict[str, list[ServiceStatus]] = {}
         self._changed = asyncio.Condition()
-        self._stack = contextlib.AsyncExitStack()
-        self._stopping = False
 
-    async def __aenter__(self) -> Self:
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [group.create_task(self._listen(), name="status-log")]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping = True
-        await stop_tasks(self._tasks)
-        await self._stack.__aexit__(exc_type, exc, tb)
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
+        return {"status-log": self._listen()}
 
     async def _listen(self) -> None:
         while not self._stopping:

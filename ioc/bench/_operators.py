@@ -16,13 +16,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from protocol import backoff_delay, stop_tasks
+from protocol import Background, Work, backoff_delay
 
 logger = logging.getLogger(__name__)
 NOT_FROM_A_FRAME = frozenset({"camera_offline", "ap_down", "ap_overload", "delivery_failed"})
@@ -58,31 +57,17 @@ class OperatorView:
     new_alerts: list[NewAlert] = field(default_factory=list)
 
 
-class Operators:
+class Operators(Background):
     """``count`` operator clients of ``ws://{host}/ws`` with ``token``, until the exit."""
 
     def __init__(self, host: str, token: str, count: int) -> None:
         self.url = f"ws://{host}/ws"
         self.token = token
         self.views = [OperatorView(f"operator-{i + 1}") for i in range(count)]
-        self._stack = contextlib.AsyncExitStack()
-        self._stopping = False
         self._changed = asyncio.Condition()
 
-    async def __aenter__(self) -> Self:
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [group.create_task(self._follow(v), name=v.name) for v in self.views]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping = True
-        await stop_tasks(self._tasks)
-        await self._stack.__aexit__(exc_type, exc, tb)
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
+        return {v.name: self._follow(v) for v in self.views}
 
     def sessions(self) -> list[int]:
         return [v.sessions for v in self.views]

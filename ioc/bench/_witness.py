@@ -10,7 +10,6 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Self
 
 import aiomqtt
@@ -18,11 +17,12 @@ import aiomqtt
 from protocol import (
     EVENT,
     TELEMETRY,
+    Background,
     MqttEndpoint,
     PayloadError,
     Topics,
+    Work,
     run_subscriber,
-    stop_tasks,
 )
 
 logger = logging.getLogger(__name__)
@@ -42,41 +42,30 @@ class Witnessed:
         return sum(self.batches.values())
 
 
-class Witness:
+class Witness(Background):
     def __init__(self, endpoint: MqttEndpoint, topics: Topics, identifier: str) -> None:
         self.endpoint = endpoint
         self.topics = topics
         self.identifier = identifier
         self.seen = Witnessed()
         self.subscribed = asyncio.Event()
-        self._stack = contextlib.AsyncExitStack()
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
+        return {
+            "witness": run_subscriber(
+                self.endpoint,
+                self.identifier,
+                [(self.topics.all_telemetry(), 1), (self.topics.all_events(), 1)],
+                self._take,
+                persistent=True,
+                on_connect=self._on_connect,
+            )
+        }
 
     async def __aenter__(self) -> Self:
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [
-            group.create_task(
-                run_subscriber(
-                    self.endpoint,
-                    self.identifier,
-                    [(self.topics.all_telemetry(), 1), (self.topics.all_events(), 1)],
-                    self._take,
-                    persistent=True,
-                    on_connect=self._on_connect,
-                ),
-                name="witness",
-            )
-        ]
+        await super().__aenter__()
         await self.subscribed.wait()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await stop_tasks(self._tasks)
-        await self._stack.__aexit__(exc_type, exc, tb)
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         self.subscribed.set()

@@ -94,13 +94,13 @@ class SlowPolice:
 
 
 class InlinePoliceEngine(AlertsEngine):
-    """The baseline: police messages POSTed from the event handler, one event at a time."""
+    """The baseline: police messages POSTed from the event handler, before it takes more."""
 
     http: httpx.AsyncClient
     url: str
 
-    async def _on_event(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        await super()._on_event(client, message)
+    async def _handle_events(self, batch: list[tuple[aiomqtt.Client, aiomqtt.Message]]) -> None:
+        await super()._handle_events(batch)
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 """SELECT d.seq, d.webhook_id, m.body FROM police_deliveries d
