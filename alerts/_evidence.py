@@ -16,21 +16,20 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 
 from protocol import (
     SNAPSHOT_REQUEST,
+    Background,
     FrameDecodeError,
     MqttEndpoint,
     SnapshotRequest,
     TopicError,
     Topics,
+    Work,
     backoff_delay,
     decode_frame,
-    stop_tasks,
 )
 from store import DB_ERRORS, Connection, StoreConfig, create_pool
 
@@ -57,7 +56,7 @@ async def get_evidence(conn: Connection, alert_id: str) -> bytes | None:
     return value
 
 
-class EvidenceCollector:
+class EvidenceCollector(Background):
     def __init__(
         self,
         endpoint: MqttEndpoint,
@@ -80,25 +79,11 @@ class EvidenceCollector:
         """request id -> alert id, while we wait for the answer."""
         self._changed = asyncio.Event()
         self._ready = asyncio.Event()
-        self._stopping = False
-        self._stack = contextlib.AsyncExitStack()
 
-    async def __aenter__(self) -> Self:
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
         self._pool = await create_pool(self.store)
-        self._stack.push_async_callback(self._pool.close)
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._task = group.create_task(self._run(), name="alerts-evidence")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping = True
-        await stop_tasks([self._task])
-        await self._stack.__aexit__(exc_type, exc, tb)
+        stack.push_async_callback(self._pool.close)
+        return {"alerts-evidence": self._run()}
 
     async def wait_until_ready(self) -> None:
         await self._ready.wait()

@@ -11,13 +11,11 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 import asyncpg
 
-from protocol import MqttEndpoint, backoff_delay, stop_tasks
+from protocol import Background, MqttEndpoint, Work, backoff_delay
 from store import DB_ERRORS, StoreConfig, close_connection, connect
 
 logger = logging.getLogger(__name__)
@@ -29,7 +27,7 @@ class PublisherStats:
     published: int = 0
 
 
-class MqttPublisher:
+class MqttPublisher(Background):
     def __init__(
         self,
         endpoint: MqttEndpoint,
@@ -45,23 +43,9 @@ class MqttPublisher:
         self.stats = PublisherStats()
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
-        self._stopping = False
-        self._stack = contextlib.AsyncExitStack()
 
-    async def __aenter__(self) -> Self:
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._task = group.create_task(self._run(), name="alerts-mqtt-publisher")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping = True
-        await stop_tasks([self._task])
-        await self._stack.__aexit__(exc_type, exc, tb)
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
+        return {"alerts-mqtt-publisher": self._run()}
 
     async def wait_for_published(self, count: int) -> None:
         async with self._progress:
