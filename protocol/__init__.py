@@ -49,6 +49,7 @@ from ._session import (
     enable_manual_ack,
     run_subscriber,
     stop_tasks,
+    unsolicited,
 )
 from ._snapshot import SnapshotClient, SnapshotError, request_snapshot
 from ._topics import DEFAULT_PREFIX, ParsedTopic, Stream, TopicError, Topics, shared
@@ -118,4 +119,5 @@ __all__ = [
     "severity_rank",
     "shared",
     "stop_tasks",
+    "unsolicited",
 ]

@@ -29,6 +29,13 @@ def enable_manual_ack(client: aiomqtt.Client) -> None:
     client._client.manual_ack_set(True)
 
 
+def unsolicited(identifier: str, message: aiomqtt.Message) -> None:
+    """Log a message that matches none of the session's subscriptions. A broker bug, not a
+    bad payload: the embedded amqtt now and then replays a retained message to the wrong
+    session. It is dropped (acknowledged), not judged as a dead letter."""
+    logger.info("%s: %s matches none of its subscriptions; ignored", identifier, message.topic)
+
+
 def acknowledge(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
     if message.qos > 0:
         client._client.ack(message.mid, message.qos)
@@ -70,6 +77,10 @@ async def run_subscriber(
                 if on_connect is not None:
                     await on_connect(client)
                 async for message in client.messages:
+                    if not any(message.topic.matches(t) for t, _ in subscriptions):
+                        unsolicited(identifier, message)
+                        acknowledge(client, message)
+                        continue
                     await handle(client, message)
         except aiomqtt.MqttError as exc:
             attempt += 1

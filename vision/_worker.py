@@ -32,6 +32,7 @@ from protocol import (
     backoff_delay,
     decode_frame,
     encode_frame,
+    unsolicited,
 )
 
 from ._decode import EncodedFrame, FrameDecoder
@@ -126,7 +127,11 @@ class VisionWorker(Background):
                 await asyncio.sleep(delay)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
+        frames = self.topics.all_frames()
         async for message in client.messages:
+            if not message.topic.matches(frames):
+                unsolicited(self.identifier, message)
+                continue
             self.stats.frames_received += 1
             payload = message.payload if isinstance(message.payload, bytes) else b""
             try:
