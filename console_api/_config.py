@@ -14,6 +14,9 @@ class ConsoleConfig:
     """Largest request body accepted; larger ones get 413 before anything reads them."""
     ws_auth_timeout: float = 10.0
     """Seconds a new websocket has to send its auth message before it is closed."""
+    ws_session_check: float = 15.0
+    """Seconds between an open websocket's checks that its session still holds: one ended
+    by logout or revocation, a disabled user or a changed role closes it (4401) within this."""
     ws_queue: int = 512
     """Changes that may wait for one websocket client; a client further behind is closed."""
     ws_replay_limit: int = 20_000
@@ -35,7 +38,7 @@ class ConsoleConfig:
         for name in ("max_body_bytes", "ws_queue", "ws_replay_limit", "alert_list_limit"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("ws_auth_timeout", "snapshot_timeout"):
+        for name in ("ws_auth_timeout", "ws_session_check", "snapshot_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.snapshot_ttl < 0:

@@ -11,8 +11,8 @@ Protocol (JSON text frames; docs/console.md has the full description):
    admits, in sequence order, none repeated; client ``{"type": "ping"}`` gets
    ``{"type": "pong", "seq": last sent}``.
 
-Close codes: 4400 bad message, 4401 not authenticated (or session expired), 4403 role not
-allowed, 4429 too slow (resume with ``after_seq``), 1011 server error.
+Close codes: 4400 bad message, 4401 not authenticated (or the session expired or ended),
+4403 role not allowed, 4429 too slow (resume with ``after_seq``), 1011 server error.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from alerts import changes_since, open_alerts
 from protocol import EventKind, stop_tasks
+from store import DB_ERRORS
 
 from ._auth import Principal, Role, authenticate
 from ._bounds import IDENTIFIER
@@ -96,7 +97,7 @@ async def _send(websocket: WebSocket, message: dict[str, Any]) -> None:
     await websocket.send_text(_json.encode(message).decode())
 
 
-async def _authenticate(websocket: WebSocket, config: ConsoleConfig) -> Principal:
+async def _authenticate(websocket: WebSocket, config: ConsoleConfig) -> tuple[Principal, str]:
     try:
         first = await asyncio.wait_for(_receive(websocket), config.ws_auth_timeout)
     except TimeoutError as exc:
@@ -118,7 +119,7 @@ async def _authenticate(websocket: WebSocket, config: ConsoleConfig) -> Principa
             "expires_at": who.expires_at,
         },
     )
-    return who
+    return who, first.token
 
 
 async def _catch_up(
@@ -156,7 +157,30 @@ async def _catch_up(
     return last
 
 
-async def _stream(websocket: WebSocket, client: LiveClient, who: Principal, last: int) -> None:
+async def _session_holds(websocket: WebSocket, who: Principal, token: str) -> None:
+    """Return only by raising: at the session's expiry, or at the first check (every
+    ``ws_session_check`` seconds) that finds it ended or its user's role changed. A check
+    that cannot reach the store keeps the socket; the next one tries again."""
+    every = websocket.app.state.config.ws_session_check
+    while True:
+        wait = every
+        if who.expires_at is not None:
+            wait = min(every, max((who.expires_at - datetime.now(UTC)).total_seconds(), 0))
+        await asyncio.sleep(wait)
+        if who.expires_at is not None and datetime.now(UTC) >= who.expires_at:
+            raise Refused(WS_UNAUTHENTICATED, "session expired; log in again")
+        try:
+            async with websocket.app.state.pool.acquire() as conn:
+                now = await authenticate(conn, token)
+        except DB_ERRORS:
+            continue
+        if now is None or now.role != who.role:
+            raise Refused(WS_UNAUTHENTICATED, "session ended; log in again")
+
+
+async def _stream(
+    websocket: WebSocket, client: LiveClient, who: Principal, token: str, last: int
+) -> None:
     police = is_police(who)
 
     async def forward() -> None:
@@ -185,12 +209,6 @@ async def _stream(websocket: WebSocket, client: LiveClient, who: Principal, last
                 raise Refused(WS_BAD_MESSAGE, "already subscribed; reconnect to change")
             await _send(websocket, {"type": "pong", "seq": last})
 
-    async def expire() -> None:
-        if who.expires_at is not None:
-            await asyncio.sleep(max((who.expires_at - datetime.now(UTC)).total_seconds(), 0))
-            raise Refused(WS_UNAUTHENTICATED, "session expired; log in again")
-        await asyncio.Event().wait()
-
     async def too_slow() -> None:
         await client.too_slow.wait()
         raise Refused(WS_TOO_SLOW, f"too slow; resume with after_seq {last}")
@@ -198,7 +216,7 @@ async def _stream(websocket: WebSocket, client: LiveClient, who: Principal, last
     tasks = [
         asyncio.ensure_future(forward()),
         asyncio.ensure_future(listen()),
-        asyncio.ensure_future(expire()),
+        asyncio.ensure_future(_session_holds(websocket, who, token)),
         asyncio.ensure_future(too_slow()),
     ]
     try:
@@ -218,7 +236,7 @@ async def live(websocket: WebSocket) -> None:
     metrics: ConsoleMetrics = websocket.app.state.metrics
     await websocket.accept()
     try:
-        who = await _authenticate(websocket, config)
+        who, token = await _authenticate(websocket, config)
         try:
             request = await asyncio.wait_for(_receive(websocket), config.ws_auth_timeout)
         except TimeoutError as exc:
@@ -232,7 +250,7 @@ async def live(websocket: WebSocket) -> None:
         position = hub.register(client)
         try:
             last = await _catch_up(websocket, client, who, request, position)
-            await _stream(websocket, client, who, last)
+            await _stream(websocket, client, who, token, last)
         finally:
             hub.unregister(client)
     except Refused as refusal:

@@ -98,6 +98,34 @@ async def test_a_session_ends_when_its_token_expires(
         assert (messages, code) == ([], WS_UNAUTHENTICATED)
 
 
+async def test_a_session_ended_early_closes_its_websocket(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    """Revoking a user's sessions closes every websocket of theirs, and a changed role closes
+    the user's, at the next session check rather than at the tokens' expiry; other users'
+    websockets stay open."""
+    async with console(database, db, ConsoleConfig(ws_session_check=0.1)) as c:
+        admin = await c.as_role(Role.ADMIN)
+        first = await c.user(Role.OPERATOR)
+        second = await c.login("operator-1")
+        other = await c.user(Role.OPERATOR, "operator-2")
+        async with (
+            admin,
+            c.live(first) as (ws1, _),
+            c.live(second) as (ws2, _),
+            c.live(other) as (ws3, _),
+        ):
+            assert (await admin.delete("/api/v1/users/operator-1/tokens")).status_code == 200
+            assert await _closed_with(ws1) == WS_UNAUTHENTICATED
+            assert await _closed_with(ws2) == WS_UNAUTHENTICATED
+            assert ws1.close_reason == "session ended; log in again"
+            await ws3.send(json.dumps({"type": "ping"}))
+            assert (await _next(ws3))["type"] == "pong"  # still open
+            changed = await admin.patch("/api/v1/users/operator-2", json={"role": "planner"})
+            assert changed.status_code == 200
+            assert await _closed_with(ws3) == WS_UNAUTHENTICATED
+
+
 async def test_snapshot_then_filtered_changes_in_order(
     database: StoreConfig, db: asyncpg.Connection
 ) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -171,9 +171,9 @@ class ProvinceRun:
             }
         )
 
-    async def _deadline(self, waiting: object, what: str) -> None:
+    async def _deadline(self, waiting: Awaitable[None], what: str) -> None:
         try:
-            await asyncio.wait_for(waiting, STARTUP_DEADLINE)  # type: ignore[arg-type]
+            await asyncio.wait_for(waiting, STARTUP_DEADLINE)
         except TimeoutError as exc:
             raise RuntimeError(
                 f"{what} not ready in {STARTUP_DEADLINE:.0f} s; see {self.root / 'logs'}"
