@@ -92,6 +92,10 @@ def vision_replay(
             help="Wall-clock time of the first frame (epoch s), for zone schedules; default now"
         ),
     ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="Analyse every k-th frame, k = round(clip fps / FPS)"),
+    ] = None,
 ) -> None:
     """Run the live detectors over a file; print one JSON line per event, then a summary."""
     from vision import ReplayError, replay
@@ -105,6 +109,7 @@ def vision_replay(
             cam,
             timezone=province.timezone,
             origin=start_time if start_time is not None else time.time(),
+            target_fps=fps,
         ):
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     except (ConfigError, ReplayError, KeyError) as exc:

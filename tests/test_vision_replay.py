@@ -8,7 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
+import pytest
 from conftest import DATA, VIDEO
+
+from protocol import Province
+from vision import VisionPipeline
+from vision._batch import FrameBatch
+from vision._pipeline import ANALYSIS_SIZE, to_analysis_gray
 
 # When a person stands in the room (by eye, frames 60-203, 227-453, 502-705, 745-874,
 # 921-1207, 1235-1367 at 10 fps), in seconds.
@@ -21,7 +29,7 @@ CARS = [(4.5, 8.5), (14.6, 18.2), (15.1, 19.0), (25.3, 27.8)]
 AWAY, TOWARD = 22, 21
 
 
-def _replay(video: Path, camera: str) -> list[dict[str, object]]:
+def _replay(video: Path, camera: str, *options: str) -> list[dict[str, object]]:
     result = subprocess.run(
         [
             sys.executable,
@@ -36,6 +44,7 @@ def _replay(video: Path, camera: str) -> list[dict[str, object]]:
             camera,
             "--start-time",
             "1764000000",
+            *options,
         ],
         capture_output=True,
         text=True,
@@ -77,9 +86,12 @@ def test_parking_one_intrusion_per_car_passage() -> None:
     assert {e["kind"] for e in events} == {"intrusion"}
 
 
-def test_highway_counts_and_the_cyclist_on_the_shoulder() -> None:
-    *events, summary = _replay(VIDEO / "highway_cctv_osd_320x240.avi", "highway")
-    assert summary["frames"] == 748
+@pytest.mark.parametrize(("fps", "frames"), [(None, 748), (5.0, 150)])
+def test_highway_counts_and_the_cyclist_on_the_shoulder(fps: float | None, frames: int) -> None:
+    # The clip's 25 fps, and the province cameras' 5 fps (every 5th frame: --fps 5).
+    options = ["--fps", str(fps)] if fps else []
+    *events, summary = _replay(VIDEO / "highway_cctv_osd_320x240.avi", "highway", *options)
+    assert summary["frames"] == frames
     counts = summary["line_counts"]
     assert isinstance(counts, dict)
     # Within 10% of the count by eye; nobody drives the wrong way.
@@ -96,6 +108,43 @@ def test_highway_counts_and_the_cyclist_on_the_shoulder() -> None:
     assert 2.0 <= _seconds(intrusions[0], "started_at") <= 3.5
     assert _seconds(intrusions[0], "ended_at") >= 15.0
     assert {e["kind"] for e in events} == {"intrusion", "line_crossing"}
+
+
+@pytest.fixture(scope="module")
+def highway_frames() -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(VIDEO / "highway_cctv_osd_320x240.avi"))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(to_analysis_gray(frame, ANALYSIS_SIZE))
+    capture.release()
+    return frames
+
+
+@pytest.mark.parametrize("phase", range(5))
+def test_highway_counts_at_5_fps_whichever_frame_comes_first(
+    phase: int, highway_frames: list[np.ndarray], clips_province: Province
+) -> None:
+    """At 0.2 s a frame, pairs of cars that overlap on the image (one close behind the other
+    in the next lane) cross the toward line as one blob more often than at 25 fps, and come
+    apart only past it; which pairs depends on where the 5 fps sampling falls."""
+    camera = clips_province.camera("highway")
+    pipeline = VisionPipeline([camera], fps={camera.id: 5.0})
+    t0 = 1_764_000_000.0
+    for n, i in enumerate(range(phase, len(highway_frames), 5)):
+        batch = FrameBatch(
+            highway_frames[i][None],
+            np.zeros(1, np.intp),
+            np.array([t0 + i / 25]),
+            np.array([n], np.int64),
+        )
+        pipeline.process(batch)
+    counts = pipeline.line_totals()["highway"]
+    assert abs(counts["count-away"]["forward"] - AWAY) <= 0.1 * AWAY
+    assert abs(counts["count-toward"]["forward"] - TOWARD) <= 0.1 * TOWARD
+    assert counts["count-away"]["backward"] == counts["count-toward"]["backward"] == 0
 
 
 def test_replay_refuses_unknown_camera() -> None:

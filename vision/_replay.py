@@ -43,11 +43,15 @@ def replay(
     timezone: str,
     origin: float,
     size: tuple[int, int] = ANALYSIS_SIZE,
+    target_fps: float | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per finished event, then the summary record.
 
     ``origin`` is the wall-clock time (epoch seconds) of the first frame, which decides
     whether scheduled zones are watched; reported times are seconds of video time.
+    ``target_fps`` keeps every k-th frame (k = round(clip fps / target_fps), at least 1), as a
+    camera sending at that rate would, and tells the pipeline the resulting rate; the
+    summary's ``frames`` counts the frames analysed.
     """
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
@@ -55,15 +59,25 @@ def replay(
     fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
     if fps <= 0:
         raise ReplayError(f"{video}: the file does not state its frame rate")
-    pipeline = VisionPipeline([camera], timezone=timezone, size=size, fps={camera.id: fps})
+    if target_fps is not None and target_fps <= 0:
+        raise ReplayError(f"--fps must be positive, not {target_fps:g}")
+    stride = max(1, round(fps / target_fps)) if target_fps else 1
+    pipeline = VisionPipeline([camera], timezone=timezone, size=size, fps={camera.id: fps / stride})
     cameras = np.zeros(1, np.intp)
     frames = 0
+    read = 0
     try:
         while True:
-            ok, frame = capture.read()
+            # grab() without retrieve() skips a frame's decode (cheap for the dropped ones).
+            if not capture.grab():
+                break
+            read += 1
+            if (read - 1) % stride:
+                continue
+            ok, frame = capture.retrieve()
             if not ok:
                 break
-            now = origin + frames / fps
+            now = origin + frames * stride / fps
             batch = FrameBatch(
                 to_analysis_gray(frame, size)[None],
                 cameras,
@@ -79,7 +93,7 @@ def replay(
         capture.release()
     if frames == 0:
         raise ReplayError(f"{video}: no frame could be decoded")
-    for event in pipeline.finish(origin + frames / fps).events:
+    for event in pipeline.finish(origin + frames * stride / fps).events:
         yield _video_seconds(event, origin)
     counts = pipeline.line_totals()[camera.id]
     yield {"kind": "summary", "frames": frames, "line_counts": counts}

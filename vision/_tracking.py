@@ -5,7 +5,10 @@ in a few vectorised rounds: every (blob, track) pair of the same camera within t
 predicted box (plus a margin) is scored, and pairs that are each other's best are taken
 until none is left; a blob left over starts a track. A track that is not seen is carried on
 its velocity for ``track_seconds``. Two tracks that end up on one object (it fell apart into
-pieces for a while) are merged, so it is counted once.
+pieces for a while) are merged, so it is counted once. An object is counted on a line when
+the way from where it was first seen, or its last step, crosses it; a blob that comes apart
+from a counted track just past the line (two vehicles that crossed as one blob) is counted
+too.
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ AGE_COST = 0.5
 """Matching cost per second a track has gone unseen."""
 MIN_COUNT_HITS = 3
 """Observations before a track counts for a line (a blob seen once or twice is not a car)."""
+SPLIT_WINDOW = 1.0
+SPLIT_AREA = 0.3
+SPLIT_SECONDS = 0.4
+"""A blob that comes apart from a track within ``SPLIT_WINDOW`` seconds of the track's
+crossing a line, past the line, covering at least ``SPLIT_AREA`` of the track's area, its box
+clear of the track's, was a second vehicle that crossed inside the first one's blob (close
+behind it in the next lane, overlapping on the image); it is counted too, once its track
+has lasted ``SPLIT_SECONDS`` (a piece of one vehicle breaks off for a moment)."""
 DUPLICATE_OVERLAP = 0.6
 """A track whose box lies this much inside an older track's box is the same object."""
 
@@ -74,6 +85,12 @@ class Tracker:
     origin_y: Floats
     counted: npt.NDArray[np.bool_]
     """(slot, line slot): the object has been counted on that line."""
+    counted_at: Floats
+    counted_direction: npt.NDArray[np.int8]
+    """(slot, line slot): when and which way it was counted."""
+    owed: npt.NDArray[np.int8]
+    """(slot, line slot): a crossing this track made inside another one's blob (the two came
+    apart just past the line), counted once the track has lasted ``SPLIT_SECONDS``."""
 
     _FIELDS: tuple[tuple[str, type, object], ...] = (
         ("alive", bool, False),
@@ -103,6 +120,13 @@ class Tracker:
         ),
     )
 
+    _LINE_FIELDS: tuple[tuple[str, type, object], ...] = (
+        ("counted", bool, False),
+        ("counted_at", np.float64, -np.inf),
+        ("counted_direction", np.int8, 0),
+        ("owed", np.int8, 0),
+    )
+
     def __init__(self, layout: ZoneLayout, track_seconds: Floats) -> None:
         self.layout = layout
         self.track_seconds = track_seconds
@@ -117,10 +141,12 @@ class Tracker:
             if old:
                 array[:old] = getattr(self, name)
             setattr(self, name, array)
-        counted = np.zeros((capacity, max(self.layout.max_lines, 1)), bool)
-        if old:
-            counted[:old] = self.counted
-        self.counted = counted
+        lines = max(self.layout.max_lines, 1)
+        for name, dtype, fill in self._LINE_FIELDS:
+            table: npt.NDArray[Any] = np.full((capacity, lines), fill, dtype)
+            if old:
+                table[:old] = getattr(self, name)
+            setattr(self, name, table)
         self.capacity = capacity
 
     @property
@@ -134,9 +160,12 @@ class Tracker:
         candidates = candidates[index.settled[position[self.camera[candidates]]]]
         blob_camera = cameras[blobs.row]
         blob_time = times[blobs.row]
-        owner = self._match(blobs, blob_camera, blob_time, candidates)
+        owner, parent = self._match(blobs, blob_camera, blob_time, candidates)
+        fresh = owner < 0
         observed, crossing = self._observe(blobs, owner, blob_time)
-        new = self._create(blobs.select(owner < 0), blob_camera[owner < 0], blob_time[owner < 0])
+        owed = self._owed(blobs, parent, blob_time)[fresh]
+        new = self._create(blobs.select(fresh), blob_camera[fresh], blob_time[fresh])
+        self.owed[new] = owed
         seen = np.concatenate([observed, new])
         merged = self._merge_duplicates(seen)
         here = np.flatnonzero(self.alive & (position[self.camera] >= 0))
@@ -169,11 +198,45 @@ class Tracker:
         merged: Ints = young
         return merged
 
-    def _match(self, blobs: Blobs, blob_camera: Ints, blob_time: Floats, candidates: Ints) -> Ints:
-        """The track slot each blob belongs to, or -1 for a new object."""
+    def _owed(self, blobs: Blobs, parent: Ints, blob_time: Floats) -> npt.NDArray[np.int8]:
+        """Crossings a blob made before it came apart from its ``parent`` track: the lines
+        the parent was counted on in the last ``SPLIT_WINDOW`` seconds, when the blob is a
+        vehicle's share of the parent (not a roof or a shadow breaking off)."""
+        has = parent >= 0
+        p = np.where(has, parent, 0)
+        recent = blob_time[:, None] - self.counted_at[p] <= SPLIT_WINDOW
+        big = blobs.area >= SPLIT_AREA * self.area[p]
+        # Apart: pieces of one vehicle that fell apart still touch or overlap.
+        apart = (
+            (blobs.x0 >= self.x1[p])
+            | (blobs.x1 <= self.x0[p])
+            | (blobs.y0 >= self.y1[p])
+            | (blobs.y1 <= self.y0[p])
+        )
+        owe = self.counted[p] & recent & (has & big & apart)[:, None]
+        # ... and only past the line, on the side the parent went to (one still short of it
+        # crosses by itself).
+        cams = self.camera[p]
+        a, b = self.layout.line_a[cams], self.layout.line_b[cams]
+        d = b - a
+        side = d[..., 0] * (blobs.cy[:, None] - a[..., 1]) - d[..., 1] * (
+            blobs.cx[:, None] - a[..., 0]
+        )
+        direction = self.counted_direction[p]
+        owe &= side * direction > 0
+        owed: npt.NDArray[np.int8] = np.where(owe, direction, 0).astype(np.int8)
+        return owed
+
+    def _match(
+        self, blobs: Blobs, blob_camera: Ints, blob_time: Floats, candidates: Ints
+    ) -> tuple[Ints, Ints]:
+        """The track slot each blob belongs to, or -1 for a new object; and for a new object
+        whose centre lies inside a matched track's predicted box, that track (its parent:
+        two vehicles side by side that travelled as one blob and came apart), else -1."""
         owner = np.full(len(blobs), -1, np.intp)
+        parent = np.full(len(blobs), -1, np.intp)
         if not len(blobs) or not len(candidates):
-            return owner
+            return owner, parent
         i, j = pairs_by_key(blob_camera, self.camera[candidates])
         pb, pt = i, candidates[j]
         dt = blob_time[pb] - self.seen[pt]
@@ -183,6 +246,7 @@ class Tracker:
         gate_x = hw + (blobs.x1[pb] - blobs.x0[pb]) / 4 + GATE_MARGIN
         gate_y = hh + (blobs.y1[pb] - blobs.y0[pb]) / 4 + GATE_MARGIN
         gated = (dx <= gate_x) & (dy <= gate_y)
+        within = (dx <= hw) & (dy <= hh)
         cost = (dx / gate_x) ** 2 + (dy / gate_y) ** 2
         cost += 0.25 * np.abs(np.log(blobs.area[pb] / np.maximum(self.area[pt], 1e-9)))
         # A track seen a moment ago beats one coasting on an old velocity.
@@ -199,7 +263,13 @@ class Tracker:
             taken[pt[mutual]] = True
             keep = (owner[pb] < 0) & ~taken[pt]
             pb, pt = pb[keep], pt[keep]
-        return owner
+        # A blob left over inside a track's predicted box came apart from it; the track
+        # (matched to another blob) whose pair costs least is its parent.
+        pb, pt = i[gated][by_cost], candidates[j][gated][by_cost]
+        orphan = within[gated][by_cost] & (owner[pb] < 0) & taken[pt]
+        pb, pt = pb[orphan][::-1], pt[orphan][::-1]
+        parent[pb] = pt  # written from the costliest pair down: the cheapest stays
+        return owner, parent
 
     def _observe(
         self, blobs: Blobs, owner: Ints, blob_time: Floats
@@ -237,11 +307,21 @@ class Tracker:
         start = np.stack([self.origin_x[slots], self.origin_y[slots]], axis=1)
         end = np.stack([cx, cy], axis=1)
         cams = self.camera[slots]
-        direction = crossings(start, end, self.layout.line_a[cams], self.layout.line_b[cams])
+        line_a, line_b = self.layout.line_a[cams], self.layout.line_b[cams]
+        direction = crossings(start, end, line_a, line_b)
+        # The last step counts too: a track that took over another object's blob (they
+        # travelled as one for a while) has an origin that says nothing about this object.
+        last = np.stack([self.cx[slots], self.cy[slots]], axis=1)
+        direction = np.where(direction != 0, direction, crossings(last, end, line_a, line_b))
+        # A crossing made inside another track's blob counts once the track has lasted.
+        lasted = (now - self.born[slots] >= SPLIT_SECONDS)[:, None]
+        direction = np.where(direction != 0, direction, self.owed[slots] * lasted)
         young = self.hits[slots] + 1 < MIN_COUNT_HITS
         direction[~self.layout.line_valid[cams] | self.counted[slots] | young[:, None]] = 0
         hit_track, hit_line = np.nonzero(direction)
         self.counted[slots[hit_track], hit_line] = True
+        self.counted_at[slots[hit_track], hit_line] = now[hit_track]
+        self.counted_direction[slots[hit_track], hit_line] = direction[hit_track, hit_line]
         self.cx[slots], self.cy[slots], self.area[slots] = cx, cy, area
         self.x0[slots], self.y0[slots], self.x1[slots], self.y1[slots] = x0, y0, x1, y1
         self.seen[slots] = now
@@ -281,6 +361,9 @@ class Tracker:
         self.origin_x[slots], self.origin_y[slots] = blobs.cx, blobs.cy
         self.still_since[slots] = times
         self.counted[slots] = False
+        self.counted_at[slots] = -np.inf
+        self.counted_direction[slots] = 0
+        self.owed[slots] = 0
         return slots
 
     def of_cameras(self, cameras: Ints) -> Ints:
