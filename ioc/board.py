@@ -20,6 +20,7 @@ from protocol import (
     ServiceStatus,
     Topics,
     Work,
+    unsolicited,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,35 +46,56 @@ class _Seen:
     rates: dict[str, float] = field(default_factory=dict)
 
 
-class StatusBoard(Background):
-    """Subscribes to ``services/+/status`` and keeps the latest report and rates per service."""
+class StatusFollower(Background):
+    """Follows every service's retained report on ``services/+/status``, reconnecting when
+    the broker goes away; subclasses say what to do with each report (:meth:`_took`)."""
+
+    follower = "status-follower"
 
     def __init__(self, endpoint: MqttEndpoint, topics: Topics) -> None:
         self.endpoint = endpoint
         self.topics = topics
-        self.services: dict[str, _Seen] = {}
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
-        return {"status-board": self._listen()}
+        return {self.follower: self._listen()}
 
     async def _listen(self) -> None:
+        wanted = self.topics.all_service_status()
         while not self._stopping:
             try:
-                async with self.endpoint.client(f"status-board-{time.time_ns()}") as client:
-                    await client.subscribe(self.topics.all_service_status(), qos=1)
+                async with self.endpoint.client(f"{self.follower}-{time.time_ns()}") as client:
+                    await client.subscribe(wanted, qos=1)
                     async for message in client.messages:
-                        if isinstance(message.payload, bytes):
-                            self._take(message.payload)
+                        if not message.topic.matches(wanted):
+                            unsolicited(self.follower, message)
+                        elif isinstance(message.payload, bytes):
+                            await self._take(message.payload)
             except aiomqtt.MqttError as exc:
-                logger.debug("status board lost the broker: %s", exc)
-                await asyncio.sleep(1.0)
+                logger.debug("%s lost the broker: %s", self.follower, exc)
+                await asyncio.sleep(0.5)
 
-    def _take(self, payload: bytes) -> None:
+    async def _take(self, payload: bytes) -> None:
         try:
             status = SERVICE_STATUS.decode(payload)
         except PayloadError as exc:
             logger.warning("unreadable service status: %s", exc.reason)
             return
+        await self._took(status)
+
+    async def _took(self, status: ServiceStatus) -> None:
+        raise NotImplementedError
+
+
+class StatusBoard(StatusFollower):
+    """The latest report and rates per service."""
+
+    follower = "status-board"
+
+    def __init__(self, endpoint: MqttEndpoint, topics: Topics) -> None:
+        super().__init__(endpoint, topics)
+        self.services: dict[str, _Seen] = {}
+
+    async def _took(self, status: ServiceStatus) -> None:
         seen = self.services.get(status.instance)
         if seen is None or seen.latest.pid != status.pid:
             seen = self.services[status.instance] = _Seen(status)

@@ -11,52 +11,30 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import aiomqtt
 import psutil
 
 from protocol import (
-    SERVICE_STATUS,
-    Background,
     MqttEndpoint,
-    PayloadError,
     ServiceStatus,
     Topics,
-    Work,
 )
+
+from ..board import StatusFollower
 
 logger = logging.getLogger(__name__)
 
 
-class StatusLog(Background):
+class StatusLog(StatusFollower):
     """Every status report of every service instance, kept for the run."""
 
+    follower = "status-log"
+
     def __init__(self, endpoint: MqttEndpoint, topics: Topics) -> None:
-        self.endpoint = endpoint
-        self.topics = topics
+        super().__init__(endpoint, topics)
         self.reports: dict[str, list[ServiceStatus]] = {}
         self._changed = asyncio.Condition()
 
-    async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
-        return {"status-log": self._listen()}
-
-    async def _listen(self) -> None:
-        while not self._stopping:
-            try:
-                async with self.endpoint.client(f"status-log-{time.time_ns()}") as client:
-                    await client.subscribe(self.topics.all_service_status(), qos=1)
-                    async for message in client.messages:
-                        if isinstance(message.payload, bytes):
-                            await self._take(message.payload)
-            except aiomqtt.MqttError as exc:
-                logger.debug("status log lost the broker: %s", exc)
-                await asyncio.sleep(0.5)
-
-    async def _take(self, payload: bytes) -> None:
-        try:
-            status = SERVICE_STATUS.decode(payload)
-        except PayloadError as exc:
-            logger.warning("unreadable service status: %s", exc.reason)
-            return
+    async def _took(self, status: ServiceStatus) -> None:
         async with self._changed:
             self.reports.setdefault(status.instance, []).append(status)
             self._changed.notify_all()
