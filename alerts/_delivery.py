@@ -42,7 +42,6 @@ from ._rules import Endpoint, Rules
 
 logger = logging.getLogger(__name__)
 CONTENT_TYPE = "application/xml; charset=utf-8"
-_DB_ERRORS = DB_ERRORS
 _HEAD = """NOT EXISTS (SELECT 1 FROM police_deliveries e
                      WHERE e.endpoint_id = d.endpoint_id AND e.alert_id = d.alert_id
                        AND e.status = 'pending' AND e.seq < d.seq)"""
@@ -152,7 +151,7 @@ class DeliveryWorker:
                     try:
                         conn, lost = await self._listen()
                         break
-                    except _DB_ERRORS as exc:
+                    except DB_ERRORS as exc:
                         attempt += 1
                         delay = backoff_delay(attempt)
                         logger.warning(
@@ -208,7 +207,7 @@ class DeliveryWorker:
                 try:
                     delay = await self._attempt(endpoint, signer, http)
                     db_failures = 0
-                except _DB_ERRORS as exc:
+                except DB_ERRORS as exc:
                     db_failures += 1
                     delay = backoff_delay(db_failures)
                     logger.warning(

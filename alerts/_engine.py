@@ -58,7 +58,9 @@ from ._wifi import AccessPointWatch
 
 logger = logging.getLogger(__name__)
 CONSUMER = "alerts"
-_DB_ERRORS = DB_ERRORS
+EVENTS_IN_FLIGHT = 200
+"""Unacknowledged events the broker may send (MQTT 5 receive maximum; a 3.1.1 broker uses
+its own window, Mosquitto's is 20): the most one transaction takes."""
 
 
 @dataclass
@@ -150,6 +152,7 @@ class AlertsEngine(Background):
                 self._on_event,
                 manual_ack=True,
                 on_connect=self._on_events_connect,
+                receive_maximum=EVENTS_IN_FLIGHT,
             )
         }
         if self.watch_wifi:
@@ -212,7 +215,7 @@ class AlertsEngine(Background):
         while True:
             try:
                 await write()
-            except _DB_ERRORS as exc:
+            except DB_ERRORS as exc:
                 attempt += 1
                 delay = backoff_delay(attempt)
                 logger.warning("store write failed (%s); retrying in %.2f seconds", exc, delay)
@@ -225,7 +228,7 @@ class AlertsEngine(Background):
         await self._on_connect(client)
 
     async def _on_event(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        # Bounded by the broker's window of unacknowledged QoS 1 messages.
+        # At most EVENTS_IN_FLIGHT: the broker sends no more until some are acknowledged.
         self._inbox.put_nowait((client, message))
 
     async def _event_loop(self) -> None:
@@ -373,7 +376,7 @@ class AlertsEngine(Background):
             self.book.reload_if_changed()
             try:
                 changes = await self.sweep()
-            except _DB_ERRORS as exc:
+            except DB_ERRORS as exc:
                 logger.warning("alerts sweep failed: %s", exc)
                 changes = 0
             await self._advance(sweeps=1, changes=changes)

@@ -60,11 +60,11 @@ class StatusFollower(Background):
         return {self.follower: self._listen()}
 
     async def _listen(self) -> None:
-        wanted = self.topics.all_service_status()
+        wanted = aiomqtt.Wildcard(self.topics.all_service_status())
         while not self._stopping:
             try:
                 async with self.endpoint.client(f"{self.follower}-{time.time_ns()}") as client:
-                    await client.subscribe(wanted, qos=1)
+                    await client.subscribe(wanted.value, qos=1)
                     async for message in client.messages:
                         if not message.topic.matches(wanted):
                             unsolicited(self.follower, message)

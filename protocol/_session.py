@@ -58,6 +58,7 @@ async def run_subscriber(
     With ``manual_ack`` the handler (or whoever it hands the message to) must call
     :func:`acknowledge` once the message's effect is durable."""
     attempt = 0
+    wanted = [aiomqtt.Wildcard(topic) for topic, _ in subscriptions]  # parsed once
     while True:
         try:
             client = endpoint.client(
@@ -77,7 +78,7 @@ async def run_subscriber(
                 if on_connect is not None:
                     await on_connect(client)
                 async for message in client.messages:
-                    if not any(message.topic.matches(t) for t, _ in subscriptions):
+                    if not any(message.topic.matches(w) for w in wanted):
                         unsolicited(identifier, message)
                         acknowledge(client, message)
                         continue

@@ -97,7 +97,5 @@ async def close_connection(conn: Connection, grace: float = 5.0) -> None:
     """Close ``conn``; one that cannot close cleanly (too slow, or already broken) is aborted."""
     try:
         await asyncio.wait_for(conn.close(), grace)
-    except TimeoutError:
-        conn.terminate()
-    except DB_ERRORS:
+    except DB_ERRORS:  # TimeoutError is an OSError
         conn.terminate()

@@ -127,7 +127,7 @@ class VisionWorker(Background):
                 await asyncio.sleep(delay)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
-        frames = self.topics.all_frames()
+        frames = aiomqtt.Wildcard(self.topics.all_frames())
         async for message in client.messages:
             if not message.topic.matches(frames):
                 unsolicited(self.identifier, message)
