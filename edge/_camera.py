@@ -29,6 +29,7 @@ from cv2.typing import MatLike
 
 from protocol import Camera, CameraState, FrameHeader, backoff_delay
 
+from ._clips import analysis_frame
 from ._collectors import redact_url
 
 logger = logging.getLogger(__name__)
@@ -299,7 +300,7 @@ class CameraReader:
     def _deliver(self, image: MatLike) -> None:
         captured = time.time()
         s = self.settings
-        small = cv2.resize(image, (s.width, s.height), interpolation=cv2.INTER_AREA)
+        small = analysis_frame(image, (s.width, s.height))
         ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, s.jpeg_quality])
         if not ok:
             return

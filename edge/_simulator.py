@@ -77,7 +77,7 @@ def _offset(camera_id: str, length: float) -> float:
 
 def dark_jpeg(width: int, height: int, level: int = 8) -> bytes:
     """What a covered lens sends: an almost black picture."""
-    ok, jpeg = cv2.imencode(".jpg", np.full((height, width, 3), level, np.uint8))
+    ok, jpeg = cv2.imencode(".jpg", np.full((height, width), level, np.uint8))
     if not ok:
         raise RuntimeError("cannot encode a dark frame")
     return jpeg.tobytes()

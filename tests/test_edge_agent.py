@@ -104,9 +104,9 @@ async def test_agent_publishes_frames_states_and_telemetry(
         )
         sequences = [h.sequence for h, _ in decoded]
         assert sequences == sorted(sequences)
-        image = cv2.imdecode(np.frombuffer(bytes(decoded[0][1]), np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(bytes(decoded[0][1]), np.uint8), cv2.IMREAD_UNCHANGED)
         assert image is not None
-        assert image.shape == (180, 320, 3)
+        assert image.shape == (180, 320)  # gray
         # The bad source is reported, not fatal.
         bad = [CAMERA_STATE.decode(p) for p in seen.on(bad_state)]
         assert all(s.status == "offline" for s in bad)

@@ -57,13 +57,11 @@ CHUNK = 24
 
 @dataclass(frozen=True, slots=True)
 class Foreground:
-    """The batch's foreground: ``mask`` is 0/255, ``(frames, height * width)``; ``settled``
-    says which frames can be analysed (warmed up, no global change in progress)."""
+    """The batch's foreground at half size, ``(frames * height/2, width/2)``: each pixel
+    the share of its four pixels that are foreground (0..255); ``settled`` says which frames
+    can be analysed (warmed up, no global change in progress)."""
 
-    mask: npt.NDArray[np.uint8]
     half: npt.NDArray[np.uint8]
-    """The mask at half size, ``(frames * height/2, width/2)``, each pixel the share of its
-    four pixels that are foreground (0..255)."""
     settled: npt.NDArray[np.bool_]
     share: npt.NDArray[np.float64]
     jump: npt.NDArray[np.float64]
@@ -107,14 +105,17 @@ class BatchBackground:
         rows: BatchRows,
         times: npt.NDArray[np.float64],
     ) -> Foreground:
-        """Foreground of ``gray`` ``(frames, height * width)``; updates the model. The mask
-        is valid until the next call."""
+        """Foreground of ``gray`` ``(frames, height * width)``; updates the model. The
+        foreground is valid until the next call."""
         k = len(gray)
         ready = self.ready[rows.cameras]
         model8 = rows.take(self.model8)
-        mask = self.scratch.get("mask", gray.shape, np.uint8)
-        work = self.scratch.get("work", gray.shape, np.uint8)
-        blend = self.scratch.get("blend", gray.shape, np.uint8)
+        # Full-size work arrays hold one chunk, so each chunk reuses memory still in cache
+        # (a batch-sized array would be fresh memory for every chunk).
+        size = (CHUNK, gray.shape[1])
+        mask = self.scratch.get("mask", size, np.uint8)
+        work = self.scratch.get("work", size, np.uint8)
+        blend = self.scratch.get("blend", size, np.uint8)
         h, w = self.height // 2, self.width // 2
         half = self.scratch.get("half", (k * h, w), np.uint8)
         pixels = np.zeros(k)
@@ -129,22 +130,23 @@ class BatchBackground:
             chunk = slice(first, last)
             self._match_exposure(gray[chunk], model8[chunk], ready[chunk])
             for start, stop, group in self._runs(rows.cameras, everything, first, last):
-                cv2.absdiff(gray[start:stop], model8[start:stop], dst=work[start:stop])
+                here = slice(start - first, stop - first)
+                cv2.absdiff(gray[start:stop], model8[start:stop], dst=work[here])
                 thr = self.group_threshold[group]
-                cv2.threshold(work[start:stop], thr, 255, cv2.THRESH_BINARY, dst=mask[start:stop])
-            tall = mask[chunk].reshape(-1, self.width)  # frames stacked, a view
+                cv2.threshold(work[here], thr, 255, cv2.THRESH_BINARY, dst=mask[here])
+            tall = mask[: last - first].reshape(-1, self.width)  # frames stacked, a view
             cv2.morphologyEx(tall, cv2.MORPH_OPEN, _OPEN_KERNEL, dst=tall)
-            sums = cv2.reduce(mask[chunk], 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+            sums = cv2.reduce(mask[: last - first], 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
             pixels[chunk] = sums[:, 0]
             cv2.resize(
                 tall, (w, (last - first) * h), half[first * h : last * h], 0, 0, cv2.INTER_AREA
             )
             for start, stop, group in self._runs(rows.cameras, learn, first, last):
                 alpha = self.group_alpha[group]
-                run = slice(start, stop)
-                cv2.addWeighted(gray[run], alpha, model8[run], 1.0 - alpha, 0.0, dst=blend[run])
-                cv2.bitwise_not(mask[run], dst=work[run])
-                cv2.copyTo(blend[run], work[run], model8[run])
+                run, here = slice(start, stop), slice(start - first, stop - first)
+                cv2.addWeighted(gray[run], alpha, model8[run], 1.0 - alpha, 0.0, dst=blend[here])
+                cv2.bitwise_not(mask[here], dst=work[here])
+                cv2.copyTo(blend[here], work[here], model8[run])
         rows.put(self.model8, model8)
         share = pixels / (255.0 * gray.shape[1])
         # A global change (the light changed its character, the camera was moved or
@@ -161,9 +163,8 @@ class BatchBackground:
             # Only cameras warming up (start-up, re-baseline) take this loop.
             self._warm_up(int(rows.cameras[i]), gray[i], float(times[i]))
         if not settled.all():
-            mask[~settled] = 0
             half.reshape(k, -1)[~settled] = 0
-        return Foreground(mask, half, settled, share, np.where(ready, jump, 0.0))
+        return Foreground(half, settled, share, np.where(ready, jump, 0.0))
 
     def _runs(
         self, cameras: npt.NDArray[np.intp], chosen: npt.NDArray[np.bool_], first: int, last: int

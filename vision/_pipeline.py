@@ -98,7 +98,6 @@ class VisionPipeline:
             gray, index, foreground.share, foreground.jump, arrived_at
         )
         if not healthy.all():
-            foreground.mask[~healthy] = 0
             foreground.half.reshape(k, -1)[~healthy] = 0
             index = BatchIndex.of(batch, foreground.settled & healthy, len(self.cameras))
         half = foreground.half

