@@ -114,7 +114,15 @@ async def test_agent_publishes_frames_states_and_telemetry(
         batches = [TELEMETRY.decode(p) for p in seen.on(topics.telemetry("ap-2"))]
         assert all(b.agent_id == "edge-test" for b in batches)
         assert [b.seq for b in batches] == sorted({b.seq for b in batches})
-        # A clean stop says goodbye itself, retained.
+
+        # A clean stop says goodbye itself, retained: the broker had it (QoS 1) before the
+        # agent left, and passes it to this subscriber a moment later.
+        def last_words() -> bool:
+            agent_said = EDGE_STATE.decode(seen.on(edge_topic)[-1]).status != "online"
+            camera_said = CAMERA_STATE.decode(seen.on(good_state)[-1]).status == "offline"
+            return agent_said and camera_said
+
+        await seen.wait_for(last_words)
         goodbye = EDGE_STATE.decode(seen.on(edge_topic)[-1])
         assert goodbye.status == "offline"
         final = CAMERA_STATE.decode(seen.on(good_state)[-1])
