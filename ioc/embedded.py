@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from _collections_abc import dict_items
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
@@ -11,6 +13,25 @@ from amqtt.broker import Broker
 from .servers import free_port
 
 logger = logging.getLogger(__name__)
+
+
+class _Subscriptions(dict[str, list[Any]]):
+    """amqtt 0.12's subscription table, iterated over a snapshot.
+
+    The broker loops over this table across awaits (retained messages for a client that
+    connects, broadcasts); a client subscribing meanwhile changed the table under the loop,
+    the connecting client's handler died with "dictionary changed size during iteration",
+    and that client hung until its timeout (seen at the demo's start, when every service
+    connects and subscribes at once)."""
+
+    def _snapshot(self) -> dict[str, list[Any]]:
+        return dict(dict.items(self))  # the plain dict's own view: no override called
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._snapshot())
+
+    def items(self) -> dict_items[str, list[Any]]:
+        return self._snapshot().items()
 
 
 class EmbeddedBroker:
@@ -41,6 +62,7 @@ class EmbeddedBroker:
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
         self._broker = Broker(config)
+        self._broker._subscriptions = _Subscriptions()  # see the class
         await self._broker.start()
         logger.info("embedded MQTT broker on %s", self.url)
         return self
