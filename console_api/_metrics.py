@@ -63,6 +63,24 @@ class ConsoleMetrics:
             "ioc_console_open_alerts", "Unresolved alerts", ["severity"], registry=r
         )
 
+    def totals(self) -> dict[str, float]:
+        """The headline numbers of a service status report: HTTP requests answered, open
+        websockets, changes queued for them."""
+
+        def total(metric: Counter | Gauge, suffix: str) -> float:
+            return sum(
+                sample.value
+                for family in metric.collect()
+                for sample in family.samples
+                if sample.name.endswith(suffix)
+            )
+
+        return {
+            "requests": total(self.requests, "_total"),
+            "ws_clients": total(self.ws_clients, "_clients"),
+            "ws_changes_queued": total(self.ws_queued, "_total"),
+        }
+
 
 class RequestMetrics:
     """Pure ASGI middleware: count and time HTTP requests by route template."""

@@ -31,6 +31,7 @@ HEADLINE = {
     "ingest": ("samples_written", "rows/s stored"),
     "alerts": ("events", "events/s"),
     "simulator": ("frames_published", "frames/s published"),
+    "api": ("requests", "requests/s"),
 }
 
 

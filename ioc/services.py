@@ -9,6 +9,7 @@ import gc
 import getpass
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -161,10 +162,13 @@ def run_api(settings: Settings) -> None:
     # Optional: only camera snapshots need the broker (credentials and CA as for the others).
     mqtt = None if settings.mqtt_url is None else broker_endpoint(settings)
 
+    topics = Topics(settings.topic_prefix)
+
     async def main() -> None:
         await prepare_store(store, province)
+        app = create_app(store, mqtt=mqtt, topics=topics)
         config = uvicorn.Config(
-            create_app(store, mqtt=mqtt, topics=Topics(settings.topic_prefix)),
+            app,
             host=settings.api_host,
             port=settings.api_port,
             # IOC_LOG_LEVEL: at INFO the access log is on (it never holds a token).
@@ -175,7 +179,14 @@ def run_api(settings: Settings) -> None:
             ws_max_size=64 * 1024,  # clients send only small control messages
         )
         # uvicorn handles SIGTERM/SIGINT itself and returns from serve().
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+        if mqtt is None:
+            await server.serve()
+            return
+        # With a broker, the API reports its status like every service (the demo's board).
+        instance = f"api-{socket.gethostname()}-{settings.api_port}"
+        async with StatusReporter(mqtt, topics, instance, "api", app.state.metrics.totals):
+            await server.serve()
 
     asyncio.run(main())
 

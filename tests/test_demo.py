@@ -58,6 +58,8 @@ _WORKING = {
     "ingest": re.compile(r"ingest-1\s+│\s+running\s+│\s+([\d,]+) rows/s stored"),
     "vision": re.compile(r"vision-1-of-1\s+│\s+running\s+│\s+([\d,]+) frames/s analysed"),
     "simulator": re.compile(r"sim-1\s+│\s+running\s+│\s+([\d,]+) frames/s published"),
+    # Nobody calls the API in the demo: its row counts requests (0/s) and shows its memory.
+    "api": re.compile(r"api-\S+\s+│\s+running\s+│\s+[\d,]+ requests/s\s+│\s+\d+\s+│\s+([\d,]+)"),
 }
 
 
