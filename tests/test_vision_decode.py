@@ -69,3 +69,17 @@ def test_nothing_readable_is_no_batch() -> None:
     batch, refused = FrameDecoder((320, 180), 1).decode([bad])
     assert batch is None
     assert len(refused) == 1
+
+
+def test_a_colour_jpeg_is_read_as_the_same_gray_picture() -> None:
+    """Our edges send gray frames; a colour JPEG (an older agent, another vendor's edge)
+    decodes to the same brightness."""
+    room = empty_room()
+    colour = cv2.cvtColor(room, cv2.COLOR_GRAY2BGR)
+    colour[..., 0] = np.clip(colour[..., 0].astype(int) + 40, 0, 255)  # a blue cast
+    batch, refused = FrameDecoder((320, 180), 2).decode([_frame(0, room), _frame(1, colour)])
+    assert refused == []
+    assert batch is not None
+    gray, from_colour = batch.gray.astype(int)
+    assert np.abs(from_colour - cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)).mean() < 3
+    assert np.abs(gray - room).mean() < 3
