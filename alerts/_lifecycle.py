@@ -146,8 +146,11 @@ async def list_alerts(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 200,
+    sent_to_police: bool = False,
 ) -> list[AlertView]:
-    """Alerts newest first; an empty filter admits everything."""
+    """Alerts newest first; an empty filter admits everything. ``sent_to_police`` admits
+    only alerts with a CAP message staged for the police (in the query, so ``limit``
+    counts those)."""
     records = await conn.fetch(
         f"""SELECT {ALERT_COLUMNS} FROM alerts
             WHERE (cardinality($1::text[]) = 0 OR state = ANY($1))
@@ -155,6 +158,7 @@ async def list_alerts(
               AND (cardinality($3::text[]) = 0 OR district_id = ANY($3))
               AND ($4::timestamptz IS NULL OR opened_at >= $4)
               AND ($5::timestamptz IS NULL OR opened_at < $5)
+              AND (NOT $7 OR EXISTS (SELECT 1 FROM cap_messages m WHERE m.alert_id = alerts.id))
             ORDER BY opened_at DESC LIMIT $6""",
         list(states),
         list(kinds),
@@ -162,6 +166,7 @@ async def list_alerts(
         since,
         until,
         limit,
+        sent_to_police,
     )
     return [AlertView.from_record(r) for r in records]
 

@@ -67,18 +67,14 @@ class ConsoleMetrics:
         """The headline numbers of a service status report: HTTP requests answered, open
         websockets, changes queued for them."""
 
-        def total(metric: Counter | Gauge, suffix: str) -> float:
-            return sum(
-                sample.value
-                for family in metric.collect()
-                for sample in family.samples
-                if sample.name.endswith(suffix)
-            )
+        def value(metric: Counter | Gauge, name: str) -> float:
+            """The sum over the metric's labels of its sample ``name``."""
+            return sum(s.value for f in metric.collect() for s in f.samples if s.name == name)
 
         return {
-            "requests": total(self.requests, "_total"),
-            "ws_clients": total(self.ws_clients, "_clients"),
-            "ws_changes_queued": total(self.ws_queued, "_total"),
+            "requests": value(self.requests, "ioc_console_requests_total"),
+            "ws_clients": value(self.ws_clients, "ioc_console_ws_clients"),
+            "ws_changes_queued": value(self.ws_queued, "ioc_console_ws_changes_queued_total"),
         }
 
 

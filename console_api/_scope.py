@@ -24,7 +24,6 @@ from ._auth import Principal, Role
 WIFI_KINDS: frozenset[str] = frozenset({str(EventKind.AP_DOWN), str(EventKind.AP_OVERLOAD)})
 ALL_KINDS: frozenset[str] = frozenset(str(kind) for kind in EventKind)
 POLICE_KINDS: frozenset[str] = ALL_KINDS - WIFI_KINDS
-_COLUMNS = ", ".join(AlertView.__struct_fields__)
 
 
 def is_police(who: Principal) -> bool:
@@ -83,32 +82,16 @@ async def visible_alerts(
 ) -> list[AlertView]:
     """Alerts opened in ``[since, until)`` the principal may see, newest first; for police
     the filter runs in the query, so ``limit`` counts their incidents only."""
-    if not is_police(who):
-        return await list_alerts(
-            conn,
-            states=states,
-            kinds=kinds,
-            districts=districts,
-            since=since,
-            until=until,
-            limit=limit,
-        )
-    records = await conn.fetch(
-        f"""SELECT {_COLUMNS} FROM alerts a
-            WHERE EXISTS (SELECT 1 FROM cap_messages m WHERE m.alert_id = a.id)
-              AND a.kind = ANY($7::text[])
-              AND (cardinality($1::text[]) = 0 OR a.state = ANY($1))
-              AND (cardinality($2::text[]) = 0 OR a.kind = ANY($2))
-              AND (cardinality($3::text[]) = 0 OR a.district_id = ANY($3))
-              AND ($4::timestamptz IS NULL OR a.opened_at >= $4)
-              AND ($5::timestamptz IS NULL OR a.opened_at < $5)
-            ORDER BY a.opened_at DESC LIMIT $6""",
-        list(states),
-        list(kinds),
-        list(districts),
-        since,
-        until,
-        limit,
-        sorted(POLICE_KINDS),
+    allowed = narrow_kinds(who, kinds)
+    if allowed is None:
+        return []
+    return await list_alerts(
+        conn,
+        states=states,
+        kinds=allowed,
+        districts=districts,
+        since=since,
+        until=until,
+        limit=limit,
+        sent_to_police=is_police(who),
     )
-    return [AlertView.from_record(r) for r in records]

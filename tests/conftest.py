@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,6 +25,21 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 VIDEO = ROOT / "data" / "video"
 _counter = itertools.count(1)
+
+
+def run_ioc(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m ioc ARGS`` from the project folder as an operator runs it on a fresh
+    machine: no ``IOC_*`` setting inherited from the test run. Output captured as text."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    return subprocess.run(
+        [sys.executable, "-m", "ioc", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -7,41 +7,18 @@ measured by the command, never asserted here."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT
+from conftest import run_ioc
 
 pytestmark = [pytest.mark.slow, pytest.mark.mosquitto, pytest.mark.postgres]
 
 
 @pytest.mark.timeout(600)
 def test_small_bench_e2e_accounts_for_every_alert_and_sample() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ioc",
-            "bench",
-            "e2e",
-            "--cameras",
-            "20",
-            "--aps",
-            "50",
-            "--seconds",
-            "10",
-            "--warmup",
-            "10",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    result = run_ioc(
+        *("bench", "e2e", "--cameras", "20", "--aps", "50", "--seconds", "10", "--warmup", "10"),
         timeout=540,
-        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     numbers = json.loads(result.stdout.strip().splitlines()[-1])

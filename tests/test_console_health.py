@@ -32,8 +32,14 @@ async def test_health_and_metrics(database: StoreConfig, db: asyncpg.Connection)
             await http.get("/api/v1/alerts/00000000-0000-0000-0000-000000000000")
             async with c.live(operator):
                 metrics = await http.get("/metrics")
-        assert metrics.headers["content-type"].startswith("text/plain")
+                # What `ioc api` puts in its status report (the demo's board).
+                totals = c.app.state.metrics.totals()
         samples = _samples(metrics.text)
+        counted = sum(v for (name, _), v in samples.items() if name == "ioc_console_requests_total")
+        # The /metrics request itself is counted once its answer is out: before or after.
+        assert counted <= totals["requests"] <= counted + 1
+        assert totals["ws_clients"] == samples[("ioc_console_ws_clients", ())] == 1
+        assert metrics.headers["content-type"].startswith("text/plain")
         # Requests are labelled by route template, never by the id in the URL.
         route = "/api/v1/alerts/{alert_id}"
         assert (

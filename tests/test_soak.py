@@ -8,40 +8,18 @@ change streams."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT
+from conftest import run_ioc
 
 pytestmark = [pytest.mark.slow, pytest.mark.mosquitto, pytest.mark.postgres]
 
 
 @pytest.mark.timeout(900)
 def test_two_minutes_of_faults_lose_nothing() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ioc",
-            "soak",
-            "--minutes",
-            "2",
-            "--cameras",
-            "60",
-            "--aps",
-            "150",
-            "--drain",
-            "120",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    result = run_ioc(
+        *("soak", "--minutes", "2", "--cameras", "60", "--aps", "150", "--drain", "120"),
         timeout=840,
-        check=False,
     )
     assert result.stdout.strip(), result.stderr[-4000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])

@@ -5,23 +5,17 @@ what edges send (320x180 gray JPEG). Speed is measured by the command, never ass
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
+from conftest import run_ioc
 
 from ioc.bench.vision import prepare
 
 
 def test_bench_vision_prints_its_numbers_as_the_last_line() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "ioc", "bench", "vision", "--cameras", "6", "--seconds", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    result = run_ioc("bench", "vision", "--cameras", "6", "--seconds", "2", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
     numbers = json.loads(result.stdout.strip().splitlines()[-1])
     required = {"cameras", "frames", "batched_fps", "baseline_fps", "ratio", "decode_only_fps"}
     assert required | {"peak_rss_mb"} <= numbers.keys()

@@ -4,14 +4,12 @@ times taken by eye from the footage (contact sheets and slit-scans of the counti
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, VIDEO
+from conftest import DATA, VIDEO, run_ioc
 
 from protocol import Province
 from vision import VisionPipeline
@@ -30,27 +28,12 @@ AWAY, TOWARD = 22, 21
 
 
 def _replay(video: Path, camera: str, *options: str) -> list[dict[str, object]]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ioc",
-            "vision",
-            "replay",
-            str(video),
-            "--config",
-            str(DATA / "clips.yaml"),
-            "--camera",
-            camera,
-            "--start-time",
-            "1764000000",
-            *options,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    result = run_ioc(
+        *("vision", "replay", str(video), "--config", str(DATA / "clips.yaml")),
+        *("--camera", camera, "--start-time", "1764000000", *options),
         timeout=300,
     )
+    assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
@@ -148,22 +131,9 @@ def test_highway_counts_at_5_fps_whichever_frame_comes_first(
 
 
 def test_replay_refuses_unknown_camera() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ioc",
-            "vision",
-            "replay",
-            str(VIDEO / "indoor_people_walkby_768x432.mp4"),
-            "--config",
-            str(DATA / "clips.yaml"),
-            "--camera",
-            "no-such-camera",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = run_ioc(
+        *("vision", "replay", str(VIDEO / "indoor_people_walkby_768x432.mp4")),
+        *("--config", str(DATA / "clips.yaml"), "--camera", "no-such-camera"),
         timeout=60,
     )
     assert result.returncode == 2
