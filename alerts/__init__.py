@@ -6,11 +6,25 @@ from ._delivery import DeliveryStats, DeliveryWorker, enable_endpoint
 from ._engine import AlertsEngine, AlertsStats
 from ._evidence import EvidenceCollector, get_evidence
 from ._feed import AlertFeed, Subscription
+from ._grouping import DEFAULT_GROUPING, IncidentGrouping, JoinReason
+from ._incidents import (
+    Incident,
+    IncidentAction,
+    IncidentActionError,
+    IncidentNotFoundError,
+    act_on_incident,
+    alerts_of,
+    group,
+    incident_alerts,
+    summarise,
+)
 from ._lifecycle import (
     Action,
     AlertNotFoundError,
     AuditEntry,
     TransitionError,
+    add_note,
+    audit_of,
     audit_trail,
     get_alert,
     list_alerts,
@@ -26,6 +40,7 @@ from ._rules_file import check_secret, load_rules, parse_rules
 
 __all__ = [
     "CAP_NS",
+    "DEFAULT_GROUPING",
     "Action",
     "AlertChange",
     "AlertFeed",
@@ -41,6 +56,12 @@ __all__ = [
     "DeliveryWorker",
     "Endpoint",
     "EvidenceCollector",
+    "Incident",
+    "IncidentAction",
+    "IncidentActionError",
+    "IncidentGrouping",
+    "IncidentNotFoundError",
+    "JoinReason",
     "MqttChannel",
     "MqttPublisher",
     "Notice",
@@ -53,12 +74,18 @@ __all__ = [
     "RulesError",
     "Subscription",
     "TransitionError",
+    "act_on_incident",
+    "add_note",
+    "alerts_of",
+    "audit_of",
     "audit_trail",
     "changes_since",
     "check_secret",
     "enable_endpoint",
     "get_alert",
     "get_evidence",
+    "group",
+    "incident_alerts",
     "list_alerts",
     "load_routing",
     "load_rules",
@@ -68,5 +95,6 @@ __all__ = [
     "publish_routing",
     "render_cap",
     "routing_from",
+    "summarise",
     "transition",
 ]

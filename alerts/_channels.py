@@ -65,6 +65,8 @@ class MqttChannel:
 
     async def stage(self, conn: Connection, notice: Notice, routing: Routing) -> bool:
         alert = notice.alert
+        if notice.reason == "noted":
+            return False  # operators' notes stay in the centre
         if alert.suppressed_by is not None or not routing.routes_mqtt(alert):
             return False
         message = AlertMessage(

@@ -336,6 +336,7 @@ class AlertsEngine(Background):
             auto_resolve_seconds=decision.auto_resolve_seconds,
             rule=decision.rule,
             suppressed_by=muted,
+            grouping=rules.spec.incidents,
         )
         if result is None:
             return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -55,12 +55,30 @@ class TransitionError(ValueError):
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    alert_id: str
     at: datetime
     actor: str
+    """A username, or a code: ``system`` (the alerts service), ``send-test``."""
     action: str
+    """open, acknowledge, assign, note, resolve, auto_resolve, mute, unmute, escalate."""
     from_state: str | None
     to_state: str
     note: str | None
+    """What a person wrote."""
+    reason: str | None = None
+    """A code the page translates (docs/alerts.md lists them); None for people's actions."""
+    detail: str | None = None
+    """The raw data behind ``reason``: an event id, a maintenance window, an alert id."""
+
+    @classmethod
+    def from_record(cls, record: Any) -> AuditEntry:
+        return cls(
+            **{f: record[f] for f in cls.__struct_fields__ if f != "alert_id"},
+            alert_id=str(record["alert_id"]),
+        )
+
+
+AUDIT_COLUMNS = ", ".join(AuditEntry.__struct_fields__)
 
 
 def _alert_uuid(alert_id: str) -> uuid.UUID:
@@ -173,9 +191,41 @@ async def list_alerts(
 
 async def audit_trail(conn: Connection, alert_id: str) -> list[AuditEntry]:
     await get_alert(conn, alert_id)
+    return await audit_of(conn, [alert_id])
+
+
+async def audit_of(conn: Connection, alert_ids: Sequence[str]) -> list[AuditEntry]:
+    """The audit lines of these alerts together, oldest first."""
     records = await conn.fetch(
-        """SELECT at, actor, action, from_state, to_state, note FROM alert_audit
-           WHERE alert_id = $1 ORDER BY at, id""",
-        _alert_uuid(alert_id),
+        f"""SELECT {AUDIT_COLUMNS} FROM alert_audit
+            WHERE alert_id = ANY($1::uuid[]) ORDER BY at, id""",
+        [_alert_uuid(a) for a in alert_ids],
     )
-    return [AuditEntry(**dict(r)) for r in records]
+    return [AuditEntry.from_record(r) for r in records]
+
+
+async def add_note(conn: Connection, alert_id: str, *, actor: str, note: str) -> AlertView:
+    """A note on the alert: an audit line without a change of state, and a change on the
+    websocket (``note_count`` + 1). Allowed in every state, resolved included."""
+    key = _alert_uuid(alert_id)
+    async with conn.transaction():
+        await lock_change_log(conn)
+        record = await conn.fetchrow(
+            f"""UPDATE alerts SET note_count = note_count + 1, updated_at = now()
+                WHERE id = $1 RETURNING {ALERT_COLUMNS}""",
+            key,
+        )
+        if record is None:
+            raise AlertNotFoundError(alert_id)
+        alert = AlertView.from_record(record)
+        await audit(
+            conn,
+            alert.id,
+            actor=actor,
+            action="note",
+            from_state=alert.state,
+            to_state=alert.state,
+            note=note,
+        )
+        await notify(conn, alert, "noted", await load_routing(conn), actor=actor, note=note)
+    return alert

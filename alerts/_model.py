@@ -21,6 +21,7 @@ Reason = Literal[
     "escalated",
     "muted",
     "unmuted",
+    "noted",
 ]
 """What happened to an alert in one change."""
 
@@ -48,12 +49,24 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     """Why the alert is muted (no MQTT, no police, no escalation): ``maintenance:<window>``
     or ``inhibited:<alert id>`` (an open camera_offline/camera_tamper of the same camera)."""
     escalation_level: int = 0
+    incident_id: str
+    """The incident the alert belongs to (every alert belongs to exactly one)."""
+    lat: float | None = None
+    lon: float | None = None
+    """The place of its camera or access point (None for sources with no place)."""
+    note_count: int = 0
+    """Notes operators added (audit lines with action ``note``)."""
 
     @classmethod
     def from_record(cls, record: Any) -> AlertView:
         return cls(
-            **{f: record[f] for f in cls.__struct_fields__ if f != "id"}, id=str(record["id"])
+            **{f: record[f] for f in cls.__struct_fields__ if f not in _UUIDS},
+            id=str(record["id"]),
+            incident_id=str(record["incident_id"]),
         )
+
+
+_UUIDS = frozenset({"id", "incident_id"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import msgspec
 from protocol import PROFILES, EventKind, Severity
 from store import Connection
 
+from ._grouping import DEFAULT_GROUPING, IncidentGrouping, join_incident
 from ._model import ALERT_COLUMNS, AlertChange, AlertView, Observation, Reason
 
 _json = msgspec.json.Encoder()
@@ -49,17 +50,31 @@ async def audit(
     from_state: str | None,
     to_state: str,
     note: str | None = None,
+    reason: str | None = None,
+    detail: str | None = None,
 ) -> None:
+    """One audit line: ``note`` is a person's text; ``reason`` a code the page translates
+    (docs/alerts.md lists them) and ``detail`` the raw data behind it."""
     await conn.execute(
-        """INSERT INTO alert_audit (alert_id, actor, action, from_state, to_state, note)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
+        """INSERT INTO alert_audit (alert_id, actor, action, from_state, to_state, note,
+                                    reason, detail)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
         alert_id,
         actor,
         action,
         from_state,
         to_state,
         note,
+        reason,
+        detail,
     )
+
+
+def _why_muted(suppressed_by: str) -> tuple[str, str]:
+    """(reason code, detail) of a ``suppressed_by`` value: ``maintenance:<window>`` or
+    ``inhibited:<alert id>``."""
+    code, _, detail = suppressed_by.partition(":")
+    return code, detail
 
 
 def _open_alert_row() -> str:
@@ -76,6 +91,7 @@ async def observe(
     auto_resolve_seconds: float = 60.0,
     rule: str | None = None,
     suppressed_by: str | None = None,
+    grouping: IncidentGrouping = DEFAULT_GROUPING,
 ) -> tuple[AlertView, Reason] | None:
     """Open an alert for a starting condition, or repeat the open one (re-deciding whether it
     is muted); mark it cleared when the condition ends. Returns the changed alert and what
@@ -122,8 +138,17 @@ async def observe(
     )
     if record is None:
         raise RuntimeError("INSERT ... RETURNING returned no row")
-    alert = AlertView.from_record(record)
     if record["inserted"]:
+        joined, why = await join_incident(
+            conn,
+            record["id"],
+            source_id=obs.source_id,
+            kind=str(obs.kind),
+            opened_at=record["opened_at"],
+            grouping=grouping,
+            columns=ALERT_COLUMNS,
+        )
+        alert = AlertView.from_record(joined)
         await audit(
             conn,
             alert.id,
@@ -131,13 +156,28 @@ async def observe(
             action="open",
             from_state=None,
             to_state="open",
-            note=obs.event_id + (f" (muted: {suppressed_by})" if suppressed_by else ""),
+            reason=why,
+            detail=obs.event_id,
         )
+        if suppressed_by:
+            code, detail = _why_muted(suppressed_by)
+            await audit(
+                conn,
+                alert.id,
+                actor="system",
+                action="mute",
+                from_state="open",
+                to_state="open",
+                reason=code,
+                detail=detail,
+            )
         return alert, "opened"
+    alert = AlertView.from_record(record)
     was = record["was_suppressed_by"]
     if (was is None) == (suppressed_by is None):
         return alert, "repeated"
     reason: Reason = "muted" if suppressed_by else "unmuted"
+    code, detail = _why_muted(suppressed_by or was)
     await audit(
         conn,
         alert.id,
@@ -145,7 +185,8 @@ async def observe(
         action="mute" if suppressed_by else "unmute",
         from_state=alert.state,
         to_state=alert.state,
-        note=suppressed_by or was,
+        reason=code,
+        detail=detail,
     )
     return alert, reason
 
@@ -182,7 +223,8 @@ async def mute_others(conn: Connection, inhibiting: AlertView) -> list[AlertView
             action="mute",
             from_state=alert.state,
             to_state=alert.state,
-            note=why,
+            reason="inhibited",
+            detail=inhibiting.id,
         )
     return alerts
 
@@ -205,7 +247,8 @@ async def release_inhibited(conn: Connection, inhibiting_id: str) -> list[AlertV
             action="unmute",
             from_state=alert.state,
             to_state=alert.state,
-            note=why,
+            reason="inhibited",
+            detail=inhibiting_id,
         )
     return alerts
 
@@ -229,7 +272,7 @@ async def resolve_cleared(conn: Connection) -> list[AlertView]:
             action="auto_resolve",
             from_state=record["was"],
             to_state="resolved",
-            note="condition cleared",
+            reason="condition_cleared",
         )
     return alerts
 
@@ -258,7 +301,8 @@ async def escalate_due(
             action="escalate",
             from_state="open",
             to_state="open",
-            note=f"unacknowledged; raised to level {alert.escalation_level}",
+            reason="unacknowledged",
+            detail=str(alert.escalation_level),
         )
     return alerts
 

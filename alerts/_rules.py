@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from protocol import PROFILES, ConfigError, EventKind, Province, Schedule, Severity
 
+from ._grouping import IncidentGrouping
+
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 # CAP `sender` and `identifier` may not hold spaces, commas, '<' or '&'.
 CapToken = Annotated[str, Field(pattern=r"^[^\s,<&]{1,128}$")]
@@ -169,6 +171,7 @@ class RulesFile(_Strict):
     escalation: Escalation = Escalation()
     police: Police = Police()
     access_points: AccessPointRules = AccessPointRules()
+    incidents: IncidentGrouping = IncidentGrouping()
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,6 +143,7 @@ def build() -> dict[str, Any]:
                     "lon": _jitter(rnd, site["lon"], 0.002),
                     "fps": 5,
                     "agent": _agent(site["district"]),
+                    "site": site["id"],
                     **template,
                 }
             )

@@ -16,6 +16,7 @@ from alerts import (
     AlertView,
     AuditEntry,
     TransitionError,
+    add_note,
     audit_trail,
     get_alert,
     get_evidence,
@@ -47,6 +48,11 @@ class TransitionBody(BaseModel):
     note: Annotated[
         str | None, Field(max_length=2000, pattern=TEXT, description="Why; kept in the audit")
     ] = None
+
+
+class NoteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: Annotated[str, Field(min_length=1, max_length=2000, pattern=TEXT)]
 
 
 class AssignBody(TransitionBody):
@@ -233,3 +239,15 @@ async def resolve(
     return await _act(
         pool=pool, who=who, alert_id=alert_id, action="resolve", note=body.note if body else None
     )
+
+
+@router.post("/{alert_id}/note", responses={**documented(AlertView), **NOT_FOUND})
+async def note(pool: Pool, who: Live, alert_id: AlertId, body: NoteBody) -> Response:
+    """Add a note: an audit line (action ``note``) without a change of state; the alert's
+    ``note_count`` grows by one and the change reaches the websocket."""
+    async with pool.acquire() as conn:
+        try:
+            alert = await add_note(conn, str(alert_id), actor=who.username, note=body.note)
+        except AlertNotFoundError as exc:
+            raise _not_found(alert_id) from exc
+    return json_response(alert)

@@ -17,6 +17,7 @@ from . import (
     _fiware,
     _geo,
     _history,
+    _incidents,
     _live,
     _metrics,
     _openapi,
@@ -84,6 +85,7 @@ def create_app(
     for router in (
         _users.router,
         _alerts.router,
+        _incidents.router,
         _cap_messages.router,
         _registry.router,
         _snapshots.router,

@@ -185,6 +185,9 @@ class Camera(_Strict):
     road: str | None = None
     agent: Identifier | None = None
     """The edge agent that reads this camera; it alone may publish under its topics."""
+    site: Identifier | None = None
+    """The tourist site the camera watches, if any: its alerts and the site's Wi-Fi alerts
+    are grouped into one incident."""
     zones: list[Zone] = []
     lines: list[Line] = []
     analytics: Analytics = Analytics()
@@ -324,6 +327,8 @@ def _cross_checks(province: Province) -> list[str]:
         unique(f"{here}.lines", [ln.id for ln in cam.lines])
         if province.districts and cam.district not in district_keys:
             problems.append(f"{here}.district: {cam.district!r} is not a known district")
+        if cam.site is not None and cam.site not in {s.id for s in province.sites}:
+            problems.append(f"{here}.site: {cam.site!r} is not a known site")
         for j, zone in enumerate(cam.zones):
             if zone.kind is ZoneKind.LANE and zone.direction is None:
                 problems.append(f"{here}.zones[{j}] ({zone.id}).direction: a lane needs one")

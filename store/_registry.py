@@ -36,6 +36,7 @@ _CAMERAS = (
     ("fps", "real"),
     ("zones", "jsonb"),
     ("lines", "jsonb"),
+    ("site_id", "text"),
 )
 _ACCESS_POINTS = (
     ("id", "text"),
@@ -90,6 +91,7 @@ async def sync_registry(conn: Connection, province: Province) -> None:
                     c.fps,
                     json.dumps([z.model_dump(mode="json") for z in c.zones]),
                     json.dumps([ln.model_dump(mode="json") for ln in c.lines]),
+                    c.site,
                 )
                 for c in province.cameras
             ],

@@ -23,7 +23,12 @@ from console_api import PUBLIC_PATHS, Role, RoleGate, create_app
 from store import StoreConfig
 
 pytestmark = pytest.mark.postgres
-PLACEHOLDERS = {"alert_id": str(uuid.uuid4()), "camera_id": "cam-a", "username": "someone"}
+PLACEHOLDERS = {
+    "alert_id": str(uuid.uuid4()),
+    "incident_id": str(uuid.uuid4()),
+    "camera_id": "cam-a",
+    "username": "someone",
+}
 
 
 def _gates(dependant: Dependant) -> Iterator[RoleGate]:

@@ -166,6 +166,63 @@ def _v202_evidence(flavor: Flavor) -> str:
     """
 
 
+def _v210_incidents(flavor: Flavor) -> str:
+    return """
+    -- An incident groups the alerts that belong together (same source, same tourist site,
+    -- or related kinds near each other in place and time); the alerts engine assigns each
+    -- alert to one in the transaction that opens it. Its state and severity are derived from
+    -- its alerts, so nothing here can drift from them.
+    CREATE TABLE incidents (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        opened_at timestamptz NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    -- Site membership of cameras (access points have theirs since migration 1).
+    ALTER TABLE cameras ADD COLUMN IF NOT EXISTS site_id text;
+    -- Where the alert happened (its camera's or AP's place, copied when it opened), the
+    -- notes operators added, and its incident (set in the transaction that opens it).
+    ALTER TABLE alerts
+        ADD COLUMN incident_id uuid,
+        ADD COLUMN lat double precision,
+        ADD COLUMN lon double precision,
+        ADD COLUMN site_id text,
+        ADD COLUMN note_count integer NOT NULL DEFAULT 0;
+    UPDATE alerts a SET lat = p.lat, lon = p.lon, site_id = p.site_id
+    FROM (SELECT id, lat, lon, site_id FROM cameras
+          UNION ALL SELECT id, lat, lon, site_id FROM access_points) p
+    WHERE p.id = a.source_id;
+    -- Alerts from before incidents existed: one incident each.
+    UPDATE alerts SET incident_id = gen_random_uuid();
+    INSERT INTO incidents (id, opened_at) SELECT incident_id, opened_at FROM alerts;
+    ALTER TABLE alerts ADD CONSTRAINT alerts_incident_fk
+        FOREIGN KEY (incident_id) REFERENCES incidents (id);
+    -- The change log's payloads are alert views: give the old ones the new fields.
+    UPDATE alert_changes c SET payload = c.payload || jsonb_build_object(
+            'incident_id', a.incident_id::text, 'lat', a.lat, 'lon', a.lon, 'note_count', 0)
+    FROM alerts a WHERE a.id = c.alert_id;
+    CREATE INDEX alerts_incident ON alerts (incident_id);
+    -- Grouping's questions about unresolved alerts: by site, and by place.
+    CREATE INDEX alerts_open_site ON alerts (site_id)
+        WHERE state <> 'resolved' AND site_id IS NOT NULL;
+    CREATE INDEX alerts_open_place ON alerts (lat, lon) WHERE state <> 'resolved';
+
+    -- Audit lines the page can translate: system entries carry a reason code and the raw
+    -- detail (event id, window id, alert id) apart from people's notes.
+    ALTER TABLE alert_audit ADD COLUMN reason text, ADD COLUMN detail text;
+    UPDATE alert_audit SET
+        detail = note,
+        note = NULL,
+        reason = CASE
+            WHEN action = 'open' THEN 'new_incident'
+            WHEN action IN ('mute', 'unmute') AND note LIKE 'maintenance:%' THEN 'maintenance'
+            WHEN action IN ('mute', 'unmute') AND note LIKE 'inhibited:%' THEN 'inhibited'
+            WHEN action = 'auto_resolve' THEN 'condition_cleared'
+            WHEN action = 'escalate' THEN 'unacknowledged'
+        END
+    WHERE actor = 'system';
+    """
+
+
 MIGRATIONS = [
     Migration(200, "alerts, audit and change log", _v200_alerts),
     Migration(
@@ -174,4 +231,5 @@ MIGRATIONS = [
         _v201_rules_and_outboxes,
     ),
     Migration(202, "alert evidence snapshots", _v202_evidence),
+    Migration(210, "incidents; alert places and notes; audit reason codes", _v210_incidents),
 ]
