@@ -41,6 +41,7 @@ def _alert(kind: EventKind, severity: str = "major") -> AlertView:
         resolved_at=None,
         first_frame_captured_at=None,
         updated_at=OPENED,
+        incident_id="7d1c5b9e-3f2a-4c8d-9e6f-1a2b3c4d5e6f",
     )
 
 

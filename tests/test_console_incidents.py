@@ -72,7 +72,7 @@ async def _scene(db: asyncpg.Connection) -> dict[str, str]:
 
 async def _changes(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
     """The next ``count`` change messages (with a deadline)."""
-    out = []
+    out: list[dict[str, Any]] = []
     async with asyncio.timeout(10):
         while len(out) < count:
             message = json.loads(await ws.recv())
