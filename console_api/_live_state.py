@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 from store import Connection
 
+from ._names import ZoneName, zone_name
+
+_decode_shapes = msgspec.json.Decoder(list[dict[str, Any]])
 STALE_AFTER = timedelta(seconds=90)
 """A state older than this is flagged stale: its edge has stopped reporting."""
 
@@ -40,6 +43,13 @@ class CameraInfo(msgspec.Struct, frozen=True, kw_only=True):
     fps: float
     state: CameraLive | None
     """None when no state was ever reported (or the deployment keeps none)."""
+    site_id: str | None = None
+    site_name: str | None = None
+    """The tourist site the camera watches, if any."""
+    zones: list[ZoneName] = []
+    """Its zones, with a label in both languages for each."""
+    lines: list[str] = []
+    """The ids of its counting lines."""
 
 
 class AccessPointLive(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +69,7 @@ class AccessPointInfo(msgspec.Struct, frozen=True, kw_only=True):
     lon: float
     capacity: int
     state: AccessPointLive | None
+    site_name: str | None = None
 
 
 class District(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,8 +111,9 @@ async def cameras(
     join = "LEFT JOIN camera_status s ON s.camera_id = c.id" if with_state else ""
     records = await conn.fetch(
         f"""SELECT c.id, c.name, c.kind, c.district_id, c.road, c.lat, c.lon, c.fps,
-                   {state_columns}, now() AS now
-            FROM cameras c {join}
+                   c.site_id, site.name AS site_name, c.zones::text AS zones,
+                   c.lines::text AS lines, {state_columns}, now() AS now
+            FROM cameras c LEFT JOIN sites site ON site.id = c.site_id {join}
             WHERE (cardinality($1::text[]) = 0 OR c.id = ANY($1))
               AND (cardinality($2::text[]) = 0 OR c.district_id = ANY($2))
             ORDER BY c.id""",
@@ -132,6 +144,10 @@ async def cameras(
                 lon=r["lon"],
                 fps=r["fps"],
                 state=state,
+                site_id=r["site_id"],
+                site_name=r["site_name"],
+                zones=[zone_name(z) for z in _decode_shapes.decode(r["zones"])],
+                lines=[str(ln.get("id")) for ln in _decode_shapes.decode(r["lines"])],
             )
         )
     return result
@@ -147,8 +163,8 @@ async def access_points(
     join = "LEFT JOIN ap_status s ON s.ap_id = a.id" if with_state else ""
     records = await conn.fetch(
         f"""SELECT a.id, a.name, a.site_id, a.district_id, a.lat, a.lon, a.capacity,
-                   {state_columns}, now() AS now
-            FROM access_points a {join}
+                   site.name AS site_name, {state_columns}, now() AS now
+            FROM access_points a LEFT JOIN sites site ON site.id = a.site_id {join}
             WHERE (cardinality($1::text[]) = 0 OR a.id = ANY($1))
               AND (cardinality($2::text[]) = 0 OR a.district_id = ANY($2))
             ORDER BY a.id""",
@@ -176,6 +192,7 @@ async def access_points(
                 lon=r["lon"],
                 capacity=r["capacity"],
                 state=state,
+                site_name=r["site_name"],
             )
         )
     return result

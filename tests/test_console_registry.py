@@ -17,6 +17,7 @@ from console_support import (
 )
 
 from console_api import Role
+from console_api._names import zone_name
 from protocol import EventKind, LineCount, TrafficMetrics
 from store import StoreConfig, write_mode, write_traffic
 
@@ -34,6 +35,35 @@ async def _report_states(db: asyncpg.Connection) -> None:
                ('ap-1', true, 42, 0.3, now()),
                ('ap-2', false, 0, 0.0, now());"""
     )
+
+
+async def test_cameras_name_their_zones_lines_and_site(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    await seed_registry(db)
+    await db.execute("UPDATE cameras SET site_id = 'vinh-trang' WHERE id = 'cam-b'")
+    async with console(database, db) as c, await c.as_role(Role.POLICE) as http:
+        cams = {x["id"]: x for x in (await http.get("/api/v1/cameras")).json()}
+    assert cams["cam-a"]["zones"] == [
+        {
+            "id": "shoulder",
+            "kind": "restricted",
+            "label_vi": "Lề đường",
+            "label_en": "Road shoulder",
+        }
+    ]
+    assert cams["cam-a"]["lines"] == ["count-nb"]
+    assert (cams["cam-a"]["site_id"], cams["cam-a"]["site_name"]) == (None, None)
+    assert (cams["cam-b"]["site_id"], cams["cam-b"]["site_name"]) == (
+        "vinh-trang",
+        "Chùa Vĩnh Tràng",
+    )
+    async with console(database, db) as c, await c.as_role(Role.OPERATOR) as http:
+        aps = (await http.get("/api/v1/access-points")).json()
+    assert {a["site_name"] for a in aps} == {"Chùa Vĩnh Tràng"}
+    # A zone id the labels do not know is named by its kind.
+    other = zone_name({"id": "gate-2", "kind": "crowd"})
+    assert (other.label_vi, other.label_en) == ("Khu vực đông người gate-2", "Crowd area gate-2")
 
 
 async def test_cameras_and_access_points_with_live_state(
