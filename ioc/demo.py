@@ -66,12 +66,13 @@ async def start_province(supervisor: Supervisor, vision_workers: int) -> None:
     await supervisor.add("simulator", "simulate")
 
 
-def _summary(board: StatusBoard, open_alerts: int) -> Table:
+def _summary(board: StatusBoard, open_alerts: int, open_incidents: int) -> Table:
     table = Table(show_header=True)
     for column in (
         "frames/s analysed",
         "telemetry rows/s",
         "open alerts",
+        "open incidents",
         "dropped frames",
         "dead letters",
     ):
@@ -80,10 +81,20 @@ def _summary(board: StatusBoard, open_alerts: int) -> Table:
         f"{board.rate('vision', 'frames_processed'):,.0f}",
         f"{board.rate('ingest', 'samples_written'):,.0f}",
         f"{open_alerts:,}",
+        f"{open_incidents:,}",
         f"{board.total('vision', 'frames_dropped'):,.0f}",
         f"{board.total('ingest', 'dead_letters') + board.total('alerts', 'dead_letters'):,.0f}",
     )
     return table
+
+
+async def open_counts(conn: Connection) -> tuple[int, int]:
+    """Unresolved alerts, and the incidents they make (what operators' list shows)."""
+    record = await conn.fetchrow(
+        """SELECT count(*) AS alerts, count(DISTINCT incident_id) AS incidents
+           FROM alerts WHERE state <> 'resolved'"""
+    )
+    return (record["alerts"], record["incidents"]) if record else (0, 0)
 
 
 async def run_demo(
@@ -119,8 +130,11 @@ async def run_demo(
         await _watch(
             board, supervisor, conn, console, started=started, duration=duration, stop=stop
         )
+        open_alerts, open_incidents = await open_counts(conn)
         console.print(
-            f"Stopping the services. Totals: {board.total('simulator', 'frames_published'):,.0f} "
+            f"Stopping the services. Open now: {open_alerts:,} alerts in {open_incidents:,} "
+            "incidents. "
+            f"Totals: {board.total('simulator', 'frames_published'):,.0f} "
             f"frames published, {board.total('vision', 'frames_processed'):,.0f} analysed, "
             f"{board.total('vision', 'events_published'):,.0f} events, "
             f"{board.total('ingest', 'samples_written'):,.0f} telemetry samples stored, "
@@ -154,12 +168,10 @@ async def _watch(
             for service in supervisor.dead():
                 console.print(f"[red]{service.name} exited; restarting (see {service.log})")
                 await service.start()
-            open_alerts = await conn.fetchval(
-                "SELECT count(*) FROM alerts WHERE state <> 'resolved'"
-            )
+            open_alerts, open_incidents = await open_counts(conn)
             view = Group(
                 board.table(f"Province demo, {time.monotonic() - started:,.0f} s"),
-                _summary(board, open_alerts),
+                _summary(board, open_alerts, open_incidents),
             )
             if console.is_terminal:
                 live.update(view, refresh=True)
