@@ -20,10 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from protocol import EventKind
 from store import Connection
 
-JoinReason = Literal["new_incident", "same_source", "same_site", "nearby"]
+JoinReason = Literal["new_incident", "same_source", "same_site", "nearby", "same_road"]
 """Why an alert is in its incident (the reason code of its ``open`` audit line)."""
-_REASONS: dict[int, JoinReason] = {1: "same_source", 2: "same_site", 3: "nearby"}
-_METRES_PER_DEGREE = 111_320.0
+_REASONS: dict[int, JoinReason] = {1: "same_source", 2: "same_site", 3: "nearby", 4: "same_road"}
 
 
 def _default_related() -> list[list[EventKind]]:
@@ -47,6 +46,10 @@ class IncidentGrouping(BaseModel):
     """Alerts of related kinds at most this far apart join one incident..."""
     window_s: Annotated[float, Field(ge=0.0, le=7 * 86_400.0)] = 1800.0
     """... when the other alert was last seen at most this long before the new one opened."""
+    by_road: bool = False
+    """Alerts of related kinds from cameras on one road (the registry's ``road``) in one
+    district, within ``window_s``, join one incident: a condition along a road (a jam
+    spreading, a storm of detections along a highway) is one thing to handle."""
     related: list[Annotated[list[EventKind], Field(min_length=2)]] = Field(
         default_factory=_default_related
     )
@@ -75,30 +78,41 @@ class IncidentGrouping(BaseModel):
 DEFAULT_GROUPING = IncidentGrouping()
 
 # One round trip: the source's place (camera or AP), the best unresolved incident to join
-# (same source, then same site, then the nearest rule's oldest alert), a new incident when
-# there is none, and the alert updated to point at it.
+# (same source, then same site, then related nearby, then related on the same road; the
+# oldest alert's within a rule), a new incident when there is none, and the alert updated
+# to point at it. It reads the unresolved alerts only (through the partial unique index of
+# migration 200): 0.4 ms with 400 of them beside 60,000 resolved ones.
 _JOIN = """
 WITH place AS (
-    SELECT lat, lon, site_id FROM cameras WHERE id = $2::text
+    SELECT lat, lon, site_id, road FROM cameras WHERE id = $2::text
     UNION ALL
-    SELECT lat, lon, site_id FROM access_points WHERE id = $2
+    SELECT lat, lon, site_id, NULL FROM access_points WHERE id = $2::text
     LIMIT 1
 ), here AS (
-    SELECT p.lat, p.lon, p.site_id FROM (VALUES (1)) AS one (x) LEFT JOIN place p ON true
+    SELECT p.lat, p.lon, p.site_id, p.road
+    FROM (VALUES (1)) AS one (x) LEFT JOIN place p ON true
 ), candidate AS (
     SELECT a.incident_id,
-           CASE WHEN a.source_id = $2 THEN 1 WHEN a.site_id = h.site_id THEN 2 ELSE 3 END
-               AS rule
-    FROM alerts a, here h
+           CASE WHEN $5::bool AND a.source_id = $2 THEN 1
+                WHEN $6::bool AND a.site_id = h.site_id THEN 2
+                WHEN m.related AND m.metres <= $7::float8 THEN 3
+                ELSE 4 END AS rule
+    FROM alerts a
+    CROSS JOIN here h
+    CROSS JOIN LATERAL (
+        SELECT a.kind = ANY($3::text[])
+                   AND a.last_seen_at >= $4::timestamptz - make_interval(secs => $8::float8)
+                   AS related,
+               6371000.0 * sqrt(power(radians(a.lat - h.lat), 2)
+                                + power(radians(a.lon - h.lon) * cos(radians(h.lat)), 2))
+                   AS metres
+    ) m
     WHERE a.state <> 'resolved' AND a.id <> $1::uuid AND a.incident_id IS NOT NULL
       AND (($5::bool AND a.source_id = $2)
            OR ($6::bool AND a.site_id = h.site_id)
-           OR (a.kind = ANY($3::text[])
-               AND a.last_seen_at >= $4::timestamptz - make_interval(secs => $8::float8)
-               AND a.lat BETWEEN h.lat - $9::float8 AND h.lat + $9::float8
-               AND 6371000.0 * sqrt(power(radians(a.lat - h.lat), 2)
-                                    + power(radians(a.lon - h.lon) * cos(radians(h.lat)), 2))
-                   <= $7::float8))
+           OR (m.related AND (m.metres <= $7::float8
+                              OR ($9::bool AND a.road = h.road
+                                  AND a.district_id = $10::text))))
     ORDER BY rule, a.opened_at
     LIMIT 1
 ), created AS (
@@ -110,7 +124,8 @@ UPDATE alerts SET
     incident_id = coalesce((SELECT incident_id FROM candidate), (SELECT id FROM created)),
     lat = (SELECT lat FROM here),
     lon = (SELECT lon FROM here),
-    site_id = (SELECT site_id FROM here)
+    site_id = (SELECT site_id FROM here),
+    road = (SELECT road FROM here)
 WHERE id = $1
 RETURNING {columns}, (SELECT rule FROM candidate) AS joined_by
 """
@@ -122,6 +137,7 @@ async def join_incident(
     *,
     source_id: str,
     kind: str,
+    district_id: str,
     opened_at: datetime,
     grouping: IncidentGrouping,
     columns: str,
@@ -138,7 +154,8 @@ async def join_incident(
         grouping.by_site,
         grouping.radius_m,
         grouping.window_s,
-        grouping.radius_m / _METRES_PER_DEGREE,
+        grouping.by_road,
+        district_id,
     )
     if record is None:
         raise RuntimeError(f"alert {alert_id} vanished inside its own transaction")

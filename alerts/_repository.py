@@ -144,6 +144,7 @@ async def observe(
             record["id"],
             source_id=obs.source_id,
             kind=str(obs.kind),
+            district_id=district_id,
             opened_at=record["opened_at"],
             grouping=grouping,
             columns=ALERT_COLUMNS,

@@ -48,12 +48,13 @@ async def places(db: asyncpg.Connection) -> None:
     )
     for camera, (lat, lon, site) in PLACES.items():
         await db.execute(
-            """INSERT INTO cameras (id, name, kind, district_id, lat, lon, fps, site_id)
-               VALUES ($1, $1, 'traffic', 'my-tho', $2, $3, 5, $4)""",
+            """INSERT INTO cameras (id, name, kind, district_id, lat, lon, fps, site_id, road)
+               VALUES ($1, $1, 'traffic', 'my-tho', $2, $3, 5, $4, $5)""",
             camera,
             lat,
             lon,
             site,
+            None if site else "ql1a",
         )
     # The site's access point stands 900 m away: only the site puts it with the camera.
     await db.execute(
@@ -183,6 +184,41 @@ async def test_the_engine_groups_as_the_rules_file_says(
         async with db.transaction():
             await engine.apply(db, obs, "my-tho")
     assert await db.fetchval("SELECT count(DISTINCT incident_id) FROM alerts") == 4
+
+
+@pytest.mark.usefixtures("places")
+async def test_by_road_joins_related_kinds_along_a_road_in_one_district(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    province = Province()
+    raw = {"incidents": {"by_road": True, "radius_m": 50}}
+    engine = AlertsEngine(
+        MqttEndpoint(), database, province, rules=RuleBook.fixed(parse_rules(raw, province))
+    )
+
+    async def apply(obs: Observation, district: str = "my-tho") -> AlertView:
+        async with db.transaction():
+            await engine.apply(db, obs, district)
+        [alert] = [
+            a
+            for a in await incident_alerts(db)
+            if a.source_id == obs.source_id and a.kind == obs.kind
+        ]
+        return alert
+
+    first = await apply(_obs("road-1", EventKind.CONGESTION))
+    far = await apply(_obs("road-far", EventKind.WRONG_WAY))  # 2.2 km on, same road
+    assert far.incident_id == first.incident_id
+    assert await _reason(db, far) == "same_road"
+    # Not related to the traffic kinds: an incident of its own.
+    intrusion = await apply(_obs("road-2", EventKind.INTRUSION))
+    assert intrusion.incident_id != first.incident_id
+    await act_on_incident(db, intrusion.incident_id, "resolve", actor="op1")
+    # The same road in another district: an incident of its own.
+    await db.execute("UPDATE alerts SET district_id = 'cho-gao' WHERE district_id = 'my-tho'")
+    elsewhere = await apply(_obs("road-2", EventKind.STOPPED_VEHICLE))
+    assert elsewhere.incident_id != first.incident_id
+    assert await _reason(db, elsewhere) == "new_incident"
 
 
 def test_the_incidents_section_is_checked() -> None:

@@ -186,10 +186,11 @@ def _v210_incidents(flavor: Flavor) -> str:
         ADD COLUMN lat double precision,
         ADD COLUMN lon double precision,
         ADD COLUMN site_id text,
+        ADD COLUMN road text,
         ADD COLUMN note_count integer NOT NULL DEFAULT 0;
-    UPDATE alerts a SET lat = p.lat, lon = p.lon, site_id = p.site_id
-    FROM (SELECT id, lat, lon, site_id FROM cameras
-          UNION ALL SELECT id, lat, lon, site_id FROM access_points) p
+    UPDATE alerts a SET lat = p.lat, lon = p.lon, site_id = p.site_id, road = p.road
+    FROM (SELECT id, lat, lon, site_id, road FROM cameras
+          UNION ALL SELECT id, lat, lon, site_id, NULL FROM access_points) p
     WHERE p.id = a.source_id;
     -- Alerts from before incidents existed: one incident each.
     UPDATE alerts SET incident_id = gen_random_uuid();
@@ -201,10 +202,8 @@ def _v210_incidents(flavor: Flavor) -> str:
             'incident_id', a.incident_id::text, 'lat', a.lat, 'lon', a.lon, 'note_count', 0)
     FROM alerts a WHERE a.id = c.alert_id;
     CREATE INDEX alerts_incident ON alerts (incident_id);
-    -- Grouping's questions about unresolved alerts: by site, and by place.
-    CREATE INDEX alerts_open_site ON alerts (site_id)
-        WHERE state <> 'resolved' AND site_id IS NOT NULL;
-    CREATE INDEX alerts_open_place ON alerts (lat, lon) WHERE state <> 'resolved';
+    -- Grouping reads the unresolved alerts through alerts_one_open (a partial index of
+    -- them): no index of its own.
 
     -- Audit lines the page can translate: system entries carry a reason code and the raw
     -- detail (event id, window id, alert id) apart from people's notes.
