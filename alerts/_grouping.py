@@ -3,7 +3,8 @@ statement that puts a newly opened alert into an incident.
 
 An alert that opens joins an unresolved incident when one of that incident's unresolved
 alerts has the same source, or the same tourist site, or is of a related kind within
-``radius_m`` and ``window_s`` of it; otherwise it opens a new incident. It runs in the
+``radius_m`` and ``window_s`` of it (or, with ``by_road``, within ``window_s`` on the same
+road in the same district); otherwise it opens a new incident. It runs in the
 transaction that opens the alert, behind the change log's lock, so two alerts opening at
 once cannot both miss each other, and a retried transaction groups exactly once.
 """

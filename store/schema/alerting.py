@@ -179,8 +179,9 @@ def _v210_incidents(flavor: Flavor) -> str:
     );
     -- Site membership of cameras (access points have theirs since migration 1).
     ALTER TABLE cameras ADD COLUMN IF NOT EXISTS site_id text;
-    -- Where the alert happened (its camera's or AP's place, copied when it opened), the
-    -- notes operators added, and its incident (set in the transaction that opens it).
+    -- Where the alert happened (its camera's or AP's place, site and road, copied when it
+    -- opened), the notes operators added, and its incident (set in the transaction that
+    -- opens it; nullable only between the alert's INSERT and that UPDATE).
     ALTER TABLE alerts
         ADD COLUMN incident_id uuid,
         ADD COLUMN lat double precision,
