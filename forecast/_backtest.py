@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from ._calendar import Calendar
 from ._model import Forecaster
@@ -42,6 +43,22 @@ class HeldOut:
     def median_skill_vs_naive(self) -> float:
         return 1.0 - self.median_mae / self.naive_mae
 
+    def as_json(self) -> dict[str, object]:
+        return {
+            "horizon_hours": self.horizon,
+            "origins": self.origins,
+            "points": self.points,
+            "mae": round(self.mae, 1),
+            "naive_mae": round(self.naive_mae, 1),
+            "median8_mae": round(self.median_mae, 1),
+            "skill_vs_naive": round(self.skill_vs_naive, 3),
+            "skill_vs_median8": round(self.skill_vs_median, 3),
+            "median8_skill_vs_naive": round(self.median_skill_vs_naive, 3),
+            "coverage_80": round(self.coverage_80, 3),
+            "coverage_95": round(self.coverage_95, 3),
+            "models": self.models,
+        }
+
 
 def _plain_median(values: FloatArray, origin: int, steps: int) -> FloatArray:
     """The baseline as planners know it: same hour of the week, last 8 weeks, no holidays."""
@@ -57,15 +74,16 @@ def held_out(
     first: datetime,
     last: datetime,
     horizon: int,
+    *,
     every: int = 24,
     calendar: Calendar | None = None,
-    models: tuple[str, ...] | None = None,
+    candidates: tuple[str, ...] | None = None,
 ) -> HeldOut:
     """Forecast ``horizon`` hours at every ``every``-th hour from ``first`` (an origin's
     hour-of-day follows ``first``) until ``last``, each from the history before it only."""
     forecaster = Forecaster(calendar or Calendar(None))
-    if models:
-        forecaster.models = models
+    if candidates:
+        forecaster.models = candidates
     values = series.values
     begin = round((first - series.start) / series.step)
     end = round((last - series.start) / series.step)
@@ -74,8 +92,8 @@ def held_out(
     errs: list[FloatArray] = []
     naive: list[FloatArray] = []
     median: list[FloatArray] = []
-    in80: list[FloatArray] = []
-    in95: list[FloatArray] = []
+    in80: list[npt.NDArray[np.bool_]] = []
+    in95: list[npt.NDArray[np.bool_]] = []
     models: dict[str, int] = {}
     origins = 0
     for origin in range(begin, min(end, len(values) - horizon) + 1, every):

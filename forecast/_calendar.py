@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import holidays as holiday_calendars
 import numpy as np
@@ -38,9 +39,17 @@ class Calendar:
     ``weekday`` (7 slots). A public holiday takes Sunday's slot: it looks like a Sunday
     on roads and at sites, and is kept out of its own weekday's profile."""
 
-    def __init__(self, country: str | None = "VN", extra: Iterable[date] = ()) -> None:
+    def __init__(
+        self,
+        country: str | None = "VN",
+        extra: Iterable[date] = (),
+        timezone: str = "Asia/Ho_Chi_Minh",
+    ) -> None:
         self.country = country.upper() if country else None
         self._extra = frozenset(extra)
+        #: Where weekdays and hours are counted for times that carry an offset (the
+        #: store's UTC); times without one are taken as local already (CSV files).
+        self.timezone = ZoneInfo(timezone)
 
     def holiday_dates(self, first: date, last: date) -> frozenset[date]:
         found = set(self._extra)
@@ -51,6 +60,8 @@ class Calendar:
     def slots(self, start: datetime, step: timedelta, count: int) -> tuple[IntArray, IntArray]:
         """(calendar slot, effective slot) for ``count`` times from ``start``: they differ
         on holidays, whose effective slot is Sunday's."""
+        if start.tzinfo is not None:
+            start = start.astimezone(self.timezone)
         offsets = np.arange(count, dtype=np.int64)
         day0 = start.date()
         if step == HOUR:

@@ -180,7 +180,9 @@ class _Context:
     cfg: ModelConfig
 
 
-def _level_history(ctx: _Context, origin: int, profile: FloatArray) -> tuple[FloatArray, FloatArray]:
+def _level_history(
+    ctx: _Context, origin: int, profile: FloatArray
+) -> tuple[FloatArray, FloatArray]:
     """(block log ratios observed/profile, hourly remainder) over ``level_blocks`` blocks
     before ``origin``; blocks observed less than half the time are NaN."""
     cfg = ctx.cfg
@@ -248,7 +250,9 @@ class Forecaster:
     live service."""
 
     def __init__(
-        self, calendar: Calendar, config: ModelConfig = HOURLY,
+        self,
+        calendar: Calendar,
+        config: ModelConfig = HOURLY,
         models: tuple[str, ...] = CANDIDATES,
     ) -> None:
         self.calendar = calendar
@@ -278,7 +282,7 @@ class Forecaster:
                 f" {self.minimum_history()} a backtest needs: baseline forecast"
                 " (median of the same slot of the week), intervals from its spread"
             )
-            return self._fallback(ctx, n, steps, start, step_hours, reason)
+            return self._fallback(ctx, n, steps, start=start, step_hours=step_hours, reason=reason)
         profile_now = _profile(values, eff, cal, n, cfg)
         blocks, remainder = _level_history(ctx, n, profile_now)
         phi_level = _ar_coefficients(blocks, 1)
@@ -291,11 +295,22 @@ class Forecaster:
             point = np.where(np.isnan(point), profile_now[eff[n : n + steps]], point)
         buckets = _bucket_of(steps, cfg.bucket_edges)
         q = _quantiles(errors[model], buckets, len(cfg.bucket_edges) + 1)[buckets]
-        return self._banded(start, step_hours, point, q, model, skills.get(model), None, scores)
+        return self._banded(
+            start,
+            step_hours,
+            point,
+            q,
+            model=model,
+            skill=skills.get(model),
+            fallback=None,
+            scores=scores,
+        )
 
     def _slots(self, series: Series, count: int) -> tuple[IntArray, IntArray]:
         if series.marked_holidays:
-            calendar = Calendar(self.calendar.country, series.marked_holidays)
+            calendar = Calendar(
+                self.calendar.country, series.marked_holidays, str(self.calendar.timezone)
+            )
         else:
             calendar = self.calendar
         return calendar.slots(series.start, series.step, count)
@@ -338,7 +353,7 @@ class Forecaster:
         return errors, scores, skills
 
     def _fallback(
-        self, ctx: _Context, n: int, steps: int, start: datetime, step_hours: float, reason: str
+        self, ctx: _Context, n: int, steps: int, *, start: datetime, step_hours: float, reason: str
     ) -> Forecast:
         logger.warning("%s", reason)
         cfg = self.config
@@ -349,7 +364,9 @@ class Forecaster:
         resid = resid[~np.isnan(resid)]
         q = np.quantile(resid, [0.025, 0.10, 0.90, 0.975]) if len(resid) else np.zeros(4)
         band = np.tile(q, (steps, 1))
-        return self._banded(start, step_hours, point, band, "profile", None, reason, {})
+        return self._banded(
+            start, step_hours, point, band, model="profile", skill=None, fallback=reason, scores={}
+        )
 
     @staticmethod
     def _banded(
@@ -357,6 +374,7 @@ class Forecaster:
         step_hours: float,
         point: FloatArray,
         q: FloatArray,
+        *,
         model: str,
         skill: Skill | None,
         fallback: str | None,

@@ -47,6 +47,8 @@ class Series:
     values: FloatArray
     #: Dates the source itself marks as holidays (the I-94 ``holiday`` column).
     marked_holidays: frozenset[date] = frozenset()
+    #: The source has a holiday column: its marks are the calendar, not a default country.
+    marks_holidays: bool = False
 
     def __len__(self) -> int:
         return len(self.values)
@@ -66,10 +68,18 @@ class Series:
     def tail(self, count: int) -> Series:
         """The last ``count`` slots (all of them if the series is shorter)."""
         cut = max(0, len(self.values) - count)
-        return Series(self.time_at(cut), self.step, self.values[cut:], self.marked_holidays)
+        return Series(
+            self.time_at(cut),
+            self.step,
+            self.values[cut:],
+            self.marked_holidays,
+            self.marks_holidays,
+        )
 
     def head(self, count: int) -> Series:
-        return Series(self.start, self.step, self.values[:count], self.marked_holidays)
+        return Series(
+            self.start, self.step, self.values[:count], self.marked_holidays, self.marks_holidays
+        )
 
     def daily(self) -> Series:
         """Daily totals of an hourly series; a day missing any hour stays NaN."""
@@ -80,12 +90,10 @@ class Series:
         padded = np.concatenate([np.full(lead, np.nan), self.values])
         padded = np.concatenate([padded, np.full((-len(padded)) % 24, np.nan)])
         totals = padded.reshape(-1, 24).sum(axis=1)  # NaN if any hour is missing
-        return Series(first, DAY, totals, self.marked_holidays)
+        return Series(first, DAY, totals, self.marked_holidays, self.marks_holidays)
 
 
-def from_observations(
-    times: list[datetime], values: list[float], step: timedelta = HOUR
-) -> Series:
+def from_observations(times: list[datetime], values: list[float], step: timedelta = HOUR) -> Series:
     """A regular series from sorted observation times (repeats averaged, gaps NaN)."""
     if not times:
         raise ValueError("no observations")
@@ -106,6 +114,49 @@ def _parse_time(text: str) -> datetime:
     return moment
 
 
+@dataclass(frozen=True)
+class _Columns:
+    names: list[str]
+    time: int
+    value: int
+    holiday: int | None
+
+
+def _columns(path: Path, header: list[str]) -> _Columns:
+    names = [name.strip() for name in header]
+    time_col = next((c for c in _TIME_COLUMNS if c in names), None)
+    value_col = next((c for c in _VALUE_COLUMNS if c in names), None)
+    unknown = [n for n in names if n not in _KNOWN_EXTRA and n not in (time_col, value_col)]
+    if time_col is None or value_col is None or unknown:
+        raise SeriesError(
+            path,
+            1,
+            f"columns {names} are neither `time,value` nor the I-94 format"
+            " (date_time, traffic_volume, holiday, weather)"
+            + (f"; unknown: {unknown}" if unknown else ""),
+        )
+    holiday = names.index("holiday") if "holiday" in names else None
+    return _Columns(names, names.index(time_col), names.index(value_col), holiday)
+
+
+def _row(path: Path, line: int, row: list[str], cols: _Columns) -> tuple[datetime, float]:
+    if len(row) != len(cols.names):
+        raise SeriesError(path, line, f"{len(row)} fields, the header has {len(cols.names)}")
+    try:
+        moment = _parse_time(row[cols.time])
+    except ValueError as exc:
+        raise SeriesError(path, line, f"bad time {row[cols.time]!r}: {exc}") from exc
+    try:
+        value = float(row[cols.value])
+    except ValueError as exc:
+        raise SeriesError(path, line, f"bad value {row[cols.value]!r}") from exc
+    if not math.isfinite(value):
+        raise SeriesError(path, line, f"value {row[cols.value]!r} is not a finite number")
+    if value < 0:
+        raise SeriesError(path, line, f"negative count {value:g} refused")
+    return moment, value
+
+
 def read_csv(path: Path) -> Series:
     """Read the I-94 format (``date_time``, ``traffic_volume``, ``holiday``, weather) or a
     plain ``time,value`` file. Times must not go backwards; counts must not be negative."""
@@ -118,54 +169,30 @@ def read_csv(path: Path) -> Series:
         header = next(reader, None)
         if header is None:
             raise SeriesError(path, 1, "empty file: no header and no rows")
-        names = [name.strip() for name in header]
-        time_col = next((c for c in _TIME_COLUMNS if c in names), None)
-        value_col = next((c for c in _VALUE_COLUMNS if c in names), None)
-        unknown = [
-            n for n in names if n not in _KNOWN_EXTRA and n not in (time_col, value_col)
-        ]
-        if time_col is None or value_col is None or unknown:
-            raise SeriesError(
-                path,
-                1,
-                f"columns {names} are neither `time,value` nor the I-94 format"
-                f" (date_time, traffic_volume, holiday, weather)"
-                + (f"; unknown: {unknown}" if unknown else ""),
-            )
-        ti, vi = names.index(time_col), names.index(value_col)
-        hi = names.index("holiday") if "holiday" in names else None
+        cols = _columns(path, header)
         times: list[datetime] = []
         values: list[float] = []
         holidays: set[date] = set()
         for line, row in enumerate(reader, start=2):
             if not row or all(not cell.strip() for cell in row):
                 continue
-            if len(row) != len(names):
-                raise SeriesError(path, line, f"{len(row)} fields, the header has {len(names)}")
-            try:
-                moment = _parse_time(row[ti])
-            except ValueError as exc:
-                raise SeriesError(path, line, f"bad time {row[ti]!r}: {exc}") from exc
-            try:
-                value = float(row[vi])
-            except ValueError as exc:
-                raise SeriesError(path, line, f"bad value {row[vi]!r}") from exc
-            if not math.isfinite(value):
-                raise SeriesError(path, line, f"value {row[vi]!r} is not a finite number")
-            if value < 0:
-                raise SeriesError(path, line, f"negative count {value:g} refused")
-            if times and moment < times[-1]:
-                raise SeriesError(
-                    path, line, f"time {moment.isoformat()} is before {times[-1].isoformat()}"
-                    " on the line above: times out of order"
-                )
+            moment, value = _row(path, line, row, cols)
             if times and (moment.tzinfo is None) != (times[-1].tzinfo is None):
                 raise SeriesError(path, line, "mixes times with and without a UTC offset")
-            if hi is not None and row[hi].strip() not in ("", "None"):
+            if times and moment < times[-1]:
+                raise SeriesError(
+                    path,
+                    line,
+                    f"time {moment.isoformat()} is before {times[-1].isoformat()}"
+                    " on the line above: times out of order",
+                )
+            if cols.holiday is not None and row[cols.holiday].strip() not in ("", "None"):
                 holidays.add(moment.date())
             times.append(moment)
             values.append(value)
     if not times:
         raise SeriesError(path, 2, "no usable rows after the header")
     series = from_observations(times, values)
-    return Series(series.start, series.step, series.values, frozenset(holidays))
+    return Series(
+        series.start, series.step, series.values, frozenset(holidays), cols.holiday is not None
+    )

@@ -372,7 +372,13 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
 def forecast_predict(
     csv: Annotated[Path, typer.Option(help="Hourly observations: I-94 format or time,value")],
     horizon: Annotated[int, typer.Option(min=1, max=24 * 60, help="Hours to forecast")],
-    holidays: Annotated[str, typer.Option(help="ISO country code of public holidays")] = "VN",
+    holidays: Annotated[
+        str | None,
+        typer.Option(
+            help="ISO country code of public holidays [default: the file's holiday column"
+            " if it has one, else VN]"
+        ),
+    ] = None,
 ) -> None:
     """Print exactly HORIZON forecast JSON lines (80% interval as low/high); logs to stderr."""
     from forecast import SeriesError, UnknownCountry
@@ -385,6 +391,39 @@ def forecast_predict(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     sys.stdout.write("".join(line + "\n" for line in forecast_lines(result)))
+
+
+@forecast_app.command("backtest")
+def forecast_backtest(  # noqa: PLR0917  # typer maps each option to a parameter
+    csv: Annotated[Path, typer.Option(help="Hourly observations: I-94 format or time,value")],
+    start: Annotated[str, typer.Option("--from", help="First origin (ISO time)")],
+    end: Annotated[str, typer.Option("--to", help="Last origin (ISO time)")],
+    horizon: Annotated[list[int], typer.Option(help="Hours ahead; repeat for several")],
+    every: Annotated[int, typer.Option(min=1, help="Hours between origins")] = 24,
+    holidays: Annotated[
+        str | None, typer.Option(help="ISO country code [default: as predict]")
+    ] = None,
+) -> None:
+    """Held-out check: forecasts from rolling origins against both baselines, JSON per
+    horizon (each origin sees only the hours before it)."""
+    from datetime import datetime
+
+    from forecast import Calendar, read_csv
+    from forecast._backtest import held_out
+
+    _settings()
+    series = read_csv(csv)
+    country = holidays or (None if series.marks_holidays else "VN")
+    for hours in horizon:
+        result = held_out(
+            series,
+            datetime.fromisoformat(start),
+            datetime.fromisoformat(end),
+            hours,
+            every=min(every, hours),
+            calendar=Calendar(country),
+        )
+        print(json.dumps(result.as_json()))
 
 
 @bench_app.command("forecast")

@@ -1,0 +1,114 @@
+"""The live forecast service: every hour, 48 hourly values per series; every night, 14
+daily ones; for every counting line, road, district and tourist site in the store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from ._calendar import Calendar
+from ._model import DAILY, HOURLY, Forecast, Forecaster
+from ._series import Series
+from ._store import Resolution, SeriesKey, load_hourly, write_forecast
+
+logger = logging.getLogger(__name__)
+
+HOURLY_STEPS = 48
+DAILY_STEPS = 14
+HISTORY_DAYS = 90  # the store answers at most 92 days of hourly buckets
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshReport:
+    resolution: Resolution
+    series: int
+    fallbacks: int
+    seconds: float
+
+
+def _forecast_all(
+    series: dict[SeriesKey, Series], resolution: Resolution, calendar: Calendar
+) -> dict[SeriesKey, Forecast]:
+    if resolution is Resolution.HOUR:
+        hourly = Forecaster(calendar, HOURLY)
+        return {key: hourly.forecast(s, HOURLY_STEPS) for key, s in series.items()}
+    daily = Forecaster(calendar, DAILY)
+    local = calendar.timezone
+    out: dict[SeriesKey, Forecast] = {}
+    for key, s in series.items():
+        # Local days: move the start into local time before cutting days.
+        moved = Series(s.start.astimezone(local), s.step, s.values)
+        out[key] = daily.forecast(moved.daily(), DAILY_STEPS)
+    return out
+
+
+async def refresh(
+    pool: asyncpg.Pool, resolution: Resolution, calendar: Calendar, now: datetime | None = None
+) -> RefreshReport:
+    """Forecast every series from its history before ``now`` and store band and errors."""
+    now = now or datetime.now(UTC)
+    started = time.perf_counter()
+    async with pool.acquire() as conn:
+        series = await load_hourly(conn, now, HISTORY_DAYS)
+    # Fitting is CPU work: off the event loop, so the process keeps serving.
+    forecasts = await asyncio.to_thread(_forecast_all, series, resolution, calendar)
+    async with pool.acquire() as conn:
+        for key, forecast in forecasts.items():
+            await write_forecast(conn, key, resolution, forecast, now)
+    report = RefreshReport(
+        resolution,
+        len(forecasts),
+        sum(f.fallback is not None for f in forecasts.values()),
+        time.perf_counter() - started,
+    )
+    logger.info(
+        "forecast refresh (%s): %d series, %d on the baseline, %.1f s",
+        resolution.value,
+        report.series,
+        report.fallbacks,
+        report.seconds,
+    )
+    return report
+
+
+def _next(now: datetime, resolution: Resolution, local: ZoneInfo) -> datetime:
+    """Five minutes past the next hour; the daily one at 00:30 local time."""
+    if resolution is Resolution.HOUR:
+        return now.replace(minute=5, second=0, microsecond=0) + timedelta(hours=1)
+    here = now.astimezone(local)
+    return (
+        here.replace(hour=0, minute=30, second=0, microsecond=0) + timedelta(days=1)
+    ).astimezone(UTC)
+
+
+async def _schedule(pool: asyncpg.Pool, resolution: Resolution, calendar: Calendar) -> None:
+    while True:
+        try:
+            await refresh(pool, resolution, calendar)
+        except (OSError, asyncpg.PostgresError) as exc:
+            logger.warning("forecast refresh (%s) failed, next at its time: %s", resolution, exc)
+        now = datetime.now(UTC)
+        await asyncio.sleep((_next(now, resolution, calendar.timezone) - now).total_seconds())
+
+
+@contextlib.asynccontextmanager
+async def forecast_service(pool: asyncpg.Pool, calendar: Calendar) -> AsyncIterator[None]:
+    """Runs the hourly and nightly refreshes (one at start each) until the block ends."""
+    async with asyncio.TaskGroup() as group:
+        tasks = [
+            group.create_task(_schedule(pool, r, calendar), name=f"forecast-{r.value}")
+            for r in Resolution
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
