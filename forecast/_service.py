@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from store.forecasts import Resolution, SeriesKey
+
 from ._calendar import Calendar
 from ._model import DAILY, HOURLY, Forecast, Forecaster
 from ._series import Series
-from ._store import Resolution, SeriesKey, load_hourly, write_forecast
+from ._store import load_hourly, write_forecast
 
 logger = logging.getLogger(__name__)
 

@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
 import numpy as np
 
 from store import Connection
 from store import history as h
+from store.forecasts import Resolution, SeriesKey, observed_hourly
 
 from ._model import Forecast
 from ._series import HOUR, Series, from_observations
-
-
-class SeriesKind(StrEnum):
-    LINE = "line"  # a camera's counting line, both directions
-    ROAD = "road"
-    DISTRICT = "district"
-    SITE = "site"  # a tourist site's Wi-Fi: mean connected clients
-
-
-class Resolution(StrEnum):
-    HOUR = "hour"
-    DAY = "day"
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesKey:
-    kind: SeriesKind
-    id: str  # a line is "camera_id/line_id"
-
-
-@dataclass(frozen=True, slots=True)
-class BandPoint:
-    t: datetime
-    value: float
-    low80: float
-    high80: float
-    low95: float
-    high95: float
 
 
 def _series(points: dict[datetime, float]) -> Series:
@@ -55,21 +24,7 @@ async def load_hourly(conn: Connection, until: datetime, days: int) -> dict[Seri
     before ``until`` (at most the store's 92-day limit for hourly buckets)."""
     end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     period = h.Period.of(end - timedelta(days=min(days, 90)), end, h.Bucket.HOUR)
-    found: dict[SeriesKey, dict[datetime, float]] = defaultdict(dict)
-    for row in await h.traffic_counts(conn, period):
-        key = SeriesKey(SeriesKind.LINE, f"{row.camera_id}/{row.line_id}")
-        found[key][row.bucket] = float(row.forward + row.backward)
-    for kind, grouping in (
-        (SeriesKind.ROAD, h.TrafficGrouping.ROAD),
-        (SeriesKind.DISTRICT, h.TrafficGrouping.DISTRICT),
-    ):
-        for total in await h.traffic_totals(conn, period, by=grouping):
-            found[SeriesKey(kind, total.group_id)][total.bucket] = float(total.vehicles)
-    for usage in await h.wifi_usage(conn, period, by=h.WifiGrouping.SITE):
-        if usage.group_id is not None:
-            # An hour with no samples from any AP is unobserved, not zero visitors.
-            value = usage.clients_avg if usage.samples else math.nan
-            found[SeriesKey(SeriesKind.SITE, usage.group_id)][usage.bucket] = value
+    found = await observed_hourly(conn, period)
     return {key: _series(points) for key, points in found.items() if points}
 
 
@@ -141,55 +96,3 @@ async def write_forecast(
             skill.skill_vs_naive if skill else None,
             skill.points if skill else 0,
         )
-
-
-async def read_band(
-    conn: Connection,
-    key: SeriesKey,
-    resolution: Resolution,
-    start: datetime,
-    end: datetime,
-) -> list[BandPoint]:
-    rows = await conn.fetch(
-        """SELECT target_time, value, low80, high80, low95, high95 FROM forecasts
-           WHERE series_kind = $1 AND series_id = $2 AND resolution = $3
-             AND target_time >= $4 AND target_time < $5
-           ORDER BY target_time""",
-        key.kind.value,
-        key.id,
-        resolution.value,
-        start,
-        end,
-    )
-    return [
-        BandPoint(r["target_time"], r["value"], r["low80"], r["high80"], r["low95"], r["high95"])
-        for r in rows
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSkill:
-    issued_at: datetime
-    model: str
-    fallback: str | None
-    mae: float | None
-    mape: float | None
-    coverage_80: float | None
-    coverage_95: float | None
-    naive_mae: float | None
-    skill_vs_naive: float | None
-    points: int
-
-
-async def read_skill(
-    conn: Connection, key: SeriesKey, resolution: Resolution
-) -> StoredSkill | None:
-    row = await conn.fetchrow(
-        """SELECT issued_at, model, fallback, mae, mape, coverage_80, coverage_95, naive_mae,
-                  skill_vs_naive, points
-           FROM forecast_skill WHERE series_kind = $1 AND series_id = $2 AND resolution = $3""",
-        key.kind.value,
-        key.id,
-        resolution.value,
-    )
-    return None if row is None else StoredSkill(**dict(row))
