@@ -226,22 +226,21 @@ def _bucket_of(steps: int, edges: tuple[int, ...]) -> IntArray:
 
 
 def _quantiles(errors: FloatArray, buckets: IntArray, n_buckets: int) -> FloatArray:
-    """Per bucket: log-error quantiles 2.5, 10, 90, 97.5 (a bucket with too few errors
-    borrows the nearest shorter bucket's)."""
+    """Per bucket: log-error quantiles 2.5, 10, 90, 97.5. A bucket with too few errors
+    borrows the nearest shorter bucket's (the first filled one for those before it)."""
     out = np.zeros((n_buckets, 4))
-    last: FloatArray | None = None
+    filled = np.zeros(n_buckets, dtype=bool)
     for b in range(n_buckets):
         sample = errors[:, buckets == b].ravel()
         sample = sample[~np.isnan(sample)]
         if len(sample) >= 20:
-            last = np.quantile(sample, [0.025, 0.10, 0.90, 0.975])
-        if last is not None:
-            out[b] = last
-    if last is None:
-        return out
-    # Buckets before the first with enough data borrow the first filled one.
-    first_ok = next(b for b in range(n_buckets) if out[b].any())
-    out[:first_ok] = out[first_ok]
+            out[b] = np.quantile(sample, [0.025, 0.10, 0.90, 0.975])
+            filled[b] = True
+        elif b and filled[b - 1]:
+            out[b], filled[b] = out[b - 1], True
+    if filled.any():
+        first = int(np.argmax(filled))
+        out[:first] = out[first]
     return out
 
 

@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from store.forecasts import Resolution, SeriesKey
+from protocol import VisionEvent
+from store import history as h
+from store.forecasts import Resolution, SeriesKey, forecast_series, observed_hourly, read_band
 
+from ._anomaly import AnomalyWatch
 from ._calendar import Calendar
 from ._model import DAILY, HOURLY, Forecast, Forecaster
 from ._series import Series
@@ -81,6 +85,36 @@ async def refresh(
     return report
 
 
+Publish = Callable[[VisionEvent], Awaitable[None]]
+
+
+async def check_anomalies(
+    pool: asyncpg.Pool, watch: AnomalyWatch, publish: Publish, now: datetime | None = None
+) -> int:
+    """Compare the last whole hour's observed values with the band forecast for it; publish
+    the anomaly events this makes. Returns how many were published."""
+    end = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=1)
+    async with pool.acquire() as conn:
+        keys = set(await forecast_series(conn, Resolution.HOUR))
+        observed = await observed_hourly(conn, h.Period.of(start, end, h.Bucket.HOUR))
+        bands = {
+            key: await read_band(conn, key, Resolution.HOUR, start, end)
+            for key in keys
+            if key in observed
+        }
+    sent = 0
+    for key, band in bands.items():
+        value = observed[key].get(band[0].t) if band else None
+        if value is None or math.isnan(value):  # unobserved hour: no verdict
+            continue
+        event = watch.observe(key, band[0].t, value, band[0])
+        if event is not None:
+            await publish(event)
+            sent += 1
+    return sent
+
+
 def _next(now: datetime, resolution: Resolution, local: ZoneInfo) -> datetime:
     """Five minutes past the next hour; the daily one at 00:30 local time."""
     if resolution is Resolution.HOUR:
@@ -91,9 +125,16 @@ def _next(now: datetime, resolution: Resolution, local: ZoneInfo) -> datetime:
     ).astimezone(UTC)
 
 
-async def _schedule(pool: asyncpg.Pool, resolution: Resolution, calendar: Calendar) -> None:
+async def _schedule(
+    pool: asyncpg.Pool,
+    resolution: Resolution,
+    calendar: Calendar,
+    anomalies: tuple[AnomalyWatch, Publish] | None,
+) -> None:
     while True:
         try:
+            if anomalies is not None and resolution is Resolution.HOUR:
+                await check_anomalies(pool, *anomalies)
             await refresh(pool, resolution, calendar)
         except (OSError, asyncpg.PostgresError) as exc:
             logger.warning("forecast refresh (%s) failed, next at its time: %s", resolution, exc)
@@ -102,11 +143,14 @@ async def _schedule(pool: asyncpg.Pool, resolution: Resolution, calendar: Calend
 
 
 @contextlib.asynccontextmanager
-async def forecast_service(pool: asyncpg.Pool, calendar: Calendar) -> AsyncIterator[None]:
-    """Runs the hourly and nightly refreshes (one at start each) until the block ends."""
+async def forecast_service(
+    pool: asyncpg.Pool, calendar: Calendar, anomalies: tuple[AnomalyWatch, Publish] | None = None
+) -> AsyncIterator[None]:
+    """Runs the hourly and nightly refreshes (one at start each) until the block ends; with
+    ``anomalies``, each hour first checks the last hour against its band and publishes."""
     async with asyncio.TaskGroup() as group:
         tasks = [
-            group.create_task(_schedule(pool, r, calendar), name=f"forecast-{r.value}")
+            group.create_task(_schedule(pool, r, calendar, anomalies), name=f"forecast-{r.value}")
             for r in Resolution
         ]
         try:

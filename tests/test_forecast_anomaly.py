@@ -1,0 +1,111 @@
+"""Anomaly alerts: a spike outside the forecast's 95% band opens a ``traffic_anomaly``
+alert through the ordinary alerts path (real Mosquitto, PostgreSQL and alerts engine), and
+it clears and resolves once the counts are back inside. Also the store round trip of a
+forecast and its errors, and the API that shows them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import numpy as np
+import pytest
+from test_alerts_engine import Setup, harness, province, setup  # noqa: F401  # fixtures
+
+from alerts import list_alerts
+from forecast import Calendar, Forecaster, from_observations
+from forecast._anomaly import AnomalySettings, AnomalyWatch
+from forecast._store import write_forecast
+from protocol import EventKind
+from store import StoreConfig
+from store.forecasts import BandPoint, Resolution, SeriesKey, SeriesKind, read_band, read_skill
+
+LINE = SeriesKey(SeriesKind.LINE, "indoor-room/count-1")
+START = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _band(hour: int) -> BandPoint:
+    return BandPoint(START + timedelta(hours=hour), 100.0, 80.0, 120.0, 70.0, 130.0)
+
+
+def test_one_hour_outside_is_not_an_anomaly_two_are() -> None:
+    watch = AnomalyWatch(AnomalySettings(open_after_hours=2, close_after_hours=1))
+    seen = [watch.observe(LINE, _band(h).t, v, _band(h)) for h, v in enumerate([300, 100])]
+    assert seen == [None, None]  # a one-hour blip
+    events = [
+        watch.observe(LINE, _band(h).t, v, _band(h))
+        for h, v in enumerate([300, 310, 320, 100], start=2)
+    ]
+    assert [e.phase if e else None for e in events] == [None, "start", "update", "end"]
+    start = events[1]
+    assert start is not None
+    assert (start.kind, start.camera_id, start.line_id) == (
+        EventKind.TRAFFIC_ANOMALY,
+        "indoor-room",
+        "count-1",
+    )
+    assert start.detail == "expected 100 (95%: 70-130), observed 310"
+    site = AnomalyWatch(AnomalySettings(open_after_hours=1))
+    event = site.observe(SeriesKey(SeriesKind.SITE, "pier"), START, 5.0, _band(0))
+    assert event is not None
+    assert (event.kind, event.camera_id) == (EventKind.VISITOR_ANOMALY, "pier")
+
+
+@pytest.mark.mosquitto
+@pytest.mark.postgres
+async def test_spike_opens_an_alert_that_resolves_after_it(
+    setup: Setup,  # noqa: F811  # the alerts engine tests' fixture
+    db: asyncpg.Connection,
+) -> None:
+    rules = setup.rules({"auto_resolve_seconds": 0})
+    watch = AnomalyWatch(AnomalySettings(open_after_hours=2, close_after_hours=2))
+    normal = [100, 95, 300, 320, 290, 105, 98, 101]  # the injected spike: hours 2-4
+    async with harness(setup, rules) as h:
+        phases = []
+        for hour, value in enumerate(normal):
+            event = watch.observe(LINE, _band(hour).t, value, _band(hour))
+            if event is not None:
+                phases.append(event.phase)
+                await h.send(event)
+        assert phases == ["start", "update", "end"]
+        _, opened = await h.next_alert()
+        assert (opened.kind, opened.change, opened.district) == (
+            "traffic_anomaly",
+            "opened",
+            "my-tho",
+        )
+        _, repeated = await h.next_alert()
+        assert repeated.change == "repeated"
+        _, cleared = await h.next_alert()
+        assert (cleared.change, cleared.state) == ("cleared", "open")
+        assert await h.engine.sweep() == 1
+        _, resolved = await h.next_alert()
+        assert (resolved.change, resolved.state) == ("resolved", "resolved")
+        [alert] = await list_alerts(db)
+        assert (alert.kind, alert.source_id) == ("traffic_anomaly", "indoor-room")
+        score = await db.fetchval("SELECT max(score) FROM events WHERE kind = 'traffic_anomaly'")
+        assert score == pytest.approx(3.2, rel=1e-3)  # observed / expected, kept with the event
+
+
+@pytest.mark.postgres
+async def test_forecast_and_errors_round_trip_through_the_store(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    hours = 24 * 7 * 6
+    t = np.arange(hours)
+    values = 100 + 80 * np.sin(2 * np.pi * (t % 24) / 24) + (t % 7)
+    times = [START - timedelta(hours=hours - i) for i in range(hours)]
+    series = from_observations(times, values.tolist())
+    fc = Forecaster(Calendar("VN")).forecast(series, 48)
+    assert fc.fallback is None
+    assert fc.skill is not None
+    await write_forecast(db, LINE, Resolution.HOUR, fc, START)
+    await write_forecast(db, LINE, Resolution.HOUR, fc, START)  # a refresh replaces
+    band = await read_band(db, LINE, Resolution.HOUR, START, START + timedelta(days=3))
+    assert [b.t for b in band] == [START + timedelta(hours=i) for i in range(48)]
+    assert all(b.low95 <= b.low80 <= b.value <= b.high80 <= b.high95 for b in band)
+    skill = await read_skill(db, LINE, Resolution.HOUR)
+    assert skill is not None
+    assert skill.model == fc.model
+    assert skill.points > 0
+    assert skill.mae == pytest.approx(fc.skill.mae)
