@@ -8,7 +8,7 @@ import numpy as np
 
 from store import Connection
 from store import history as h
-from store.forecasts import Resolution, SeriesKey, observed_hourly
+from store.forecasts import Resolution, SeriesKey, observed_hourly, registered_series
 
 from ._model import Forecast
 from ._series import HOUR, Series, from_observations
@@ -25,7 +25,13 @@ async def load_hourly(conn: Connection, until: datetime, days: int) -> dict[Seri
     end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     period = h.Period.of(end - timedelta(days=min(days, 90)), end, h.Bucket.HOUR)
     found = await observed_hourly(conn, period)
-    return {key: _series(points) for key, points in found.items() if points}
+    series = {key: _series(points) for key, points in found.items() if points}
+    # Registered but never observed: one unobserved hour, so it gets the baseline's
+    # fallback (and says so) instead of vanishing from the planners' list.
+    for key in await registered_series(conn):
+        if key not in series:
+            series[key] = Series(period.end - HOUR, HOUR, np.full(1, np.nan))
+    return series
 
 
 async def write_forecast(

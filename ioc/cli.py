@@ -393,6 +393,15 @@ def forecast_predict(
     sys.stdout.write("".join(line + "\n" for line in forecast_lines(result)))
 
 
+@forecast_app.command("run")
+def forecast_run() -> None:
+    """Hourly 48-hour and nightly 14-day forecasts of every line, road, district and site,
+    and anomaly alerts (IOC_FORECAST_HOLIDAYS, IOC_FORECAST_ANOMALY_HOURS)."""
+    from .forecast_commands import run_forecast
+
+    run_forecast(_settings())
+
+
 @forecast_app.command("backtest")
 def forecast_backtest(  # noqa: PLR0917  # typer maps each option to a parameter
     csv: Annotated[Path, typer.Option(help="Hourly observations: I-94 format or time,value")],

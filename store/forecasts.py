@@ -3,7 +3,6 @@ observed hourly series they are made from: read by the forecast service and the 
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,23 +57,55 @@ class StoredSkill:
 async def observed_hourly(
     conn: Connection, period: h.Period
 ) -> dict[SeriesKey, dict[datetime, float]]:
-    """Every counting line, road, district and site with its hourly values in ``period``
-    (an hour bucket period). A site's hour without Wi-Fi samples is NaN, not zero."""
+    """Every counting line, road, district and site with its values per bucket of
+    ``period`` (hour or day), from the rollups as they are: a bucket nobody reported is
+    absent, never a zero (the planners' queries fill zeros; a forecast must not learn them).
+    """
+    suffix = {h.Bucket.HOUR: "1h", h.Bucket.DAY: "1d"}[period.bucket]
     found: dict[SeriesKey, dict[datetime, float]] = defaultdict(dict)
-    for row in await h.traffic_counts(conn, period):
-        key = SeriesKey(SeriesKind.LINE, f"{row.camera_id}/{row.line_id}")
-        found[key][row.bucket] = float(row.forward + row.backward)
-    for kind, grouping in (
-        (SeriesKind.ROAD, h.TrafficGrouping.ROAD),
-        (SeriesKind.DISTRICT, h.TrafficGrouping.DISTRICT),
-    ):
-        for total in await h.traffic_totals(conn, period, by=grouping):
-            found[SeriesKey(kind, total.group_id)][total.bucket] = float(total.vehicles)
-    for usage in await h.wifi_usage(conn, period, by=h.WifiGrouping.SITE):
-        if usage.group_id is not None:
-            value = usage.clients_avg if usage.samples else math.nan
-            found[SeriesKey(SeriesKind.SITE, usage.group_id)][usage.bucket] = value
+    traffic = await conn.fetch(
+        f"""SELECT r.camera_id, r.line_id, r.bucket, (r.forward + r.backward)::float8 AS n,
+                   c.road, c.district_id
+            FROM traffic_{suffix} r LEFT JOIN cameras c ON c.id = r.camera_id
+            WHERE r.bucket >= $1 AND r.bucket < $2""",
+        period.start,
+        period.end,
+    )
+    for row in traffic:
+        t, n = row["bucket"], row["n"]
+        found[SeriesKey(SeriesKind.LINE, f"{row['camera_id']}/{row['line_id']}")][t] = n
+        for kind, group in (
+            (SeriesKind.ROAD, row["road"]),
+            (SeriesKind.DISTRICT, row["district_id"]),
+        ):
+            if group is not None:
+                points = found[SeriesKey(kind, group)]
+                points[t] = points.get(t, 0.0) + n
+    wifi = await conn.fetch(
+        f"""SELECT a.site_id, r.bucket, sum(r.clients_sum::float8 / r.samples) AS clients
+            FROM wifi_{suffix} r JOIN access_points a ON a.id = r.ap_id
+            WHERE r.bucket >= $1 AND r.bucket < $2 AND r.samples > 0
+              AND a.site_id IS NOT NULL
+            GROUP BY 1, 2""",
+        period.start,
+        period.end,
+    )
+    for row in wifi:
+        found[SeriesKey(SeriesKind.SITE, row["site_id"])][row["bucket"]] = row["clients"]
     return dict(found)
+
+
+async def registered_series(conn: Connection) -> list[SeriesKey]:
+    """Every line, road, district and site the registry knows, observed or not yet."""
+    rows = await conn.fetch(
+        """SELECT 'line' AS kind, c.id || '/' || (l.value->>'id') AS id
+           FROM cameras c, jsonb_array_elements(c.lines) AS l
+           UNION SELECT 'road', road FROM cameras WHERE road IS NOT NULL
+           UNION SELECT 'district', district_id FROM cameras WHERE district_id IS NOT NULL
+           UNION SELECT 'site', site_id FROM access_points WHERE site_id IS NOT NULL
+           ORDER BY 1, 2"""
+    )
+    return [SeriesKey(SeriesKind(r["kind"]), r["id"]) for r in rows]
 
 
 async def read_band(

@@ -15,10 +15,19 @@ from test_alerts_engine import Setup, harness, province, setup  # noqa: F401  # 
 from alerts import list_alerts
 from forecast import Calendar, Forecaster, from_observations
 from forecast._anomaly import AnomalySettings, AnomalyWatch
+from forecast._service import refresh
 from forecast._store import write_forecast
-from protocol import EventKind
-from store import StoreConfig
-from store.forecasts import BandPoint, Resolution, SeriesKey, SeriesKind, read_band, read_skill
+from protocol import EventKind, Province
+from store import StoreConfig, close_pool, create_pool, sync_registry
+from store.forecasts import (
+    BandPoint,
+    Resolution,
+    SeriesKey,
+    SeriesKind,
+    forecast_series,
+    read_band,
+    read_skill,
+)
 
 LINE = SeriesKey(SeriesKind.LINE, "indoor-room/count-1")
 START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -109,3 +118,36 @@ async def test_forecast_and_errors_round_trip_through_the_store(
     assert skill.model == fc.model
     assert skill.points > 0
     assert skill.mae == pytest.approx(fc.skill.mae)
+
+
+@pytest.mark.postgres
+async def test_refresh_forecasts_every_registered_series(
+    database: StoreConfig,
+    db: asyncpg.Connection,
+    province: Province,  # noqa: F811  # the alerts engine tests' fixture
+) -> None:
+    await sync_registry(db, province)
+    pool = await create_pool(database)
+    try:
+        report = await refresh(pool, Resolution.HOUR, Calendar("VN"))
+        daily = await refresh(pool, Resolution.DAY, Calendar("VN"))
+    finally:
+        await close_pool(pool)
+    lines = await forecast_series(db, Resolution.HOUR)
+    assert report.series == len(lines) >= 1
+    assert SeriesKey(SeriesKind.SITE, "pier") in lines
+    # No history yet: every series says it is on the baseline, none is invented.
+    assert report.fallbacks == report.series
+    assert daily.series == report.series
+    key = lines[0]
+    skill = await read_skill(db, key, Resolution.HOUR)
+    assert skill is not None
+    assert skill.fallback is not None
+    assert (
+        len(
+            await read_band(
+                db, key, Resolution.DAY, START - timedelta(days=400), START + timedelta(days=400)
+            )
+        )
+        == 14
+    )
