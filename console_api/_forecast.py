@@ -110,12 +110,12 @@ async def series_list(
     return json_response([SeriesEntry(kind=k.kind.value, id=k.id) for k in keys])
 
 
-@router.get("/{kind}", response_model=None)
+@router.get("/series", response_model=None)
 async def series_forecast(
     *,
     pool: Pool,
     who: History,
-    kind: Kind,
+    kind: Annotated[Kind, Query(description="What the series counts")],
     id: Annotated[str, Query(min_length=1, max_length=140, description="line: camera/line")],
     resolution: Literal["hour", "day"] = "hour",
     observed_days: Annotated[int, Query(ge=1, le=60)] = 7,

@@ -34,7 +34,9 @@ async def test_band_and_errors_as_json_and_csv(
     await write_forecast(db, SITE, Resolution.HOUR, fc, now)
     async with console(database, db) as c:
         async with await c.as_role(Role.PLANNER) as http:
-            answer = await http.get("/api/v1/forecast/site", params={"id": "pier"})
+            answer = await http.get(
+                "/api/v1/forecast/series", params={"kind": "site", "id": "pier"}
+            )
             assert answer.status_code == 200, answer.text
             body = answer.json()
             assert len(body["forecast"]) == 48
@@ -50,17 +52,21 @@ async def test_band_and_errors_as_json_and_csv(
             assert body["skill"]["coverage_80"] is not None
             listed = await http.get("/api/v1/forecast")
             assert {"kind": "site", "id": "pier"} in listed.json()
-            text = await http.get("/api/v1/forecast/site", params={"id": "pier", "format": "csv"})
+            text = await http.get(
+                "/api/v1/forecast/series", params={"kind": "site", "id": "pier", "format": "csv"}
+            )
             lines = text.text.splitlines()
             assert lines[0] == "time_utc,observed,forecast,low80,high80,low95,high95"
             assert len(lines) == 49
-            missing = await http.get("/api/v1/forecast/road", params={"id": "nowhere"})
+            missing = await http.get(
+                "/api/v1/forecast/series", params={"kind": "road", "id": "nowhere"}
+            )
             assert missing.status_code == 404
         async with await c.as_role(Role.OPERATOR) as http:
             assert (
-                await http.get("/api/v1/forecast/site", params={"id": "pier"})
+                await http.get("/api/v1/forecast/series", params={"kind": "site", "id": "pier"})
             ).status_code == 200
         async with await c.as_role(Role.POLICE) as http:
             assert (
-                await http.get("/api/v1/forecast/site", params={"id": "pier"})
+                await http.get("/api/v1/forecast/series", params={"kind": "site", "id": "pier"})
             ).status_code == 403
