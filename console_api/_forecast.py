@@ -24,6 +24,7 @@ from store.forecasts import (
     read_skill,
 )
 
+from ._bounds import LINE
 from ._deps import AUTH_RESPONSES, History, Pool
 from ._openapi import json_response
 
@@ -116,7 +117,10 @@ async def series_forecast(
     pool: Pool,
     who: History,
     kind: Annotated[Kind, Query(description="What the series counts")],
-    id: Annotated[str, Query(min_length=1, max_length=140, description="line: camera/line")],
+    id: Annotated[
+        str,
+        Query(min_length=1, max_length=140, pattern=LINE, description="a line: camera/line"),
+    ],
     resolution: Literal["hour", "day"] = "hour",
     observed_days: Annotated[int, Query(ge=1, le=60)] = 7,
     format: Format = "json",  # the query parameter's public name
