@@ -130,12 +130,13 @@ async def _schedule(
     resolution: Resolution,
     calendar: Calendar,
     anomalies: tuple[AnomalyWatch, Publish] | None,
+    reports: asyncio.Queue[RefreshReport],
 ) -> None:
     while True:
         try:
             if anomalies is not None and resolution is Resolution.HOUR:
                 await check_anomalies(pool, *anomalies)
-            await refresh(pool, resolution, calendar)
+            reports.put_nowait(await refresh(pool, resolution, calendar))
         except (OSError, asyncpg.PostgresError) as exc:
             logger.warning("forecast refresh (%s) failed, next at its time: %s", resolution, exc)
         now = datetime.now(UTC)
@@ -145,16 +146,20 @@ async def _schedule(
 @contextlib.asynccontextmanager
 async def forecast_service(
     pool: asyncpg.Pool, calendar: Calendar, anomalies: tuple[AnomalyWatch, Publish] | None = None
-) -> AsyncIterator[None]:
+) -> AsyncIterator[asyncio.Queue[RefreshReport]]:
     """Runs the hourly and nightly refreshes (one at start each) until the block ends; with
-    ``anomalies``, each hour first checks the last hour against its band and publishes."""
+    ``anomalies``, each hour first checks the last hour against its band and publishes.
+    Yields the queue of finished refreshes' reports (two a day and one an hour)."""
+    reports: asyncio.Queue[RefreshReport] = asyncio.Queue()
     async with asyncio.TaskGroup() as group:
         tasks = [
-            group.create_task(_schedule(pool, r, calendar, anomalies), name=f"forecast-{r.value}")
+            group.create_task(
+                _schedule(pool, r, calendar, anomalies, reports), name=f"forecast-{r.value}"
+            )
             for r in Resolution
         ]
         try:
-            yield
+            yield reports
         finally:
             for task in tasks:
                 task.cancel()

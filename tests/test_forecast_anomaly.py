@@ -5,6 +5,7 @@ forecast and its errors, and the API that shows them."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -15,9 +16,9 @@ from test_alerts_engine import Setup, harness, province, setup  # noqa: F401  # 
 from alerts import list_alerts
 from forecast import Calendar, Forecaster, from_observations
 from forecast._anomaly import AnomalySettings, AnomalyWatch
-from forecast._service import refresh
+from forecast._service import forecast_service, refresh
 from forecast._store import write_forecast
-from protocol import EventKind, Province
+from protocol import EventKind, Province, VisionEvent
 from store import StoreConfig, close_pool, create_pool, sync_registry
 from store.forecasts import (
     BandPoint,
@@ -151,3 +152,27 @@ async def test_refresh_forecasts_every_registered_series(
         )
         == 14
     )
+
+
+@pytest.mark.postgres
+async def test_service_refreshes_at_start_and_stops_cleanly(
+    database: StoreConfig,
+    db: asyncpg.Connection,
+    province: Province,  # noqa: F811  # the alerts engine tests' fixture
+) -> None:
+    await sync_registry(db, province)
+    published: list[VisionEvent] = []
+
+    async def publish(event: VisionEvent) -> None:
+        published.append(event)
+
+    pool = await create_pool(database)
+    try:
+        async with forecast_service(pool, Calendar("VN"), (AnomalyWatch(), publish)) as done:
+            async with asyncio.timeout(120):
+                first, second = await done.get(), await done.get()
+        assert {first.resolution, second.resolution} == set(Resolution)
+    finally:
+        await close_pool(pool)
+    assert await forecast_series(db, Resolution.HOUR)
+    assert published == []  # no history, no band: nothing to call unusual
