@@ -20,6 +20,7 @@ from store.forecasts import (
     SeriesKind,
     forecast_series,
     observed_hourly,
+    read_anomalies,
     read_band,
     read_skill,
 )
@@ -75,6 +76,20 @@ class ForecastAnswer(msgspec.Struct, frozen=True, kw_only=True):
     skill: Skill | None
 
 
+class Anomaly(msgspec.Struct, frozen=True, kw_only=True):
+    """One hour of an anomaly event: what was expected, its 95% band, what was observed."""
+
+    event_id: str
+    phase: str
+    at: datetime
+    kind: str
+    id: str
+    expected: float
+    low95: float
+    high95: float
+    observed: float
+
+
 class SeriesEntry(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     id: str
@@ -109,6 +124,37 @@ async def series_list(
     async with pool.acquire() as conn:
         keys = await forecast_series(conn, Resolution(resolution))
     return json_response([SeriesEntry(kind=k.kind.value, id=k.id) for k in keys])
+
+
+@router.get("/anomalies", response_model=None)
+async def anomalies(
+    *,
+    pool: Pool,
+    who: History,
+    hours: Annotated[int, Query(ge=1, le=24 * 31)] = 48,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Response:
+    """Anomaly events of the last ``hours`` (newest first) with expected and observed values:
+    the numbers behind each ``traffic_anomaly`` / ``visitor_anomaly`` alert (same event id)."""
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    async with pool.acquire() as conn:
+        found = await read_anomalies(conn, since, limit)
+    return json_response(
+        [
+            Anomaly(
+                event_id=a.event_id,
+                phase=a.phase,
+                at=a.at,
+                kind=a.series_kind,
+                id=a.series_id,
+                expected=a.expected,
+                low95=a.low95,
+                high95=a.high95,
+                observed=a.observed,
+            )
+            for a in found
+        ]
+    )
 
 
 @router.get("/series", response_model=None)

@@ -17,7 +17,15 @@ import asyncpg
 
 from protocol import VisionEvent
 from store import history as h
-from store.forecasts import Resolution, SeriesKey, forecast_series, observed_hourly, read_band
+from store.forecasts import (
+    AnomalyRecord,
+    Resolution,
+    SeriesKey,
+    forecast_series,
+    observed_hourly,
+    read_band,
+    record_anomaly,
+)
 
 from ._anomaly import AnomalyWatch
 from ._calendar import Calendar
@@ -109,9 +117,25 @@ async def check_anomalies(
         if value is None or math.isnan(value):  # unobserved hour: no verdict
             continue
         event = watch.observe(key, band[0].t, value, band[0])
-        if event is not None:
-            await publish(event)
-            sent += 1
+        if event is None:
+            continue
+        async with pool.acquire() as conn:
+            await record_anomaly(
+                conn,
+                AnomalyRecord(
+                    event.event_id,
+                    event.phase,
+                    band[0].t,
+                    key.kind.value,
+                    key.id,
+                    band[0].value,
+                    band[0].low95,
+                    band[0].high95,
+                    value,
+                ),
+            )
+        await publish(event)
+        sent += 1
     return sent
 
 

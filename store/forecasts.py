@@ -155,3 +155,44 @@ async def forecast_series(conn: Connection, resolution: Resolution) -> list[Seri
 
 def utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyRecord:
+    event_id: str
+    phase: str
+    at: datetime
+    series_kind: str
+    series_id: str
+    expected: float
+    low95: float
+    high95: float
+    observed: float
+
+
+async def record_anomaly(conn: Connection, record: AnomalyRecord) -> None:
+    """Keep what made an anomaly event (idempotent: a replayed hour writes nothing new)."""
+    await conn.execute(
+        """INSERT INTO forecast_anomalies (event_id, phase, at, series_kind, series_id,
+               expected, low95, high95, observed)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING""",
+        record.event_id,
+        record.phase,
+        record.at,
+        record.series_kind,
+        record.series_id,
+        record.expected,
+        record.low95,
+        record.high95,
+        record.observed,
+    )
+
+
+async def read_anomalies(conn: Connection, since: datetime, limit: int) -> list[AnomalyRecord]:
+    rows = await conn.fetch(
+        """SELECT event_id, phase, at, series_kind, series_id, expected, low95, high95, observed
+           FROM forecast_anomalies WHERE at >= $1 ORDER BY at DESC, event_id LIMIT $2""",
+        since,
+        limit,
+    )
+    return [AnomalyRecord(**dict(r)) for r in rows]

@@ -50,6 +50,8 @@ async def test_band_and_errors_as_json_and_csv(
             )
             assert body["skill"]["model"] == fc.model
             assert body["skill"]["coverage_80"] is not None
+            recent = await http.get("/api/v1/forecast/anomalies", params={"hours": 24})
+            assert (recent.status_code, recent.json()) == (200, [])
             listed = await http.get("/api/v1/forecast")
             assert {"kind": "site", "id": "pier"} in listed.json()
             text = await http.get(

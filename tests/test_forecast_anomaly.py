@@ -14,9 +14,9 @@ import pytest
 from test_alerts_engine import Setup, harness, province, setup  # noqa: F401  # fixtures
 
 from alerts import list_alerts
-from forecast import Calendar, Forecaster, from_observations
+from forecast import Calendar, Forecast, Forecaster, from_observations
 from forecast._anomaly import AnomalySettings, AnomalyWatch
-from forecast._service import forecast_service, refresh
+from forecast._service import check_anomalies, forecast_service, refresh
 from forecast._store import write_forecast
 from protocol import EventKind, Province, VisionEvent
 from store import StoreConfig, close_pool, create_pool, sync_registry
@@ -26,6 +26,7 @@ from store.forecasts import (
     SeriesKey,
     SeriesKind,
     forecast_series,
+    read_anomalies,
     read_band,
     read_skill,
 )
@@ -176,3 +177,56 @@ async def test_service_refreshes_at_start_and_stops_cleanly(
         await close_pool(pool)
     assert await forecast_series(db, Resolution.HOUR)
     assert published == []  # no history, no band: nothing to call unusual
+
+
+@pytest.mark.postgres
+async def test_hourly_check_reads_the_store_and_keeps_expected_and_observed(
+    database: StoreConfig,
+    db: asyncpg.Connection,
+    province: Province,  # noqa: F811  # the alerts engine tests' fixture
+) -> None:
+    await sync_registry(db, province)
+    line = SeriesKey(SeriesKind.LINE, "indoor-room/count-1")
+    t0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
+    hours = 5
+    band = [
+        BandPoint(t0 + timedelta(hours=i), 100.0, 80.0, 120.0, 70.0, 130.0) for i in range(hours)
+    ]
+    values = np.array([b.value for b in band])
+    fc = Forecast(
+        start=t0,
+        step_hours=1.0,
+        value=values,
+        low80=values - 20,
+        high80=values + 20,
+        low95=values - 30,
+        high95=values + 30,
+        model="profile",
+    )
+    await write_forecast(db, line, Resolution.HOUR, fc, t0)
+    observed = [100, 400, 420, 100, 100]  # the spike: hours 1 and 2
+    await db.executemany(
+        """INSERT INTO traffic_1h (camera_id, line_id, bucket, forward, backward)
+           VALUES ($1, $2, $3, $4, 0)""",
+        [("indoor-room", "count-1", t0 + timedelta(hours=i), v) for i, v in enumerate(observed)],
+    )
+    published: list[VisionEvent] = []
+
+    async def publish(event: VisionEvent) -> None:
+        published.append(event)
+
+    watch = AnomalyWatch(AnomalySettings(open_after_hours=2, close_after_hours=1))
+    pool = await create_pool(database)
+    try:
+        for i in range(hours):
+            await check_anomalies(pool, watch, publish, now=t0 + timedelta(hours=i + 1))
+        async with pool.acquire() as conn:
+            records = await read_anomalies(conn, t0, 10)
+    finally:
+        await close_pool(pool)
+    assert [e.phase for e in published] == ["start", "end"]
+    assert published[0].detail == "expected 100 (95%: 70-130), observed 420"
+    assert [(r.phase, r.expected, r.observed) for r in reversed(records)] == [
+        ("start", 100.0, 420.0),
+        ("end", 100.0, 100.0),
+    ]

@@ -44,4 +44,26 @@ def _v400_forecasts(flavor: Flavor) -> str:
     """
 
 
-MIGRATIONS = [Migration(400, "forecasts and their backtest errors", _v400_forecasts)]
+def _v401_anomalies(flavor: Flavor) -> str:
+    # The alert names the anomaly; this keeps what made it one: expected, band, observed.
+    return """
+    CREATE TABLE forecast_anomalies (
+        event_id text NOT NULL,
+        phase text NOT NULL CHECK (phase IN ('start', 'update', 'end')),
+        at timestamptz NOT NULL,
+        series_kind text NOT NULL,
+        series_id text NOT NULL,
+        expected double precision NOT NULL,
+        low95 double precision NOT NULL,
+        high95 double precision NOT NULL,
+        observed double precision NOT NULL,
+        PRIMARY KEY (event_id, at)
+    );
+    CREATE INDEX forecast_anomalies_at ON forecast_anomalies (at);
+    """
+
+
+MIGRATIONS = [
+    Migration(400, "forecasts and their backtest errors", _v400_forecasts),
+    Migration(401, "anomalies: expected and observed", _v401_anomalies),
+]
