@@ -36,6 +36,8 @@ app.add_typer(bench_app, name="bench")
 alerts_app = typer.Typer(no_args_is_help=True, help="Alerts service and police delivery.")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(store_app, name="store")
+forecast_app = typer.Typer(no_args_is_help=True, help="Forecasts with intervals; anomaly alerts.")
+app.add_typer(forecast_app, name="forecast")
 
 
 def _settings() -> Settings:
@@ -364,6 +366,86 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
 
     _settings()
     raise typer.Exit(run(Size(cameras, fps, aps, shards, operators=2), minutes, drain, keep))
+
+
+@forecast_app.command("predict")
+def forecast_predict(
+    csv: Annotated[Path, typer.Option(help="Hourly observations: I-94 format or time,value")],
+    horizon: Annotated[int, typer.Option(min=1, max=24 * 60, help="Hours to forecast")],
+    holidays: Annotated[
+        str | None,
+        typer.Option(
+            help="ISO country code of public holidays [default: the file's holiday column"
+            " if it has one, else VN]"
+        ),
+    ] = None,
+) -> None:
+    """Print exactly HORIZON forecast JSON lines (80% interval as low/high); logs to stderr."""
+    from forecast import SeriesError, UnknownCountry
+    from forecast._cli import forecast_lines, predict
+
+    _settings()
+    try:
+        result = predict(csv, horizon, holidays)
+    except (SeriesError, UnknownCountry) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    sys.stdout.write("".join(line + "\n" for line in forecast_lines(result)))
+
+
+@forecast_app.command("run")
+def forecast_run() -> None:
+    """Hourly 48-hour and nightly 14-day forecasts of every line, road, district and site,
+    and anomaly alerts (IOC_FORECAST_HOLIDAYS, IOC_FORECAST_ANOMALY_HOURS)."""
+    from .forecast_commands import run_forecast
+
+    run_forecast(_settings())
+
+
+@forecast_app.command("backtest")
+def forecast_backtest(  # noqa: PLR0917  # typer maps each option to a parameter
+    csv: Annotated[Path, typer.Option(help="Hourly observations: I-94 format or time,value")],
+    start: Annotated[str, typer.Option("--from", help="First origin (ISO time)")],
+    end: Annotated[str, typer.Option("--to", help="Last origin (ISO time)")],
+    horizon: Annotated[list[int], typer.Option(help="Hours ahead; repeat for several")],
+    every: Annotated[int, typer.Option(min=1, help="Hours between origins")] = 24,
+    holidays: Annotated[
+        str | None, typer.Option(help="ISO country code [default: as predict]")
+    ] = None,
+) -> None:
+    """Held-out check: forecasts from rolling origins against both baselines, JSON per
+    horizon (each origin sees only the hours before it)."""
+    from datetime import datetime
+
+    from forecast import Calendar, read_csv
+    from forecast._backtest import held_out
+
+    _settings()
+    series = read_csv(csv)
+    country = holidays or (None if series.marks_holidays else "VN")
+    for hours in horizon:
+        result = held_out(
+            series,
+            datetime.fromisoformat(start),
+            datetime.fromisoformat(end),
+            hours,
+            every=min(every, hours),
+            calendar=Calendar(country),
+        )
+        print(json.dumps(result.as_json()))
+
+
+@bench_app.command("forecast")
+def bench_forecast(
+    series: Annotated[int, typer.Option(min=1, help="Hourly series to fit")] = 500,
+    days: Annotated[int, typer.Option(min=21, help="Days of history per series")] = 90,
+    source: Annotated[Path | None, typer.Option(help="I-94 format CSV to cut series from")] = None,
+) -> None:
+    """Fit and forecast SERIES hourly series; one JSON line with speed and skill."""
+    from forecast._cli import bench, i94_file
+
+    _settings()
+    print(json.dumps(bench(series, days, source or i94_file())))
 
 
 def main() -> None:

@@ -60,6 +60,7 @@ def child_environment(settings: Settings, infra: Infrastructure) -> dict[str, st
 async def start_province(supervisor: Supervisor, vision_workers: int) -> None:
     await supervisor.add("ingest", "ingest", "--identifier", "ingest-1")
     await supervisor.add("alerts", "alerts", "run")
+    await supervisor.add("forecast", "forecast", "run")
     for i in range(1, vision_workers + 1):
         await supervisor.add(f"vision-{i}", "vision", "run", "--shard", f"{i}/{vision_workers}")
     await supervisor.add("api", "api")

@@ -19,6 +19,10 @@ class EventKind(StrEnum):
     AP_OVERLOAD = "ap_overload"
     DELIVERY_FAILED = "delivery_failed"
     """Raised by the centre itself when police deliveries keep failing."""
+    TRAFFIC_ANOMALY = "traffic_anomaly"
+    """A line, road or district's count outside its forecast's 95% band (``forecast/``)."""
+    VISITOR_ANOMALY = "visitor_anomaly"
+    """A tourist site's visitors outside its forecast's 95% band (``forecast/``)."""
 
 
 class Severity(StrEnum):
@@ -173,5 +177,27 @@ PROFILES: dict[EventKind, KindProfile] = {
         "Moderate",
         "Observed",
         Severity.CRITICAL,
+    ),
+    EventKind.TRAFFIC_ANOMALY: KindProfile(
+        "Lưu lượng giao thông bất thường so với dự báo",
+        "Traffic far from its forecast",
+        "traffic",
+        "trafficJam",
+        "Transport",
+        "Expected",
+        "Moderate",
+        "Likely",
+        Severity.MINOR,
+    ),
+    EventKind.VISITOR_ANOMALY: KindProfile(
+        "Lượng khách tham quan bất thường so với dự báo",
+        "Visitors far from their forecast",
+        "security",
+        "crowdRisk",
+        "Safety",
+        "Expected",
+        "Moderate",
+        "Likely",
+        Severity.MINOR,
     ),
 }
