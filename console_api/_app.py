@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, HTTPException, Request, status
 
 from alerts import AlertFeed
+from evidence import EvidenceCentre
 from protocol import MqttEndpoint, Topics
 from store import StoreConfig, create_pool
 
 from . import (
     _alerts,
     _cap_messages,
+    _clips,
     _fiware,
     _geo,
     _history,
@@ -29,8 +31,9 @@ from ._bounds import BodyLimit
 from ._config import ConsoleConfig
 from ._hub import ChangeHub
 
-PUBLIC_PATHS = frozenset(
-    {"/api/v1/auth/token:POST", "/healthz:GET", "/metrics:GET", "/:GET", "/console/:GET"}
+PUBLIC_PATHS = (
+    frozenset({"/api/v1/auth/token:POST", "/healthz:GET", "/metrics:GET", "/:GET", "/console/:GET"})
+    | _clips.PUBLIC
 )
 """Routes anyone may call: log in, health, metrics, the page. Every other route has a role
 gate; tests walk the app's routes and fail on one that has neither."""
@@ -45,6 +48,7 @@ def create_app(
     config: ConsoleConfig | None = None,
     mqtt: MqttEndpoint | None = None,
     topics: Topics | None = None,
+    evidence: EvidenceCentre | None = None,
 ) -> FastAPI:
     """The console app over ``store``. ``mqtt`` (optional) is the broker through which camera
     snapshots are asked of the edges; without it that one endpoint answers 503."""
@@ -80,11 +84,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.config = config
+    app.state.evidence = evidence  # None: the evidence endpoints answer 503
     app.state.metrics = metrics
     for router in (
         _users.router,
         _alerts.router,
         _cap_messages.router,
+        _clips.router,
         _registry.router,
         _snapshots.router,
         _geo.router,

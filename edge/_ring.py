@@ -38,7 +38,7 @@ class CutError(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
-class EvidenceSettings:
+class RingSettings:
     width: int = 640
     height: int = 360
     fps: float = 10.0
@@ -72,7 +72,7 @@ class FrameEncoder:
     """Colour pictures in, H.264 packets out (x264 ultrafast, zero latency: no frame waits
     for a later one, so a packet comes out for every frame in)."""
 
-    def __init__(self, settings: EvidenceSettings) -> None:
+    def __init__(self, settings: RingSettings) -> None:
         self.settings = settings
         self._codec = av.CodecContext.create("libx264", "w")
         self._codec.width = settings.width
@@ -109,7 +109,7 @@ class FrameEncoder:
         ]
 
 
-def mux_mp4(packets: Sequence[EncodedPacket], settings: EvidenceSettings) -> bytes:
+def mux_mp4(packets: Sequence[EncodedPacket], settings: RingSettings) -> bytes:
     """The packets (the first a key frame) in an MP4 container, times from capture times."""
     if not packets or not packets[0].key:
         raise ValueError("a clip must start with a key frame")
@@ -145,6 +145,8 @@ def cut_packets(packets: Iterable[EncodedPacket], start: float, end: float) -> l
             chosen = [packet]
         elif chosen:
             chosen.append(packet)
+    if chosen and chosen[-1].at < start:
+        return []  # all of it before the asked-for time
     return chosen
 
 
@@ -152,7 +154,7 @@ class ClipRing:
     """One camera's last ``settings.seconds`` as H.264 packets, safe to feed from the
     camera's reader thread and to cut from another thread."""
 
-    def __init__(self, camera_id: str, settings: EvidenceSettings) -> None:
+    def __init__(self, camera_id: str, settings: RingSettings) -> None:
         self.camera_id = camera_id
         self.settings = settings
         self._encoder = FrameEncoder(settings)

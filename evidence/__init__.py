@@ -1,7 +1,9 @@
 """Evidence clips at the centre: intake of uploads, storage, the chain of custody, signed
 links, retention and verification (docs/evidence.md)."""
 
+from ._centre import EvidenceCentre, EvidenceSettings
 from ._clips import (
+    CLIP_ID,
     ClipNotFoundError,
     ClipTamperedError,
     ClipView,
@@ -20,6 +22,7 @@ from ._storage import ClipStore, DirectoryClipStore
 from ._verify import Finding, VerifyReport, verify_evidence
 
 __all__ = [
+    "CLIP_ID",
     "ClipFacts",
     "ClipIntake",
     "ClipLinks",
@@ -31,6 +34,8 @@ __all__ = [
     "CustodyAction",
     "CustodyEntry",
     "DirectoryClipStore",
+    "EvidenceCentre",
+    "EvidenceSettings",
     "Finding",
     "LinkError",
     "NotAClipError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import uuid
 from datetime import datetime
 from typing import Literal
@@ -49,6 +50,9 @@ class ClipView(msgspec.Struct, frozen=True, kw_only=True):
     """Where the console downloads it (with the caller's token)."""
 
 
+CLIP_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+"""Clip ids, like every identifier of the protocol."""
+
 _COLUMNS = """clip_id, alert_id::text AS alert_id, camera_id, agent_id, event_at, started_at,
     ended_at, received_at, frames, size, sha256, sha1"""
 
@@ -83,7 +87,7 @@ async def read_clip(
     clip_id: str,
     *,
     actor: str,
-    action: Literal["viewed", "exported", "delivered"],
+    action: Literal["viewed", "exported"],
     detail: Detail | None = None,
 ) -> tuple[ClipView, bytes]:
     """The clip's bytes, checked against its SHA-256, and a custody entry saying who read

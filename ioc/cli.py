@@ -36,6 +36,8 @@ app.add_typer(bench_app, name="bench")
 alerts_app = typer.Typer(no_args_is_help=True, help="Alerts service and police delivery.")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(store_app, name="store")
+evidence_app = typer.Typer(no_args_is_help=True, help="Evidence clips and their custody.")
+app.add_typer(evidence_app, name="evidence")
 
 
 def _settings() -> Settings:
@@ -196,6 +198,31 @@ def simulate(
     from .services import run_simulator
 
     run_simulator(_settings(), agent_id, incidents)
+
+
+@evidence_app.command("verify")
+def evidence_verify() -> None:
+    """Re-check every clip's SHA-256 and every custody chain; exit 1 on any break."""
+    from .evidence_commands import run_verify
+
+    raise typer.Exit(run_verify(_settings()))
+
+
+@evidence_app.command("agent-token")
+def evidence_agent_token(agent_id: str) -> None:
+    """Print AGENT:TOKEN, the agent's upload credential (IOC_EVIDENCE_TOKEN on the edge)."""
+    from .evidence_commands import print_agent_token
+
+    _settings()
+    print_agent_token(agent_id)
+
+
+@evidence_app.command("retention")
+def evidence_retention() -> None:
+    """Delete clips past their kind's retention (held incidents excepted); JSON summary."""
+    from .evidence_commands import run_retention
+
+    run_retention(_settings())
 
 
 @app.command()

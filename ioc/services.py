@@ -24,6 +24,7 @@ from store import connect
 from vision import VisionWorker, parse_shard, shard_cameras
 
 from .alerts_commands import run_alerts
+from .evidence_commands import evidence_centre
 from .runtime import (
     BrokerSide,
     NotConfigured,
@@ -166,7 +167,9 @@ def run_api(settings: Settings) -> None:
 
     async def main() -> None:
         await prepare_store(store, province)
-        app = create_app(store, mqtt=mqtt, topics=topics)
+        app = create_app(
+            store, mqtt=mqtt, topics=topics, evidence=evidence_centre(settings, province)
+        )
         config = uvicorn.Config(
             app,
             host=settings.api_host,

@@ -1,0 +1,92 @@
+"""`ioc evidence ...`: verify every clip and custody chain, agents' upload tokens, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+
+import typer
+
+from evidence import (
+    DirectoryClipStore,
+    EvidenceCentre,
+    EvidenceSettings,
+    agent_token,
+    apply_retention,
+    verify_evidence,
+)
+from protocol import Province, load_province
+from store import connect
+
+from .runtime import NotConfigured, store_config
+from .settings import Settings
+
+
+def evidence_centre(settings: Settings, province: Province | None = None) -> EvidenceCentre | None:
+    """The API's evidence services from ``IOC_EVIDENCE_*`` (None without a secret)."""
+    province = province or load_province(settings.province)
+    owned = {
+        agent: {camera.id for camera in cameras}
+        for agent, (cameras, _) in province.agents().items()
+    }
+    return EvidenceCentre.create(EvidenceSettings(), owned)
+
+
+def _store_url(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise NotConfigured("IOC_DATABASE_URL is not set")
+    return settings.database_url.get_secret_value()
+
+
+def run_verify(settings: Settings) -> int:
+    """Print one line per problem and a JSON summary; 0 when every clip and chain holds."""
+    store = DirectoryClipStore(EvidenceSettings().dir / "clips")
+
+    async def main() -> int:
+        conn = await connect(store_config(settings, _store_url(settings)))
+        try:
+            report = await verify_evidence(conn, store)
+        finally:
+            await conn.close()
+        for finding in report.findings:
+            print(f"BROKEN {finding.clip_id}: {finding.problem}", file=sys.stderr)
+        summary = {
+            "clips": report.clips,
+            "custody_entries": report.entries,
+            "problems": len(report.findings),
+            "ok": report.ok,
+        }
+        typer.echo(json.dumps(summary))
+        return 0 if report.ok else 1
+
+    return asyncio.run(main())
+
+
+def run_retention(settings: Settings) -> None:
+    evidence = EvidenceSettings()
+    store = DirectoryClipStore(evidence.dir / "clips")
+
+    async def main() -> None:
+        conn = await connect(store_config(settings, _store_url(settings)))
+        try:
+            deleted = await apply_retention(
+                conn,
+                store,
+                now=datetime.now(UTC),
+                days=evidence.retention_days,
+                default_days=evidence.default_retention_days,
+            )
+        finally:
+            await conn.close()
+        typer.echo(json.dumps({"deleted": deleted}))
+
+    asyncio.run(main())
+
+
+def print_agent_token(agent_id: str) -> None:
+    secret = EvidenceSettings().secret
+    if secret is None:
+        raise NotConfigured("IOC_EVIDENCE_SECRET is not set")
+    typer.echo(f"{agent_id}:{agent_token(secret.get_secret_value().encode(), agent_id)}")
