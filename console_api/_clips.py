@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
+import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
@@ -82,7 +83,9 @@ def agent_of(centre: Centre, credentials: Credentials) -> str:
 Agent = Annotated[str, Depends(agent_of)]
 
 
-def _refused(error: UploadRefusedError) -> HTTPException:
+async def _refused(pool: asyncpg.Pool, error: UploadRefusedError) -> HTTPException:
+    async with pool.acquire() as conn:
+        await evidence.record_refusal(conn, error)
     return HTTPException(
         error.status, error.reason, headers={"Upload-Final": "true" if error.final else "false"}
     )
@@ -108,19 +111,19 @@ async def begin_upload(request: Request, pool: Pool, centre: Centre, agent: Agen
         async with pool.acquire() as conn, conn.transaction():
             clip_id, offset = await centre.intake.begin(conn, agent, body)
     except UploadRefusedError as exc:
-        raise _refused(exc) from exc
+        raise await _refused(pool, exc) from exc
     return JSONResponse(
         {"clip_id": clip_id, "offset": offset}, headers={"Upload-Offset": str(offset)}
     )
 
 
 @router.get(UPLOADS + "/{clip_id}")
-async def upload_offset(clip_id: str, centre: Centre, agent: Agent) -> Response:
+async def upload_offset(clip_id: str, pool: Pool, centre: Centre, agent: Agent) -> Response:
     """Where an open upload stands (``Upload-Offset``)."""
     try:
         offset = centre.intake.offset(agent, _check_id(clip_id))
     except UploadRefusedError as exc:
-        raise _refused(exc) from exc
+        raise await _refused(pool, exc) from exc
     return JSONResponse(
         {"clip_id": clip_id, "offset": offset}, headers={"Upload-Offset": str(offset)}
     )
@@ -146,7 +149,7 @@ async def upload_chunk(
             record = await centre.intake.finish(conn, agent, clip_id)
             await announce_clip(conn, centre, record)
     except UploadRefusedError as exc:
-        raise _refused(exc) from exc
+        raise await _refused(pool, exc) from exc
     return JSONResponse(
         {"clip_id": clip_id, "offset": new_offset, "sha256": record.sha256},
         status_code=status.HTTP_201_CREATED,

@@ -14,7 +14,14 @@ from ._clips import (
     release_incident,
 )
 from ._custody import CustodyAction, CustodyEntry, append_custody, chain_breaks, custody_log
-from ._intake import ClipIntake, ClipRecord, UploadRefusedError, agent_token, check_agent
+from ._intake import (
+    ClipIntake,
+    ClipRecord,
+    UploadRefusedError,
+    agent_token,
+    check_agent,
+    record_refusal,
+)
 from ._links import ClipLinks, LinkError
 from ._mp4 import ClipFacts, NotAClipError, probe_mp4
 from ._retention import apply_retention
@@ -52,6 +59,7 @@ __all__ = [
     "hold_incident",
     "probe_mp4",
     "read_clip",
+    "record_refusal",
     "release_incident",
     "verify_evidence",
 ]

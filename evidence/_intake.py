@@ -41,6 +41,24 @@ class UploadRefusedError(Exception):
         self.status = status
         self.reason = reason
         self.final = final
+        self.manifest: ClipManifest | None = None
+        """The upload refused, once it is known; :func:`record_refusal` keeps it."""
+        self.agent_id = ""
+
+
+async def record_refusal(conn: Connection, error: UploadRefusedError) -> None:
+    """Keep a refusal in ``evidence_refusals`` (in a transaction of its own: the upload's
+    own transaction is rolled back by the refusal)."""
+    if error.manifest is None:
+        return
+    await conn.execute(
+        """INSERT INTO evidence_refusals (clip_id, agent_id, camera_id, reason)
+           VALUES ($1, $2, $3, $4)""",
+        error.manifest.clip_id,
+        error.agent_id,
+        error.manifest.camera_id,
+        error.reason,
+    )
 
 
 def agent_token(secret: bytes, agent_id: str) -> str:
@@ -84,8 +102,8 @@ class ClipIntake:
     def _paths(self, clip_id: str) -> tuple[Path, Path]:
         return self.staging / f"{clip_id}.json", self.staging / f"{clip_id}.part"
 
-    async def _refuse(
-        self, conn: Connection, agent_id: str, manifest: ClipManifest, error: UploadRefusedError
+    def _refuse(
+        self, agent_id: str, manifest: ClipManifest, error: UploadRefusedError
     ) -> UploadRefusedError:
         logger.warning(
             "evidence: clip %s of camera %s from agent %s refused: %s",
@@ -94,14 +112,8 @@ class ClipIntake:
             agent_id,
             error.reason,
         )
-        await conn.execute(
-            """INSERT INTO evidence_refusals (clip_id, agent_id, camera_id, reason)
-               VALUES ($1, $2, $3, $4)""",
-            manifest.clip_id,
-            agent_id,
-            manifest.camera_id,
-            error.reason,
-        )
+        error.manifest = manifest
+        error.agent_id = agent_id
         for path in self._paths(manifest.clip_id):
             path.unlink(missing_ok=True)
         return error
@@ -114,8 +126,7 @@ class ClipIntake:
         except PayloadError as exc:
             raise UploadRefusedError(422, str(exc)) from exc
         if manifest.agent_id != agent_id:
-            raise await self._refuse(
-                conn,
+            raise self._refuse(
                 agent_id,
                 manifest,
                 UploadRefusedError(403, "the manifest names another agent"),
@@ -125,12 +136,12 @@ class ClipIntake:
             error = UploadRefusedError(
                 403, f"camera {manifest.camera_id} is not one of agent {agent_id}'s cameras"
             )
-            raise await self._refuse(conn, agent_id, manifest, error)
+            raise self._refuse(agent_id, manifest, error)
         if manifest.size > self.max_bytes:
             error = UploadRefusedError(
                 413, f"clip of {manifest.size} bytes is over the limit of {self.max_bytes}"
             )
-            raise await self._refuse(conn, agent_id, manifest, error)
+            raise self._refuse(agent_id, manifest, error)
         kept = await conn.fetchval(
             "SELECT size FROM evidence_clips WHERE clip_id = $1", manifest.clip_id
         )
@@ -144,8 +155,7 @@ class ClipIntake:
             raise UploadRefusedError(422, f"alert {manifest.alert_id} does not exist")
         meta, part = self._paths(manifest.clip_id)
         if meta.exists() and meta.read_bytes() != body:
-            raise await self._refuse(
-                conn,
+            raise self._refuse(
                 agent_id,
                 manifest,
                 UploadRefusedError(409, "an upload of this clip with another manifest is open"),
@@ -194,12 +204,12 @@ class ClipIntake:
             error = UploadRefusedError(
                 422, f"SHA-256 of the bytes is {sha256}, the manifest says {manifest.sha256}"
             )
-            raise await self._refuse(conn, agent_id, manifest, error)
+            raise self._refuse(agent_id, manifest, error)
         try:
             facts = await asyncio.to_thread(probe_mp4, data)
         except NotAClipError as exc:
             error = UploadRefusedError(415, f"not a playable H.264 MP4: {exc.reason}")
-            raise await self._refuse(conn, agent_id, manifest, error) from exc
+            raise self._refuse(agent_id, manifest, error) from exc
         received = datetime.now(UTC)
         key = f"{received:%Y/%m/%d}/{clip_id}.mp4"
         record = ClipRecord(
