@@ -22,6 +22,7 @@ import aiomqtt
 from protocol import (
     SNAPSHOT_REQUEST,
     Background,
+    ClipOrder,
     FrameDecodeError,
     MqttEndpoint,
     SnapshotRequest,
@@ -66,6 +67,8 @@ class EvidenceCollector(Background):
         identifier: str = "alerts-evidence",
         timeout: float = 5.0,
         max_width: int = 1920,
+        clip_pre: float | None = 10.0,
+        clip_post: float = 10.0,
     ) -> None:
         self.endpoint = endpoint
         self.store = store
@@ -73,6 +76,9 @@ class EvidenceCollector(Background):
         self.identifier = identifier
         self.timeout = timeout
         self.max_width = max_width
+        self.clip_pre = clip_pre
+        """Seconds of clip before the event (None: ask for no clip)."""
+        self.clip_post = clip_post
         self.stats = EvidenceStats()
         self._outgoing: asyncio.Queue[SnapshotRequest] = asyncio.Queue(1000)
         self._pending: dict[str, str] = {}
@@ -96,11 +102,23 @@ class EvidenceCollector(Background):
     def request(self, camera_id: str, alert_id: str) -> None:
         """Ask for a snapshot for this alert; returns at once."""
         request_id = f"ev-{secrets.token_hex(8)}"
+        now = time.time()
+        clip = None
+        if self.clip_pre is not None:
+            # The edge cuts the clip and uploads it to the API (evidence package).
+            clip = ClipOrder(
+                clip_id=f"clip-{secrets.token_hex(10)}",
+                alert_id=alert_id,
+                event_at=now,
+                pre=self.clip_pre,
+                post=self.clip_post,
+            )
         message = SnapshotRequest(
             request_id=request_id,
             camera_id=camera_id,
-            requested_at=time.time(),
+            requested_at=now,
             max_width=self.max_width,
+            clip=clip,
         )
         try:
             self._outgoing.put_nowait(message)
