@@ -113,6 +113,22 @@ class SpoolOptions(_Strict):
     when_full: SpoolPolicy = SpoolPolicy.DROP_OLDEST
 
 
+class EvidenceOptions(_Strict):
+    """Evidence clips: a ring buffer per camera and uploads to the centre's API."""
+
+    api_url: str = Field(description="The console API, e.g. https://ioc.example")
+    token_env: EnvName = Field(
+        "IOC_EVIDENCE_TOKEN", description="Variable with <agent>:<token> (ioc evidence agent-token)"
+    )
+    ca_file: Path | None = None
+    dir: Path = Field(Path("evidence"), description="Clips waiting for the centre")
+    width: Annotated[int, Field(ge=64, le=3840)] = 640
+    height: Annotated[int, Field(ge=64, le=2160)] = 360
+    fps: Annotated[float, Field(gt=0.0, le=30.0)] = 10.0
+    seconds: Annotated[float, Field(ge=5.0, le=120.0)] = 30.0
+    crf: Annotated[int, Field(ge=18, le=40)] = 30
+
+
 class AgentConfig(_Strict):
     agent_id: Identifier
     province: Path | None = Field(None, description="Registry the cameras/APs are taken from")
@@ -125,6 +141,7 @@ class AgentConfig(_Strict):
     camera_options: CameraOptions = CameraOptions()
     wifi: WifiOptions | None = None
     spool: SpoolOptions = SpoolOptions()
+    evidence: EvidenceOptions | None = None
     state_period: Seconds = Field(10.0, description="Seconds between camera/edge state reports")
 
 
