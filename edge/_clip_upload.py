@@ -83,6 +83,17 @@ class ClipUploader:
         self.verify = verify
         self.max_backoff = max_backoff
         self.stats = UploadStats()
+        self._changed = asyncio.Event()
+
+    def _count(self, name: str) -> None:
+        setattr(self.stats, name, getattr(self.stats, name) + 1)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_for(self, settled: int, *, failures: int = 0) -> None:
+        """Return once ``settled`` clips were uploaded or refused (and ``failures`` seen)."""
+        while self.stats.uploaded + self.stats.refused < settled or self.stats.failures < failures:
+            await self._changed.wait()
 
     async def run(self) -> None:
         headers = {"Authorization": f"Bearer {self.credential}"}
@@ -101,7 +112,7 @@ class ClipUploader:
                     attempt = 0
                 except (httpx.HTTPError, _Retry) as exc:
                     attempt += 1
-                    self.stats.failures += 1
+                    self._count("failures")
                     delay = min(self.max_backoff, backoff_delay(attempt))
                     logger.warning("clip upload failed (%s); retrying in %.2f s", exc, delay)
                     with contextlib.suppress(TimeoutError):
@@ -127,7 +138,7 @@ class ClipUploader:
             offset = self._offset(answer, manifest, manifest_path, mp4_path)
         if offset is not None:  # complete: kept by the centre
             await asyncio.to_thread(_remove_both, manifest_path, mp4_path)
-            self.stats.uploaded += 1
+            self._count("uploaded")
             logger.info("clip %s uploaded (%d bytes)", manifest.clip_id, len(data))
 
     def _offset(
@@ -144,7 +155,7 @@ class ClipUploader:
                 answer.text[:300],
             )
             self._set_aside(manifest_path, mp4_path)
-            self.stats.refused += 1
+            self._count("refused")
             return None
         raise _Retry(f"clip {manifest.clip_id}: HTTP {answer.status_code} {answer.text[:200]}")
 
