@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import sys
 from datetime import UTC, datetime
 
 import typer
 
+from edge import ClipOutbox, ClipUploader
 from evidence import (
     DirectoryClipStore,
     EvidenceCentre,
@@ -32,6 +35,34 @@ def evidence_centre(settings: Settings, province: Province | None = None) -> Evi
         for agent, (cameras, _) in province.agents().items()
     }
     return EvidenceCentre.create(EvidenceSettings(), owned)
+
+
+def simulator_uploader(settings: Settings, agent_id: str) -> ClipUploader | None:
+    """The simulator's clip uploader when ``IOC_EVIDENCE_API_URL`` and a token (or the
+    secret, in the demo) are in the environment; None otherwise (no clips)."""
+    api_url = os.environ.get("IOC_EVIDENCE_API_URL")
+    credential = os.environ.get("IOC_EVIDENCE_TOKEN")
+    secret = EvidenceSettings().secret
+    if credential is None and secret is not None:
+        credential = f"{agent_id}:{agent_token(secret.get_secret_value().encode(), agent_id)}"
+    if not api_url or not credential:
+        return None
+    return ClipUploader(
+        ClipOutbox(settings.state_dir / f"evidence-{agent_id}"), api_url, credential
+    )
+
+
+def demo_environment(settings: Settings) -> dict[str, str]:
+    """Evidence settings for the demo's processes: a fresh secret per run, clips under the
+    state folder, the simulator allowed every camera."""
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    return {
+        "IOC_EVIDENCE_SECRET": os.environ.get("IOC_EVIDENCE_SECRET") or secrets.token_urlsafe(32),
+        "IOC_EVIDENCE_DIR": str((settings.state_dir / "evidence").resolve()),
+        "IOC_EVIDENCE_PUBLIC_URL": os.environ.get("IOC_EVIDENCE_PUBLIC_URL", api),
+        "IOC_EVIDENCE_API_URL": api,
+        "IOC_EVIDENCE_FLEET_AGENTS": "sim-1",
+    }
 
 
 def _store_url(settings: Settings) -> str:
