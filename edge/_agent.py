@@ -417,7 +417,12 @@ class EdgeAgent:
                 qos=1,
             )
             self.stats.snapshots_answered += 1
-            if request.clip is not None and self.uploader is not None and reader.ring:
+            if (
+                request.clip is not None
+                and self.uploader is not None
+                and reader.ring
+                and self.uploader.first_order(request.clip.clip_id)
+            ):
                 task = asyncio.create_task(
                     self._cut(reader.ring, request.clip, self.uploader), name="clip"
                 )

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,15 @@ class ClipUploader:
         self.max_backoff = max_backoff
         self.stats = UploadStats()
         self._changed = asyncio.Event()
+        self._orders: deque[str] = deque(maxlen=1000)
+
+    def first_order(self, clip_id: str) -> bool:
+        """True the first time a clip id is ordered (the centre resends unanswered orders;
+        the last thousand ids are remembered, hours of alerts for one edge)."""
+        if clip_id in self._orders:
+            return False
+        self._orders.append(clip_id)
+        return True
 
     def _count(self, name: str) -> None:
         setattr(self.stats, name, getattr(self.stats, name) + 1)

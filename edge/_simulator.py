@@ -346,7 +346,11 @@ class CitySimulator(Background):
                 qos=1,
             )
             self.stats.snapshots_answered += 1
-            if request.clip is not None and self.uploader is not None:
+            if (
+                request.clip is not None
+                and self.uploader is not None
+                and self.uploader.first_order(request.clip.clip_id)
+            ):
                 task = asyncio.create_task(self._cut(cam, request.clip, self.uploader))
                 self._clip_tasks.add(task)
                 task.add_done_callback(self._clip_tasks.discard)

@@ -268,6 +268,21 @@ def bench_edge(
     run(duration, baseline, readers)
 
 
+@bench_app.command("evidence")
+def bench_evidence(
+    cameras: Annotated[int, typer.Option(min=1, help="Ring buffers measured")] = 10,
+    seconds: Annotated[float, typer.Option(min=1, help="Seconds fed to each ring")] = 35.0,
+    rate: Annotated[float, typer.Option(help="Alerts (clip orders) per minute")] = 60.0,
+    alerts: Annotated[int, typer.Option(min=0, help="Alerts in the pipeline run; 0: none")] = 60,
+    drain: Annotated[float, typer.Option(help="Longest wait for the last clips, seconds")] = 120,
+) -> None:
+    """Evidence ring buffers' CPU and memory; alert-to-clip latency and lost clips across
+    a broker restart and an API restart, with 200 simulated cameras."""
+    from .bench.evidence import main as run
+
+    run(cameras, seconds, rate, alerts, drain)
+
+
 @users_app.command("add")
 def users_add(
     username: str,
