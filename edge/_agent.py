@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import importlib.metadata
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from protocol import (
     SNAPSHOT_REQUEST,
     ClipManifest,
     ClipOrder,
-    ConfigError,
     EdgeState,
     PayloadError,
     TopicError,
@@ -140,15 +138,10 @@ class EdgeAgent:
             )
             for reader in self.readers:
                 reader.ring = ClipRing(reader.camera.id, ring)
-            credential = os.environ.get(evidence.token_env)
-            if not credential:
-                raise ConfigError(
-                    self.agent_id, [f"evidence.token_env: {evidence.token_env} is not set"]
-                )
             self.uploader = ClipUploader(
                 ClipOutbox(plan.base_dir / evidence.dir),
                 evidence.api_url,
-                credential,
+                plan.evidence_credential or "",
                 verify=str(plan.base_dir / evidence.ca_file) if evidence.ca_file else True,
             )
         self.stats = AgentStats()

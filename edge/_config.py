@@ -160,6 +160,8 @@ class AgentPlan:
     controller_urls: dict[str, str]
     """Controller URL as configured -> with ``${VAR}`` expanded (never logged)."""
     controller_tokens: dict[str, str | None]
+    evidence_credential: str | None = None
+    """``<agent>:<token>`` for clip uploads, from ``evidence.token_env``."""
 
 
 def _pick(
@@ -177,6 +179,17 @@ def _pick(
         else:
             picked.append(item)
     return picked
+
+
+def _evidence_credential(
+    config: AgentConfig, environ: Mapping[str, str], problems: list[str]
+) -> str | None:
+    if config.evidence is None:
+        return None
+    credential = environ.get(config.evidence.token_env)
+    if not credential:
+        problems.append(f"evidence: ${config.evidence.token_env} (the upload token) is not set")
+    return credential
 
 
 def resolve(config: AgentConfig, base_dir: Path, environ: Mapping[str, str]) -> AgentPlan:
@@ -225,6 +238,7 @@ def resolve(config: AgentConfig, base_dir: Path, environ: Mapping[str, str]) -> 
     except ValueError as exc:
         problems.append(f"mqtt: ${config.mqtt.url_env}: {exc}")
         endpoint = MqttEndpoint()
+    credential = _evidence_credential(config, environ, problems)
     if problems:
         raise ConfigError(source, problems)
     tls = config.mqtt.tls
@@ -243,6 +257,7 @@ def resolve(config: AgentConfig, base_dir: Path, environ: Mapping[str, str]) -> 
         timezone=config.timezone or province.timezone,
         hash_secret=(secret or f"unset-{config.agent_id}").encode(),
         base_dir=base_dir,
+        evidence_credential=credential,
         controller_urls=urls,
         controller_tokens=tokens,
     )

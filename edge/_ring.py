@@ -80,14 +80,19 @@ class FrameEncoder:
         self._codec.pix_fmt = "yuv420p"
         self._codec.time_base = _MS
         self._codec.framerate = Fraction(settings.fps).limit_denominator(1000)
-        self._codec.gop_size = max(1, round(settings.fps))
-        # No global header: every key frame carries its SPS/PPS, so a clip may start at any.
+        # Key frames are forced by capture time (one a second, whatever rate the source
+        # really delivers); the GOP size is only an upper bound. No global header: every key
+        # frame carries its SPS/PPS, so a clip may start at any.
+        self._codec.gop_size = max(1, round(settings.fps * 10))
         self._codec.options = {
             "preset": "ultrafast",
             "tune": "zerolatency",
             "crf": str(settings.crf),
+            "forced-idr": "1",
         }
         self._first: float | None = None
+        self._last_key = float("-inf")
+        self._key_every = 1.0 - 0.5 / settings.fps
 
     def encode(self, image: MatLike, at: float) -> list[EncodedPacket]:
         size = (self.settings.width, self.settings.height)
@@ -101,6 +106,9 @@ class FrameEncoder:
         if self._first is None:
             self._first = at
         frame.pts = round((at - self._first) * 1000)
+        if at - self._last_key >= self._key_every:
+            frame.pict_type = av.video.frame.PictureType.I
+            self._last_key = at
         return [
             EncodedPacket(
                 at=self._first + (p.pts or 0) / 1000, data=bytes(p), key=bool(p.is_keyframe)

@@ -63,3 +63,13 @@ def test_bytes_that_are_not_an_mp4_are_named() -> None:
     mp4 = filled_ring(30).cut(START, START + 3).mp4
     with pytest.raises(NotAClipError):
         probe_mp4(mp4[: len(mp4) // 3])
+
+
+def test_key_frames_come_every_second_even_from_a_slower_source() -> None:
+    ring = ClipRing("cam-test", RingSettings(fps=10.0))
+    for n in range(80):  # a camera that delivers 4 fps to a 10 fps ring, for 20 s
+        ring.add(counter_frame(n), START + n / 4)
+    clip = ring.cut(START + 10.1, START + 15)
+    assert START + 9.1 <= clip.started_at <= START + 10.1  # at most a second early
+    counters = clip_counters(clip.mp4)
+    assert counters == list(range(counters[0], 61))
