@@ -35,7 +35,7 @@ def read_counter(image: np.ndarray) -> int:
 
 
 def clip_counters(mp4: bytes) -> list[int]:
-    with av.open(io.BytesIO(mp4)) as container:
+    with av.open(io.BytesIO(mp4), "r") as container:
         return [read_counter(f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
 
 

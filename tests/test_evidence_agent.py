@@ -74,10 +74,10 @@ async def test_an_ordered_clip_is_cut_uploaded_and_kept(
         await seen.wait_for(
             lambda: any(CAMERA_STATE.decode(p).status == "online" for p in seen.on(state))
         )
-        reader = agent.readers[0]
-        assert reader.ring is not None
-        first = reader.ring.newest
-        await seen.wait_for(lambda: (reader.ring.newest or 0) - (first or 0) >= 2.0)
+        ring = agent.readers[0].ring
+        assert ring is not None
+        first = ring.newest or 0.0
+        await seen.wait_for(lambda: (ring.newest or 0.0) - first >= 2.0)
         event_at = time.time()
         order = ClipOrder(
             clip_id="clip-agent", alert_id=alert_id, event_at=event_at, pre=2.0, post=1.0
