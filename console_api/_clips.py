@@ -56,8 +56,9 @@ file takes a console token or a signed link (each route checks its own)."""
 def centre_of(request: Request) -> EvidenceCentre:
     centre: EvidenceCentre | None = getattr(request.app.state, "evidence", None)
     if centre is None:
+        # Not a server fault: this API has no evidence store (IOC_EVIDENCE_SECRET unset).
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "evidence clips are not configured"
+            status.HTTP_404_NOT_FOUND, "evidence clips are not configured on this server"
         )
     return centre
 

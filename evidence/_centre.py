@@ -21,7 +21,7 @@ class EvidenceSettings(BaseSettings):
     secret: SecretStr | None = Field(
         None,
         description="Signs agents' upload tokens and police links (32+ characters); "
-        "unset: the evidence endpoints answer 503",
+        "unset: the evidence endpoints answer 404",
     )
     dir: Path = Field(Path("state/evidence"), description="Clip store and upload staging")
     public_url: str = Field(
