@@ -6,9 +6,15 @@ and an edited custody entry."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +25,16 @@ from evidence_support import filled_ring
 from lxml import etree
 
 from console_api import Role, create_app
-from evidence import EvidenceCentre, EvidenceSettings, agent_token, custody_log, verify_evidence
+from evidence import (
+    EvidenceCentre,
+    EvidenceSettings,
+    agent_token,
+    apply_retention,
+    custody_log,
+    hold_incident,
+    release_incident,
+    verify_evidence,
+)
 from protocol import CLIP_MANIFEST, ClipManifest
 from store import StoreConfig
 
@@ -258,3 +273,59 @@ async def test_bad_uploads_are_refused_for_good_and_logged(
     assert [r["clip_id"] for r in reasons] == ["c-hash", "c-cam", "c-big", "c-junk"]
     assert await db.fetchval("SELECT count(*) FROM evidence_clips") == 0
     assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def ioc_evidence_verify(database: StoreConfig, root: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    env |= {"IOC_DATABASE_URL": database.url, "IOC_EVIDENCE_DIR": str(root)}
+    return subprocess.run(
+        [sys.executable, "-m", "ioc", "evidence", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_retention_keeps_held_incidents_and_verify_runs_as_a_command(
+    database: StoreConfig, db: asyncpg.Connection, tmp_path: Path, mp4: bytes
+) -> None:
+    await seed_registry(db)
+    alert_id, _ = await raise_alert(db)
+    async with (
+        centre_console(database, db, tmp_path) as (console, centre),
+        agent_http(console) as agent,
+    ):
+        assert (await upload(agent, manifest_for(mp4, alert_id), mp4)).status_code == 201
+    ok = await asyncio.to_thread(ioc_evidence_verify, database, tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout.splitlines()[-1]) == {
+        "clips": 1,
+        "custody_entries": 3,
+        "problems": 0,
+        "ok": True,
+    }
+    key = await db.fetchval("SELECT storage_key FROM evidence_clips")
+    path = tmp_path / "clips" / key
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    broken = await asyncio.to_thread(ioc_evidence_verify, database, tmp_path)
+    assert broken.returncode == 1
+    assert "BROKEN clip-1: bytes changed" in broken.stderr
+    path.write_bytes(mp4)
+
+    later = datetime.now(UTC) + timedelta(days=31)
+    await hold_incident(db, alert_id, "operator-1", "court case 12/2026")
+    assert await apply_retention(db, centre.store, now=later, days={}) == []
+    assert path.exists()
+    await release_incident(db, alert_id, "operator-1")
+    assert await apply_retention(db, centre.store, now=later, days={"intrusion": 60}) == []
+    assert await apply_retention(db, centre.store, now=later, days={}) == ["clip-1"]
+    assert not path.exists()
+    log = [(e.action, e.actor) for e in await custody_log(db, "clip-1")]
+    assert log[-3:] == [
+        ("held", "operator-1"),
+        ("released", "operator-1"),
+        ("deleted", "retention"),
+    ]
+    assert (await verify_evidence(db, centre.store)).ok  # a deletion is not a break
