@@ -105,7 +105,9 @@ def create_app(
     app.mount("/static", _page.static_files(), name="static")
     # Outermost first: metrics see every answer, including the body limit's 413.
     app.add_middleware(_page.PageHeaders)
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, limit=config.max_body_bytes, larger=[(_clips.UPLOADS, _clips.MAX_CHUNK)]
+    )
     app.add_middleware(_metrics.RequestMetrics, metrics=metrics)
     _openapi.install(app)
     return app

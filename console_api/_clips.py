@@ -3,7 +3,7 @@ play them, and every read leaves a custody entry naming who.
 
 - ``POST /api/v1/evidence/uploads`` (agent): a :class:`protocol.ClipManifest`; answers the
   offset to send from. ``GET .../uploads/{clip}`` says where an upload stands;
-  ``PUT .../uploads/{clip}?offset=N`` appends a chunk (at most the body limit). The last
+  ``PUT .../uploads/{clip}?offset=N`` appends a chunk (at most 1 MiB). The last
   chunk is checked and kept (201); a refusal carries ``Upload-Final: true`` when sending
   again cannot help. Agents authenticate with ``Authorization: Bearer <agent>:<token>``
   (``ioc evidence agent-token``).
@@ -44,6 +44,8 @@ from ._scope import may_see
 
 router = APIRouter(tags=["evidence"])
 UPLOADS = "/api/v1/evidence/uploads"
+MAX_CHUNK = 1 << 20
+"""Largest upload chunk (the body limit of the upload routes; other routes keep theirs)."""
 CLIP_FILE = "/api/v1/evidence/clips/{clip_id}/file"
 PUBLIC = frozenset(
     {f"{UPLOADS}:POST", f"{UPLOADS}/{{clip_id}}:GET", f"{UPLOADS}/{{clip_id}}:PUT"}

@@ -23,8 +23,8 @@ import httpx
 from protocol import CLIP_MANIFEST, ClipManifest, PayloadError, backoff_delay
 
 logger = logging.getLogger(__name__)
-CHUNK = 48 * 1024
-"""Below the console API's default body limit (64 KiB)."""
+CHUNK = 1 << 20
+"""The console API's limit for upload chunks (most clips go in one)."""
 
 
 @dataclass
@@ -77,12 +77,14 @@ class ClipUploader:
         *,
         verify: str | bool = True,
         max_backoff: float = 60.0,
+        concurrency: int = 3,
     ) -> None:
         self.outbox = outbox
         self.api_url = api_url.rstrip("/")
         self.credential = credential
         self.verify = verify
         self.max_backoff = max_backoff
+        self.concurrency = concurrency
         self.stats = UploadStats()
         self._changed = asyncio.Event()
         self._orders: deque[str] = deque(maxlen=1000)
@@ -116,17 +118,24 @@ class ClipUploader:
                 if not pending:
                     await self.outbox.wait()
                     continue
-                try:
-                    for manifest_path in pending:
-                        await self._send(http, manifest_path)
+                # A few clips at a time, oldest first: one slow upload does not hold the rest.
+                results = await asyncio.gather(
+                    *(self._send(http, path) for path in pending[: self.concurrency]),
+                    return_exceptions=True,
+                )
+                failures = [r for r in results if isinstance(r, BaseException)]
+                for failure in failures:
+                    if not isinstance(failure, httpx.HTTPError | _Retry):
+                        raise failure
+                if not failures:
                     attempt = 0
-                except (httpx.HTTPError, _Retry) as exc:
-                    attempt += 1
-                    self._count("failures")
-                    delay = min(self.max_backoff, backoff_delay(attempt))
-                    logger.warning("clip upload failed (%s); retrying in %.2f s", exc, delay)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.outbox.wait(), delay)
+                    continue
+                attempt += 1
+                self._count("failures")
+                delay = min(self.max_backoff, backoff_delay(attempt))
+                logger.warning("clip upload failed (%s); retrying in %.2f s", failures[0], delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.outbox.wait(), delay)
 
     async def _send(self, http: httpx.AsyncClient, manifest_path: Path) -> None:
         mp4_path = manifest_path.with_suffix(".mp4")
