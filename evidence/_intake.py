@@ -151,8 +151,14 @@ class ClipIntake:
             alert = uuid.UUID(manifest.alert_id)
         except ValueError:
             raise UploadRefusedError(422, f"alert id {manifest.alert_id!r} is not a UUID") from None
-        if not await conn.fetchval("SELECT true FROM alerts WHERE id = $1", alert):
+        source = await conn.fetchval("SELECT source_id FROM alerts WHERE id = $1", alert)
+        if source is None:
             raise UploadRefusedError(422, f"alert {manifest.alert_id} does not exist")
+        if source != manifest.camera_id:
+            error = UploadRefusedError(
+                422, f"alert {manifest.alert_id} is of {source}, not camera {manifest.camera_id}"
+            )
+            raise self._refuse(agent_id, manifest, error)
         meta, part = self._paths(manifest.clip_id)
         if meta.exists() and meta.read_bytes() != body:
             raise self._refuse(

@@ -35,7 +35,7 @@ from evidence import (
     release_incident,
     verify_evidence,
 )
-from protocol import CLIP_MANIFEST, ClipManifest
+from protocol import CLIP_MANIFEST, ClipManifest, EventKind
 from store import StoreConfig
 
 pytestmark = [pytest.mark.postgres]
@@ -124,7 +124,7 @@ async def test_an_uploaded_clip_is_kept_played_and_accounted_for(
     await seed_registry(db)
     routing = await route_to_police(db)
     alert_id, _ = await raise_alert(db, routing=routing)  # police told: an Alert is staged
-    other_id, _ = await raise_alert(db, camera="cam-b", district="go-cong", zone=None)
+    other_id, _ = await raise_alert(db, kind=EventKind.STOPPED_VEHICLE, zone=None)  # not routed
     async with (
         centre_console(database, db, tmp_path) as (console, centre),
         agent_http(console) as agent,
@@ -258,6 +258,11 @@ async def test_bad_uploads_are_refused_for_good_and_logged(
         answer = await upload(agent, camera, mp4)
         assert (answer.status_code, answer.headers["upload-final"]) == (403, "true")
 
+        other_alert, _ = await raise_alert(db, camera="cam-b", district="go-cong", zone=None)
+        elsewhere = manifest_for(mp4, other_alert, clip_id="c-alert")  # cam-a's clip, cam-b's alert
+        answer = await upload(agent, elsewhere, mp4)
+        assert (answer.status_code, answer.headers["upload-final"]) == (422, "true")
+
         big = manifest_for(mp4, alert_id, clip_id="c-big", size=1 << 20)
         assert (await upload(agent, big, mp4)).status_code == 413
 
@@ -270,7 +275,7 @@ async def test_bad_uploads_are_refused_for_good_and_logged(
             assert answer.status_code == 401
 
     reasons = await db.fetch("SELECT clip_id, reason FROM evidence_refusals ORDER BY at")
-    assert [r["clip_id"] for r in reasons] == ["c-hash", "c-cam", "c-big", "c-junk"]
+    assert [r["clip_id"] for r in reasons] == ["c-hash", "c-cam", "c-alert", "c-big", "c-junk"]
     assert await db.fetchval("SELECT count(*) FROM evidence_clips") == 0
     assert list((tmp_path / "uploads").iterdir()) == []
 
