@@ -89,6 +89,7 @@ class FrameEncoder:
             "tune": "zerolatency",
             "crf": str(settings.crf),
             "forced-idr": "1",
+            "threads": "1",  # one camera, one thread: readers already use every core
         }
         self._first: float | None = None
         self._last_key = float("-inf")
