@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
+import asyncpg
 import msgspec
 
 from store import Connection
@@ -57,8 +58,8 @@ _COLUMNS = """clip_id, alert_id::text AS alert_id, camera_id, agent_id, event_at
     ended_at, received_at, frames, size, sha256, sha1"""
 
 
-def _view(record: object) -> ClipView:
-    fields = dict(record)  # type: ignore[call-overload]
+def _view(record: asyncpg.Record) -> ClipView:
+    fields = dict(record.items())
     return ClipView(**fields, url=f"/api/v1/evidence/clips/{fields['clip_id']}/file")
 
 

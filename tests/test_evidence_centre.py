@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -71,8 +72,8 @@ def agent_http(console: Console, agent: str = "edge-a") -> httpx.AsyncClient:
     return console.http(f"{agent}:{token}")
 
 
-def manifest_for(mp4: bytes, alert_id: str, **changes: object) -> ClipManifest:
-    fields: dict[str, object] = {
+def manifest_for(mp4: bytes, alert_id: str, **changes: Any) -> ClipManifest:
+    fields: dict[str, Any] = {
         "clip_id": "clip-1",
         "alert_id": alert_id,
         "camera_id": "cam-a",
@@ -86,7 +87,7 @@ def manifest_for(mp4: bytes, alert_id: str, **changes: object) -> ClipManifest:
         "cut_at": START + 21,
     }
     fields.update(changes)
-    return ClipManifest(**fields)  # type: ignore[arg-type]
+    return ClipManifest(**fields)
 
 
 async def upload(
