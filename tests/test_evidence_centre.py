@@ -116,7 +116,7 @@ async def upload(
 
 @pytest.fixture(scope="module")
 def mp4() -> bytes:
-    return filled_ring(200).cut(START, START + 20).mp4
+    return filled_ring(100).cut(START, START + 10).mp4
 
 
 async def test_an_uploaded_clip_is_kept_played_and_accounted_for(

@@ -64,4 +64,4 @@ async def test_chromium_plays_the_clip_for_an_operator(
                 await browser.close()
     assert played["status"] == 200
     assert (played["width"], played["height"]) == (640, 360)
-    assert played["duration"] == pytest.approx(20.0, abs=1.1)
+    assert played["duration"] == pytest.approx(10.0, abs=1.1)
