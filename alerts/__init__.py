@@ -1,7 +1,15 @@
 """From vision events to alerts with a lifecycle, and the channels that carry them."""
 
-from ._cap import CAP_NS, render_cap
-from ._channels import Channel, ConsoleChannel, MqttChannel, Notice, PoliceChannel, notify
+from ._cap import CAP_NS, CapResource, render_cap
+from ._channels import (
+    Channel,
+    ConsoleChannel,
+    MqttChannel,
+    Notice,
+    PoliceChannel,
+    notify,
+    stage_clip_update,
+)
 from ._delivery import DeliveryStats, DeliveryWorker, enable_endpoint
 from ._engine import AlertsEngine, AlertsStats
 from ._evidence import EvidenceCollector, get_evidence
@@ -50,6 +58,7 @@ __all__ = [
     "AlertsEngine",
     "AlertsStats",
     "AuditEntry",
+    "CapResource",
     "Channel",
     "ConsoleChannel",
     "DeliveryStats",
@@ -95,6 +104,7 @@ __all__ = [
     "publish_routing",
     "render_cap",
     "routing_from",
+    "stage_clip_update",
     "summarise",
     "transition",
 ]

@@ -51,6 +51,18 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
+class CapResource:
+    """A file the message points at (an evidence clip): CAP 1.2 ``resource``."""
+
+    desc: str
+    mime_type: str
+    size: int
+    uri: str
+    digest: str
+    """SHA-1 in hex, as CAP 1.2 defines ``digest``."""
+
+
+@dataclass(frozen=True, slots=True)
 class Reference:
     sender: str
     identifier: str
@@ -136,6 +148,7 @@ def _info(
     header: CapHeader,
     language: str,
     radius_km: float,
+    resources: Sequence[CapResource] = (),
 ) -> None:
     profile = PROFILES[EventKind(alert.kind)]
     info = _sub(root, "info")
@@ -167,6 +180,13 @@ def _info(
         parameter = _sub(info, "parameter")
         _sub(parameter, "valueName", name)
         _sub(parameter, "value", value)
+    for item in resources:
+        resource = _sub(info, "resource")
+        _sub(resource, "resourceDesc", item.desc)
+        _sub(resource, "mimeType", item.mime_type)
+        _sub(resource, "size", str(item.size))
+        _sub(resource, "uri", item.uri)
+        _sub(resource, "digest", item.digest)
     area = _sub(info, "area")
     _sub(area, "areaDesc", where.district_name if where else alert.district_id)
     if where is not None:
@@ -174,7 +194,12 @@ def _info(
 
 
 def render_cap(
-    alert: AlertView, where: Location | None, header: CapHeader, *, radius_km: float
+    alert: AlertView,
+    where: Location | None,
+    header: CapHeader,
+    *,
+    radius_km: float,
+    resources: Sequence[CapResource] = (),
 ) -> bytes:
     """The CAP 1.2 document, UTF-8 with an XML declaration."""
     root = etree.Element(f"{{{CAP_NS}}}alert", nsmap={None: CAP_NS})
@@ -191,5 +216,13 @@ def render_cap(
         _sub(root, "references", " ".join(r.triple() for r in header.references))
     _sub(root, "incidents", alert.id)
     for language in ("vi-VN", "en-US"):
-        _info(root, alert, where=where, header=header, language=language, radius_km=radius_km)
+        _info(
+            root,
+            alert,
+            where=where,
+            header=header,
+            language=language,
+            radius_km=radius_km,
+            resources=resources,
+        )
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))

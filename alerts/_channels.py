@@ -17,10 +17,10 @@ from typing import Protocol
 from protocol import ALERT, AlertMessage, EventKind, Severity, Topics
 from store import Connection
 
-from ._cap import CapHeader, CapStatus, Location, MsgType, Reference, render_cap
+from ._cap import CapHeader, CapResource, CapStatus, Location, MsgType, Reference, render_cap
 from ._model import AlertView, Reason
 from ._repository import record_change
-from ._routing import Routing
+from ._routing import Routing, load_routing
 
 _POLICE_UPDATES = frozenset({"acknowledged", "assigned", "escalated"})
 _POLICE_FIRST = frozenset({"opened", "unmuted", "escalated"})
@@ -212,3 +212,54 @@ async def notify(
     for channel in channels:
         await channel.stage(conn, notice, routing)
     return notice
+
+
+async def stage_clip_update(conn: Connection, alert: AlertView, resource: CapResource) -> bool:
+    """A CAP Update carrying an evidence clip that arrived after the incident's Alert, to
+    the endpoints that were told of the incident; nothing when the police were not told or
+    the incident is over. Call inside the transaction that keeps the clip."""
+    if alert.state == "resolved":
+        return False
+    earlier = await conn.fetch(
+        """SELECT identifier, sent FROM cap_messages WHERE alert_id = $1
+           ORDER BY sent, length(identifier), identifier""",
+        uuid.UUID(alert.id),
+    )
+    endpoints = [
+        r["endpoint_id"]
+        for r in await conn.fetch(
+            """SELECT DISTINCT d.endpoint_id FROM police_deliveries d
+               JOIN cap_messages m USING (identifier) WHERE m.alert_id = $1""",
+            uuid.UUID(alert.id),
+        )
+    ]
+    if not earlier or not endpoints:
+        return False
+    routing = await load_routing(conn)
+    header = CapHeader(
+        identifier=f"{alert.id}.{len(earlier) + 1}",
+        sender=routing.sender,
+        sender_name=routing.sender_name,
+        sent=datetime.now(UTC).replace(microsecond=0),
+        msg_type="Update",
+        references=[Reference(routing.sender, r["identifier"], r["sent"]) for r in earlier],
+        note="evidence clip added by the IOC",
+    )
+    where = await locate(conn, alert.source_id)
+    body = render_cap(
+        alert, where, header, radius_km=routing.circle_radius_km, resources=[resource]
+    )
+    await conn.execute(
+        """INSERT INTO cap_messages (identifier, alert_id, msg_type, sent, body)
+           VALUES ($1, $2, 'Update', $3, $4)""",
+        header.identifier,
+        uuid.UUID(alert.id),
+        header.sent,
+        body.decode("utf-8"),
+    )
+    await conn.executemany(
+        """INSERT INTO police_deliveries (webhook_id, identifier, alert_id, endpoint_id)
+           VALUES ($1, $2, $3, $4)""",
+        [(f"msg_{uuid.uuid4().hex}", header.identifier, uuid.UUID(alert.id), e) for e in endpoints],
+    )
+    return True

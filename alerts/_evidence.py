@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiomqtt
+import msgspec
 
 from protocol import (
     SNAPSHOT_REQUEST,
     Background,
+    ClipOrder,
     FrameDecodeError,
     MqttEndpoint,
     SnapshotRequest,
@@ -34,6 +36,8 @@ from protocol import (
 from store import DB_ERRORS, Connection, StoreConfig, create_pool
 
 logger = logging.getLogger(__name__)
+CLIP_ORDER_RESENDS = 2
+"""Times a clip order is sent again when its snapshot request went unanswered."""
 
 
 @dataclass
@@ -66,6 +70,8 @@ class EvidenceCollector(Background):
         identifier: str = "alerts-evidence",
         timeout: float = 5.0,
         max_width: int = 1920,
+        clip_pre: float | None = 10.0,
+        clip_post: float = 10.0,
     ) -> None:
         self.endpoint = endpoint
         self.store = store
@@ -73,12 +79,17 @@ class EvidenceCollector(Background):
         self.identifier = identifier
         self.timeout = timeout
         self.max_width = max_width
+        self.clip_pre = clip_pre
+        """Seconds of clip before the event (None: ask for no clip)."""
+        self.clip_post = clip_post
         self.stats = EvidenceStats()
         self._outgoing: asyncio.Queue[SnapshotRequest] = asyncio.Queue(1000)
         self._pending: dict[str, str] = {}
         """request id -> alert id, while we wait for the answer."""
         self._changed = asyncio.Event()
         self._ready = asyncio.Event()
+        self._resends: dict[str, SnapshotRequest] = {}
+        """Clip orders sent again, until answered or given up."""
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
         self._pool = await create_pool(self.store)
@@ -96,11 +107,23 @@ class EvidenceCollector(Background):
     def request(self, camera_id: str, alert_id: str) -> None:
         """Ask for a snapshot for this alert; returns at once."""
         request_id = f"ev-{secrets.token_hex(8)}"
+        now = time.time()
+        clip = None
+        if self.clip_pre is not None:
+            # The edge cuts the clip and uploads it to the API (evidence package).
+            clip = ClipOrder(
+                clip_id=f"clip-{secrets.token_hex(10)}",
+                alert_id=alert_id,
+                event_at=now,
+                pre=self.clip_pre,
+                post=self.clip_post,
+            )
         message = SnapshotRequest(
             request_id=request_id,
             camera_id=camera_id,
-            requested_at=time.time(),
+            requested_at=now,
             max_width=self.max_width,
+            clip=clip,
         )
         try:
             self._outgoing.put_nowait(message)
@@ -109,11 +132,32 @@ class EvidenceCollector(Background):
             return
         self._pending[request_id] = alert_id
         self.stats.requested += 1
-        asyncio.get_running_loop().call_later(self.timeout, self._expire, request_id)
+        asyncio.get_running_loop().call_later(self.timeout, self._expire, request_id, message, 0)
 
-    def _expire(self, request_id: str) -> None:
+    def _expire(self, request_id: str, message: SnapshotRequest, resent: int) -> None:
         if self._pending.pop(request_id, None) is not None:
             self._count("timed_out")
+            self._order_again(message, resent)
+
+    def _order_again(self, message: SnapshotRequest, resent: int) -> None:
+        """No answer: the request (and its clip order) may have been lost with a broker or
+        edge connection. Order the clip again; an edge cuts each clip id once."""
+        if message.clip is None or resent >= CLIP_ORDER_RESENDS:
+            return
+        again = msgspec.structs.replace(message, request_id=f"ev-{secrets.token_hex(8)}")
+        try:
+            self._outgoing.put_nowait(again)
+        except asyncio.QueueFull:
+            return
+        self._resends[again.request_id] = again
+        asyncio.get_running_loop().call_later(
+            self.timeout, self._resent, again.request_id, resent + 1
+        )
+
+    def _resent(self, request_id: str, resent: int) -> None:
+        message = self._resends.pop(request_id, None)
+        if message is not None:  # still unanswered
+            self._order_again(message, resent)
 
     def _count(self, name: str) -> None:
         setattr(self.stats, name, getattr(self.stats, name) + 1)
@@ -146,11 +190,15 @@ class EvidenceCollector(Background):
     async def _send(self, client: aiomqtt.Client) -> None:
         while not self._stopping:
             message = await self._outgoing.get()
-            await client.publish(
-                self.topics.snapshot_request(message.camera_id),
-                SNAPSHOT_REQUEST.encode(message),
-                qos=1,
-            )
+            try:
+                await client.publish(
+                    self.topics.snapshot_request(message.camera_id),
+                    SNAPSHOT_REQUEST.encode(message),
+                    qos=1,
+                )
+            except aiomqtt.MqttError:
+                self._outgoing.put_nowait(message)  # sent again on the next connection
+                raise
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -158,6 +206,8 @@ class EvidenceCollector(Background):
                 parsed = self.topics.parse(message.topic.value)
             except TopicError:
                 continue
+            if parsed.extra is not None:
+                self._resends.pop(parsed.extra, None)
             if parsed.extra is None or parsed.extra not in self._pending:
                 continue  # a request of ours (same filter), a late or a repeated answer
             alert_id = self._pending.pop(parsed.extra)

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, HTTPException, Request, status
 
 from alerts import AlertFeed
+from evidence import EvidenceCentre
 from protocol import MqttEndpoint, Topics
 from store import StoreConfig, create_pool
 
 from . import (
     _alerts,
     _cap_messages,
+    _clips,
     _fiware,
     _forecast,
     _geo,
@@ -31,8 +33,9 @@ from ._bounds import BodyLimit
 from ._config import ConsoleConfig
 from ._hub import ChangeHub
 
-PUBLIC_PATHS = frozenset(
-    {"/api/v1/auth/token:POST", "/healthz:GET", "/metrics:GET", "/:GET", "/console/:GET"}
+PUBLIC_PATHS = (
+    frozenset({"/api/v1/auth/token:POST", "/healthz:GET", "/metrics:GET", "/:GET", "/console/:GET"})
+    | _clips.PUBLIC
 )
 """Routes anyone may call: log in, health, metrics, the page. Every other route has a role
 gate; tests walk the app's routes and fail on one that has neither."""
@@ -47,6 +50,7 @@ def create_app(
     config: ConsoleConfig | None = None,
     mqtt: MqttEndpoint | None = None,
     topics: Topics | None = None,
+    evidence: EvidenceCentre | None = None,
 ) -> FastAPI:
     """The console app over ``store``. ``mqtt`` (optional) is the broker through which camera
     snapshots are asked of the edges; without it that one endpoint answers 503."""
@@ -82,12 +86,14 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.config = config
+    app.state.evidence = evidence  # None: the evidence endpoints answer 503
     app.state.metrics = metrics
     for router in (
         _users.router,
         _alerts.router,
         _incidents.router,
         _cap_messages.router,
+        _clips.router,
         _registry.router,
         _snapshots.router,
         _geo.router,
@@ -103,7 +109,9 @@ def create_app(
     app.mount("/static", _page.static_files(), name="static")
     # Outermost first: metrics see every answer, including the body limit's 413.
     app.add_middleware(_page.PageHeaders)
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, limit=config.max_body_bytes, larger=[(_clips.UPLOADS, _clips.MAX_CHUNK)]
+    )
     app.add_middleware(_metrics.RequestMetrics, metrics=metrics)
     _openapi.install(app)
     return app

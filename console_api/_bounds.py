@@ -7,6 +7,7 @@ of ``{"loc": [...], "msg": ..., "type": ...}``), so clients handle one format.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -95,20 +96,23 @@ class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, before the app reads them; a body
     without Content-Length is counted as it streams and cut off at the limit."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, larger: Sequence[tuple[str, int]] = ()) -> None:
         self.app = app
         self.limit = limit
+        self.larger = tuple(larger)
+        """(path prefix, limit) pairs for the few routes that take more (clip uploads)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        limit = next((n for prefix, n in self.larger if path.startswith(prefix)), self.limit)
         declared = _content_length(scope)
-        if declared is not None and declared > self.limit:
-            await _too_large(send, self.limit)
+        if declared is not None and declared > limit:
+            await _too_large(send, limit)
             return
         seen = 0
-        limit = self.limit
 
         async def counted() -> Message:
             nonlocal seen

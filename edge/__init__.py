@@ -3,6 +3,7 @@ and the city simulator."""
 
 from ._agent import AgentStats, EdgeAgent, build_collectors
 from ._camera import CameraReader, CameraSettings, EncodedFrame, FrameSlot
+from ._clip_upload import ClipOutbox, ClipUploader, UploadStats
 from ._clips import ClipError, ClipLibrary, EncodedClip, encode_clip
 from ._collectors import (
     ApReading,
@@ -16,6 +17,8 @@ from ._collectors import (
 from ._config import AgentConfig, AgentPlan, load_agent, parse_agent_config, resolve
 from ._identity import SERVICES, ServiceAccess, hash_password, write_mosquitto_config
 from ._incidents import Incident, IncidentBoard, IncidentKind, incident_targets, load_incidents
+from ._ring import Clip, ClipRing, CutError, RingSettings
+from ._sim_clips import cut_replayed
 from ._simulator import CitySimulator, SimulatorStats
 from ._spool import Spool, SpooledMessage, SpoolEntry, SpoolPolicy
 from ._telemetry import PublishRefusals, SpoolForwarder, WifiPipeline
@@ -30,10 +33,15 @@ __all__ = [
     "CameraReader",
     "CameraSettings",
     "CitySimulator",
+    "Clip",
     "ClipError",
     "ClipLibrary",
+    "ClipOutbox",
+    "ClipRing",
+    "ClipUploader",
     "CollectorError",
     "ControllerCollector",
+    "CutError",
     "EdgeAgent",
     "EncodedClip",
     "EncodedFrame",
@@ -43,6 +51,7 @@ __all__ = [
     "IncidentKind",
     "NewVisitors",
     "PublishRefusals",
+    "RingSettings",
     "ServiceAccess",
     "SimulatedCollector",
     "SimulatorStats",
@@ -51,12 +60,14 @@ __all__ = [
     "SpoolForwarder",
     "SpoolPolicy",
     "SpooledMessage",
+    "UploadStats",
     "VisitorHasher",
     "WifiCollector",
     "WifiFleet",
     "WifiPipeline",
     "build_collectors",
     "busyness",
+    "cut_replayed",
     "encode_clip",
     "hash_password",
     "incident_targets",

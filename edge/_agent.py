@@ -25,6 +25,8 @@ from protocol import (
     CAMERA_STATE,
     EDGE_STATE,
     SNAPSHOT_REQUEST,
+    ClipManifest,
+    ClipOrder,
     EdgeState,
     PayloadError,
     TopicError,
@@ -34,8 +36,10 @@ from protocol import (
 )
 
 from ._camera import CameraReader
+from ._clip_upload import ClipOutbox, ClipUploader
 from ._collectors import ControllerCollector, NewVisitors, SimulatedCollector, WifiCollector
 from ._config import AgentPlan, ControllerSource
+from ._ring import ClipRing, CutError, RingSettings
 from ._spool import Spool
 from ._telemetry import SpoolForwarder, WifiPipeline
 from ._wifi import WifiFleet
@@ -125,6 +129,21 @@ class EdgeAgent:
             batch_period=wifi.batch_period if wifi else 30.0,
             on_spooled=self.forwarder.wake,
         )
+        self.uploader: ClipUploader | None = None
+        self._clip_tasks: set[asyncio.Task[None]] = set()
+        evidence = plan.config.evidence
+        if evidence is not None:
+            ring = RingSettings(
+                evidence.width, evidence.height, evidence.fps, evidence.seconds, evidence.crf
+            )
+            for reader in self.readers:
+                reader.ring = ClipRing(reader.camera.id, ring)
+            self.uploader = ClipUploader(
+                ClipOutbox(plan.base_dir / evidence.dir),
+                evidence.api_url,
+                plan.evidence_credential or "",
+                verify=str(plan.base_dir / evidence.ca_file) if evidence.ca_file else True,
+            )
         self.stats = AgentStats()
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
@@ -155,6 +174,14 @@ class EdgeAgent:
         self._stack.push_async_callback(self._stop_readers)
         self._pipeline_task = asyncio.create_task(self.pipeline.run(), name="wifi pipeline")
         self._session_task = asyncio.create_task(self._session(), name=f"edge {self.agent_id}")
+        if self.uploader is not None:
+            uploads = asyncio.create_task(self.uploader.run(), name="clip uploads")
+
+            async def stop_clip_work() -> None:
+                # Clips still being cut are lost with the agent; cut ones wait on disk.
+                await stop_tasks([uploads, *self._clip_tasks])
+
+            self._stack.push_async_callback(stop_clip_work)
         logger.info(
             "edge %s: %d cameras, %d access points, spool %s, broker %s",
             self.agent_id,
@@ -383,3 +410,41 @@ class EdgeAgent:
                 qos=1,
             )
             self.stats.snapshots_answered += 1
+            if (
+                request.clip is not None
+                and self.uploader is not None
+                and reader.ring
+                and self.uploader.first_order(request.clip.clip_id)
+            ):
+                task = asyncio.create_task(
+                    self._cut(reader.ring, request.clip, self.uploader), name="clip"
+                )
+                self._clip_tasks.add(task)
+                task.add_done_callback(self._clip_tasks.discard)
+
+    async def _cut(self, ring: ClipRing, order: ClipOrder, uploader: ClipUploader) -> None:
+        """Cut the clip once its last second has been captured, and put it in the outbox."""
+        wait = order.event_at + order.post + 1.0 / ring.settings.fps - time.time()
+        await asyncio.sleep(max(0.0, wait))  # the clip's end is in the future: a schedule
+        try:
+            clip = await asyncio.to_thread(
+                ring.cut, order.event_at - order.pre, order.event_at + order.post
+            )
+        except CutError:
+            logger.exception("edge %s: no clip for alert %s", self.agent_id, order.alert_id)
+            return
+        manifest = ClipManifest(
+            clip_id=order.clip_id,
+            alert_id=order.alert_id,
+            camera_id=ring.camera_id,
+            agent_id=self.agent_id,
+            event_at=order.event_at,
+            started_at=clip.started_at,
+            ended_at=clip.ended_at,
+            frames=clip.frames,
+            size=len(clip.mp4),
+            sha256=clip.sha256,
+            cut_at=time.time(),
+        )
+        await asyncio.to_thread(uploader.outbox.put, manifest, clip.mp4)
+        uploader.stats.queued += 1

@@ -31,6 +31,7 @@ from protocol import Camera, CameraState, FrameHeader, backoff_delay
 
 from ._clips import analysis_frame
 from ._collectors import redact_url
+from ._ring import ClipRing
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ class CameraReader:
         self.camera = camera
         self.settings = settings
         self.slot = FrameSlot()
+        self.ring: ClipRing | None = None
+        """Evidence ring buffer, fed with every kept frame (its own rate caps it)."""
         self.base_dir = base_dir
         self._on_frame = on_frame
         self._stop = threading.Event()
@@ -298,6 +301,8 @@ class CameraReader:
         return kept
 
     def _deliver(self, image: MatLike) -> None:
+        if self.ring is not None:
+            self.ring.add(image, time.time())
         captured = time.time()
         s = self.settings
         small = analysis_frame(image, (s.width, s.height))

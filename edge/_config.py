@@ -113,6 +113,22 @@ class SpoolOptions(_Strict):
     when_full: SpoolPolicy = SpoolPolicy.DROP_OLDEST
 
 
+class EvidenceOptions(_Strict):
+    """Evidence clips: a ring buffer per camera and uploads to the centre's API."""
+
+    api_url: str = Field(description="The console API, e.g. https://ioc.example")
+    token_env: EnvName = Field(
+        "IOC_EVIDENCE_TOKEN", description="Variable with <agent>:<token> (ioc evidence agent-token)"
+    )
+    ca_file: Path | None = None
+    dir: Path = Field(Path("evidence"), description="Clips waiting for the centre")
+    width: Annotated[int, Field(ge=64, le=3840)] = 640
+    height: Annotated[int, Field(ge=64, le=2160)] = 360
+    fps: Annotated[float, Field(gt=0.0, le=30.0)] = 10.0
+    seconds: Annotated[float, Field(ge=5.0, le=120.0)] = 30.0
+    crf: Annotated[int, Field(ge=18, le=40)] = 30
+
+
 class AgentConfig(_Strict):
     agent_id: Identifier
     province: Path | None = Field(None, description="Registry the cameras/APs are taken from")
@@ -125,6 +141,7 @@ class AgentConfig(_Strict):
     camera_options: CameraOptions = CameraOptions()
     wifi: WifiOptions | None = None
     spool: SpoolOptions = SpoolOptions()
+    evidence: EvidenceOptions | None = None
     state_period: Seconds = Field(10.0, description="Seconds between camera/edge state reports")
 
 
@@ -143,6 +160,8 @@ class AgentPlan:
     controller_urls: dict[str, str]
     """Controller URL as configured -> with ``${VAR}`` expanded (never logged)."""
     controller_tokens: dict[str, str | None]
+    evidence_credential: str | None = None
+    """``<agent>:<token>`` for clip uploads, from ``evidence.token_env``."""
 
 
 def _pick(
@@ -160,6 +179,17 @@ def _pick(
         else:
             picked.append(item)
     return picked
+
+
+def _evidence_credential(
+    config: AgentConfig, environ: Mapping[str, str], problems: list[str]
+) -> str | None:
+    if config.evidence is None:
+        return None
+    credential = environ.get(config.evidence.token_env)
+    if not credential:
+        problems.append(f"evidence: ${config.evidence.token_env} (the upload token) is not set")
+    return credential
 
 
 def resolve(config: AgentConfig, base_dir: Path, environ: Mapping[str, str]) -> AgentPlan:
@@ -208,6 +238,7 @@ def resolve(config: AgentConfig, base_dir: Path, environ: Mapping[str, str]) -> 
     except ValueError as exc:
         problems.append(f"mqtt: ${config.mqtt.url_env}: {exc}")
         endpoint = MqttEndpoint()
+    credential = _evidence_credential(config, environ, problems)
     if problems:
         raise ConfigError(source, problems)
     tls = config.mqtt.tls
@@ -226,6 +257,7 @@ def resolve(config: AgentConfig, base_dir: Path, environ: Mapping[str, str]) -> 
         timezone=config.timezone or province.timezone,
         hash_secret=(secret or f"unset-{config.agent_id}").encode(),
         base_dir=base_dir,
+        evidence_credential=credential,
         controller_urls=urls,
         controller_tokens=tokens,
     )

@@ -28,6 +28,8 @@ from protocol import (
     SNAPSHOT_REQUEST,
     Background,
     CameraState,
+    ClipManifest,
+    ClipOrder,
     EdgeState,
     FrameHeader,
     MqttEndpoint,
@@ -38,11 +40,15 @@ from protocol import (
     Work,
     backoff_delay,
     encode_frame,
+    stop_tasks,
 )
 
+from ._clip_upload import ClipUploader
 from ._clips import ClipLibrary, EncodedClip
 from ._collectors import SimulatedCollector
 from ._incidents import Incident, IncidentBoard, IncidentKind
+from ._ring import RingSettings
+from ._sim_clips import cut_replayed
 from ._spool import Spool
 from ._telemetry import SpoolForwarder, WifiPipeline
 from ._wifi import WifiFleet
@@ -97,6 +103,8 @@ class CitySimulator(Background):
         batch_period: float = 5.0,
         state_period: float = 30.0,
         incidents: list[Incident] | None = None,
+        uploader: ClipUploader | None = None,
+        evidence: RingSettings | None = None,
     ) -> None:
         self.province = province
         self.endpoint = endpoint
@@ -138,6 +146,10 @@ class CitySimulator(Background):
             batch_period=batch_period,
             on_spooled=self.forwarder.wake,
         )
+        self.uploader = uploader
+        """Evidence clips ordered by alerts are cut from the clips and uploaded (optional)."""
+        self.evidence = evidence or RingSettings()
+        self._clip_tasks: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self._states_changed = asyncio.Event()
         self._started = now
@@ -148,6 +160,7 @@ class CitySimulator(Background):
         return {
             "simulator": self._run(),
             "simulated wifi": self.pipeline.run(),
+            **({"clip uploads": self._upload_clips()} if self.uploader else {}),
             "incidents": self._follow_incidents(),
             "snapshots": self._snapshot_session(),
         }
@@ -333,6 +346,55 @@ class CitySimulator(Background):
                 qos=1,
             )
             self.stats.snapshots_answered += 1
+            if (
+                request.clip is not None
+                and self.uploader is not None
+                and self.uploader.first_order(request.clip.clip_id)
+            ):
+                task = asyncio.create_task(self._cut(cam, request.clip, self.uploader))
+                self._clip_tasks.add(task)
+                task.add_done_callback(self._clip_tasks.discard)
+
+    async def _upload_clips(self) -> None:
+        if self.uploader is None:
+            return
+        try:
+            await self.uploader.run()
+        finally:
+            await stop_tasks(list(self._clip_tasks))
+
+    async def _cut(self, cam: _SimCamera, order: ClipOrder, uploader: ClipUploader) -> None:
+        """The frames the camera showed from ``pre`` before to ``post`` after the event."""
+        start = order.event_at - order.pre
+        wall_to_monotonic = time.monotonic() - time.time()
+        first = self._frame_index(cam, start + wall_to_monotonic)
+        wait = order.event_at + order.post - time.time()
+        await asyncio.sleep(max(0.0, wait))  # a clip's end lies in the future: a schedule
+        clip = await asyncio.to_thread(
+            cut_replayed,
+            cam.clip.path,
+            cam.camera_id,
+            first_frame=first,
+            frames=round((order.pre + order.post) * cam.clip.fps),
+            file_fps=cam.clip.fps,
+            started_at=start,
+            settings=self.evidence,
+        )
+        manifest = ClipManifest(
+            clip_id=order.clip_id,
+            alert_id=order.alert_id,
+            camera_id=cam.camera_id,
+            agent_id=self.agent_id,
+            event_at=order.event_at,
+            started_at=clip.started_at,
+            ended_at=clip.ended_at,
+            frames=clip.frames,
+            size=len(clip.mp4),
+            sha256=clip.sha256,
+            cut_at=time.time(),
+        )
+        await asyncio.to_thread(uploader.outbox.put, manifest, clip.mp4)
+        uploader.stats.queued += 1
 
     def _snapshot(
         self, cam: _SimCamera, index: int, max_width: int, covered: bool

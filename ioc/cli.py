@@ -38,6 +38,8 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(store_app, name="store")
 forecast_app = typer.Typer(no_args_is_help=True, help="Forecasts with intervals; anomaly alerts.")
 app.add_typer(forecast_app, name="forecast")
+evidence_app = typer.Typer(no_args_is_help=True, help="Evidence clips and their custody.")
+app.add_typer(evidence_app, name="evidence")
 
 
 def _settings() -> Settings:
@@ -200,6 +202,31 @@ def simulate(
     run_simulator(_settings(), agent_id, incidents)
 
 
+@evidence_app.command("verify")
+def evidence_verify() -> None:
+    """Re-check every clip's SHA-256 and every custody chain; exit 1 on any break."""
+    from .evidence_commands import run_verify
+
+    raise typer.Exit(run_verify(_settings()))
+
+
+@evidence_app.command("agent-token")
+def evidence_agent_token(agent_id: str) -> None:
+    """Print AGENT:TOKEN, the agent's upload credential (IOC_EVIDENCE_TOKEN on the edge)."""
+    from .evidence_commands import print_agent_token
+
+    _settings()
+    print_agent_token(agent_id)
+
+
+@evidence_app.command("retention")
+def evidence_retention() -> None:
+    """Delete clips past their kind's retention (held incidents excepted); JSON summary."""
+    from .evidence_commands import run_retention
+
+    run_retention(_settings())
+
+
 @app.command()
 def api() -> None:
     """Serve the console API."""
@@ -241,6 +268,21 @@ def bench_edge(
     from .bench.edge import main as run
 
     run(duration, baseline, readers)
+
+
+@bench_app.command("evidence")
+def bench_evidence(
+    cameras: Annotated[int, typer.Option(min=1, help="Ring buffers measured")] = 10,
+    seconds: Annotated[float, typer.Option(min=1, help="Seconds fed to each ring")] = 35.0,
+    rate: Annotated[float, typer.Option(help="Alerts (clip orders) per minute")] = 60.0,
+    alerts: Annotated[int, typer.Option(min=0, help="Alerts in the pipeline run; 0: none")] = 60,
+    drain: Annotated[float, typer.Option(help="Longest wait for the last clips, seconds")] = 120,
+) -> None:
+    """Evidence ring buffers' CPU and memory; alert-to-clip latency and lost clips across
+    a broker restart and an API restart, with 200 simulated cameras."""
+    from .bench.evidence import main as run
+
+    run(cameras, seconds, rate, alerts, drain)
 
 
 @users_app.command("add")

@@ -19,6 +19,7 @@ from console_api import Role, add_user
 from store import Connection, StoreConfig, connect
 
 from .board import StatusBoard
+from .evidence_commands import demo_environment
 from .runtime import Infrastructure, infrastructure
 from .settings import Settings
 from .supervisor import Supervisor
@@ -54,6 +55,7 @@ def child_environment(settings: Settings, infra: Infrastructure) -> dict[str, st
         "IOC_API_HOST": settings.api_host,
         "IOC_API_PORT": str(settings.api_port),
         "IOC_LOG_LEVEL": settings.log_level,
+        **demo_environment(settings),
     }
 
 

@@ -24,6 +24,7 @@ from store import connect
 from vision import VisionWorker, parse_shard, shard_cameras
 
 from .alerts_commands import run_alerts
+from .evidence_commands import evidence_centre, simulator_uploader
 from .runtime import (
     BrokerSide,
     NotConfigured,
@@ -146,6 +147,7 @@ def run_simulator(settings: Settings, agent_id: str, incidents: Path | None = No
             topics=infra.topics,
             agent_id=agent_id,
             incidents=script,
+            uploader=simulator_uploader(settings, agent_id),
         ) as simulator:
             await _report_until_stopped(infra, agent_id, "simulator", simulator.stats)
 
@@ -166,7 +168,9 @@ def run_api(settings: Settings) -> None:
 
     async def main() -> None:
         await prepare_store(store, province)
-        app = create_app(store, mqtt=mqtt, topics=topics)
+        app = create_app(
+            store, mqtt=mqtt, topics=topics, evidence=evidence_centre(settings, province)
+        )
         config = uvicorn.Config(
             app,
             host=settings.api_host,

@@ -6,6 +6,7 @@ from ._frames import FRAME_SCHEMA_VERSION, FrameDecodeError, FrameHeader, decode
 from ._messages import (
     ALERT,
     CAMERA_STATE,
+    CLIP_MANIFEST,
     DEAD_LETTER,
     EDGE_STATE,
     EVENT,
@@ -15,6 +16,8 @@ from ._messages import (
     TRAFFIC,
     AlertMessage,
     CameraState,
+    ClipManifest,
+    ClipOrder,
     Codec,
     CollectorState,
     DeadLetterMessage,
@@ -58,6 +61,7 @@ from ._vocabulary import PROFILES, EventKind, KindProfile, Severity, severity_ra
 __all__ = [
     "ALERT",
     "CAMERA_STATE",
+    "CLIP_MANIFEST",
     "DEAD_LETTER",
     "DEFAULT_PREFIX",
     "EDGE_STATE",
@@ -74,6 +78,8 @@ __all__ = [
     "Background",
     "Camera",
     "CameraState",
+    "ClipManifest",
+    "ClipOrder",
     "Codec",
     "CollectorState",
     "ConfigError",

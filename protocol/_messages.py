@@ -159,14 +159,49 @@ class AlertMessage(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     v: Literal[1] = 1
 
 
+Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=60.0)]
+Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
+class ClipOrder(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Also cut an evidence clip from ``event_at - pre`` to ``event_at + post`` and upload it
+    to the centre over HTTPS (docs/edge.md, "Evidence clips")."""
+
+    clip_id: Identifier
+    alert_id: str
+    event_at: Epoch
+    pre: Seconds = 10.0
+    post: Seconds = 10.0
+
+
 class SnapshotRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Ask the edge for an evidence snapshot; it answers on ``Topics.snapshot(camera,
-    request_id)`` with a binary frame (QoS 1)."""
+    request_id)`` with a binary frame (QoS 1). With ``clip`` (schema 1, optional) the edge
+    also cuts and uploads a clip."""
 
     request_id: Identifier
     camera_id: Identifier
     requested_at: Epoch
     max_width: Annotated[int, msgspec.Meta(ge=64, le=7680)] = 1920
+    clip: ClipOrder | None = None
+    v: Literal[1] = 1
+
+
+class ClipManifest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What an edge says about a clip it cut, when it starts the clip's upload (the body of
+    ``POST /api/v1/evidence/uploads``); the centre checks the bytes against it."""
+
+    clip_id: Identifier
+    alert_id: str
+    camera_id: Identifier
+    agent_id: Identifier
+    event_at: Epoch
+    started_at: Epoch
+    ended_at: Epoch
+    frames: NonNegative
+    size: Annotated[int, msgspec.Meta(ge=1)]
+    sha256: Sha256
+    cut_at: Epoch
     v: Literal[1] = 1
 
 
@@ -228,4 +263,5 @@ TRAFFIC = Codec(TrafficMetrics)
 ALERT = Codec(AlertMessage)
 DEAD_LETTER = Codec(DeadLetterMessage)
 SNAPSHOT_REQUEST = Codec(SnapshotRequest)
+CLIP_MANIFEST = Codec(ClipManifest)
 SERVICE_STATUS = Codec(ServiceStatus)

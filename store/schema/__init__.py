@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._migrations import Migration
-from . import alerting, console, core, forecasting, timeseries
+from . import alerting, console, core, evidence, forecasting, timeseries
 
 ALL_MIGRATIONS: list[Migration] = [
     *core.MIGRATIONS,
@@ -11,4 +11,5 @@ ALL_MIGRATIONS: list[Migration] = [
     *alerting.MIGRATIONS,
     *console.MIGRATIONS,
     *forecasting.MIGRATIONS,
+    *evidence.MIGRATIONS,
 ]
