@@ -19,6 +19,8 @@ class EventKind(StrEnum):
     AP_OVERLOAD = "ap_overload"
     DELIVERY_FAILED = "delivery_failed"
     """Raised by the centre itself when police deliveries keep failing."""
+    CITIZEN_REPORT = "citizen_report"
+    """A citizen's report (Open311: the app or the 1022 hotline); its zone is the service."""
 
 
 class Severity(StrEnum):
@@ -175,3 +177,14 @@ PROFILES: dict[EventKind, KindProfile] = {
         Severity.CRITICAL,
     ),
 }
+PROFILES[EventKind.CITIZEN_REPORT] = KindProfile(
+    "Phản ánh của người dân",
+    "Citizen report",
+    "traffic",
+    "hazardOnRoad",
+    "Safety",
+    "Expected",
+    "Moderate",
+    "Likely",
+    Severity.MINOR,
+)

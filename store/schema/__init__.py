@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .._migrations import Migration
-from . import alerting, console, core, timeseries
+from . import alerting, citizens, console, core, timeseries
 
 ALL_MIGRATIONS: list[Migration] = [
     *core.MIGRATIONS,
     *timeseries.MIGRATIONS,
     *alerting.MIGRATIONS,
     *console.MIGRATIONS,
+    *citizens.MIGRATIONS,
 ]
