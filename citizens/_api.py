@@ -431,6 +431,8 @@ async def post_request(request: Request, fmt: str) -> Response:
         return await _post(request, fmt, "app", owner)
     except Open311Error as exc:
         return _answer(fmt if fmt in FORMATS else "json", exc)
+    finally:
+        await _close_form(request)
 
 
 async def post_hotline(request: Request, fmt: str) -> Response:
@@ -439,6 +441,8 @@ async def post_hotline(request: Request, fmt: str) -> Response:
         return await _post(request, fmt, "hotline", None)
     except Open311Error as exc:
         return _answer(fmt if fmt in FORMATS else "json", exc)
+    finally:
+        await _close_form(request)
 
 
 async def caller(request: Request, service_request_id: str) -> dict[str, str | None]:
@@ -535,6 +539,8 @@ async def upload(request: Request, fmt: str) -> Response:
             media_id = await _state(request).store_photo(conn, photo)
     except Open311Error as exc:
         return _answer(fmt if fmt in FORMATS else "json", exc)
+    finally:
+        await _close_form(request)
     body = [{"media_url": f"{base(request)}/media/{media_id}"}]
     return render(fmt, "media", "item", body, status=201)
 
@@ -616,6 +622,12 @@ def open311_router(
         dependencies=[Depends(admins)],
     )
     return router
+
+
+async def _close_form(request: Request) -> None:
+    """Uploaded files spool to temporary files: close them once the request is answered."""
+    form = await request.form()
+    await form.close()
 
 
 def _fields(report: NewReport) -> dict[str, Any]:

@@ -23,7 +23,13 @@ from console_api import PUBLIC_PATHS, Role, RoleGate, create_app
 from store import StoreConfig
 
 pytestmark = pytest.mark.postgres
-PLACEHOLDERS = {"alert_id": str(uuid.uuid4()), "camera_id": "cam-a", "username": "someone"}
+PLACEHOLDERS = {
+    "alert_id": str(uuid.uuid4()),
+    "camera_id": "cam-a",
+    "username": "someone",
+    "fmt": "json",
+    "service_request_id": "1",
+}
 
 
 def _gates(dependant: Dependant) -> Iterator[RoleGate]:
