@@ -5,7 +5,7 @@ from ._api import PUBLIC_PATHS, open311_router
 from ._caller import KEY_VARIABLE as CALLER_KEY_VARIABLE
 from ._catalogue import Catalogue, Service, load_catalogue, parse_catalogue
 from ._intake import Accepted, NewReport, accept_report, escalate_overdue, join_new_alerts
-from ._keys import ApiKey, KeyNameError, add_key, list_keys, revoke_key
+from ._keys import ApiKey, KeyNameError, add_key, key_owner, list_keys, revoke_key
 from ._sweep import ReportSweep
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "add_key",
     "escalate_overdue",
     "join_new_alerts",
+    "key_owner",
     "list_keys",
     "load_catalogue",
     "open311_router",

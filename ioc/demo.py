@@ -15,6 +15,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from citizens import add_key
 from console_api import Role, add_user
 from store import Connection, StoreConfig, connect
 
@@ -32,12 +33,13 @@ async def _demo_operator(store: StoreConfig, state_dir: Path) -> Path:
     conn = await connect(store)
     try:
         await add_user(conn, "operator", Role.OPERATOR, password)
+        open311 = await add_key(conn, "demo-citizen-app")  # Open311 posting (DESIGN.md)
     finally:
         await conn.close()
     credentials = state_dir / "demo-credentials"
     credentials.parent.mkdir(parents=True, exist_ok=True)
     credentials.touch(mode=0o600)
-    credentials.write_text(f"operator {password}\n")
+    credentials.write_text(f"operator {password}\nopen311 {open311}\n")
     return credentials
 
 

@@ -5,6 +5,10 @@ the target, police over CAP marked citizen-reported."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -15,6 +19,7 @@ from console_support import tiny_jpeg as jpeg
 from lxml import etree
 
 from citizens import add_key, escalate_overdue, join_new_alerts, load_catalogue, revoke_key
+from citizens._keys import key_owner
 from console_api import Role
 from protocol import ConfigError, EventKind
 from store import StoreConfig
@@ -285,6 +290,7 @@ async def test_reports_join_camera_alerts_both_ways_and_duplicates_group(
         row = await db.fetchrow(
             "SELECT kind, severity, zone_id FROM alerts WHERE id = $1::uuid", own_alert
         )
+        assert row is not None
         assert dict(row) == {"kind": "citizen_report", "severity": "major", "zone_id": "security"}
         cap = await db.fetchval(
             "SELECT body FROM cap_messages WHERE alert_id = $1::uuid", own_alert
@@ -378,6 +384,33 @@ async def test_hotline_reports_keep_the_callers_number_for_admins_only(
         async with c.http() as anonymous:
             hotline = await anonymous.post(f"{V2}/hotline/requests.json", data={})
             assert hotline.status_code == 401
+
+
+async def test_ioc_open311_key_commands_print_once_store_hashed_and_revoke(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    env["IOC_DATABASE_URL"] = database.url
+
+    def ioc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ioc", "open311", "key", *args],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    added = await asyncio.to_thread(ioc, "add", "city-app")
+    assert added.returncode == 0, added.stderr
+    key = added.stdout.strip()
+    assert len(key) >= 40
+    assert await key_owner(db, key) == "city-app"
+    stored = await db.fetchval("SELECT key_hash FROM open311_keys WHERE name = 'city-app'")
+    assert key.encode() not in stored
+    assert (await asyncio.to_thread(ioc, "revoke", "city-app")).returncode == 0
+    assert await key_owner(db, key) is None
+    listed = await asyncio.to_thread(ioc, "list")
+    assert "city-app" in listed.stdout
+    assert "revoked" in listed.stdout
+    assert (await asyncio.to_thread(ioc, "add", "Bad Name")).returncode == 2
 
 
 def test_an_invalid_catalogue_is_refused_with_every_problem(tmp_path: object) -> None:
