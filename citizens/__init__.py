@@ -6,6 +6,7 @@ from ._caller import KEY_VARIABLE as CALLER_KEY_VARIABLE
 from ._catalogue import Catalogue, Service, load_catalogue, parse_catalogue
 from ._intake import Accepted, NewReport, accept_report, escalate_overdue, join_new_alerts
 from ._keys import ApiKey, KeyNameError, add_key, key_owner, list_keys, revoke_key
+from ._stats import ReportDay, report_stats, stats_csv
 from ._sweep import ReportSweep
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Catalogue",
     "KeyNameError",
     "NewReport",
+    "ReportDay",
     "ReportSweep",
     "Service",
     "accept_report",
@@ -27,5 +29,7 @@ __all__ = [
     "load_catalogue",
     "open311_router",
     "parse_catalogue",
+    "report_stats",
     "revoke_key",
+    "stats_csv",
 ]

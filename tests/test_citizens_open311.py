@@ -357,6 +357,47 @@ async def test_a_report_past_its_target_escalates_once(
     assert [a["action"] for a in actions] == ["open", "escalate"]
 
 
+async def test_planners_get_reports_per_service_district_day_and_median_time_to_close(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    await seed_registry(db)
+    key = await add_key(db, "city-app")
+    async with console(database, db) as c, c.http() as http:
+        ids = [
+            (await _report(http, key, service_code="noise", device_id=d, lat=lat)).json()[0][
+                "service_request_id"
+            ]
+            for d, lat in (("a", "10.3575"), ("b", "10.3800"), ("c", "10.3400"))
+        ]
+        # Two came in 30 and 50 minutes ago and are closed now; the third is still open.
+        for request_id, minutes in zip(ids[:2], (30, 50), strict=True):
+            await db.execute(
+                """UPDATE open311_requests SET requested_at = now() - make_interval(mins => $2)
+                   WHERE id = $1""",
+                int(request_id),
+                minutes,
+            )
+        operator = await c.as_role(Role.OPERATOR)
+        async with operator:
+            for request_id in ids[:2]:
+                alert_id = await _alert_of(db, request_id)
+                done = await operator.post(f"/api/v1/alerts/{alert_id}/resolve", json={})
+                assert done.status_code == 200, done.text
+        planner = await c.as_role(Role.PLANNER)
+        async with planner:
+            answer = (await planner.get("/api/v1/history/citizen-reports")).json()
+            (day,) = answer["days"]
+            assert day["service_code"] == "noise"
+            assert day["district_id"] == "my-tho"
+            assert (day["reports"], day["closed"]) == (3, 2)
+            assert 39.5 <= day["median_minutes_to_close"] <= 41.0
+            table = await planner.get("/api/v1/history/citizen-reports", params={"format": "csv"})
+            assert table.headers["content-type"].startswith("text/csv")
+            header, row = table.text.strip().split("\n")
+            assert header == ("day,service_code,district_id,reports,closed,median_minutes_to_close")
+            assert row.split(",")[1:5] == ["noise", "my-tho", "3", "2"]
+
+
 async def test_hotline_reports_keep_the_callers_number_for_admins_only(
     database: StoreConfig, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
