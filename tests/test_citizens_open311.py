@@ -328,8 +328,14 @@ async def test_reports_join_camera_alerts_both_ways_and_duplicates_group(
         await raise_alert(
             db, kind=EventKind.STOPPED_VEHICLE, camera="cam-b", district="go-cong", zone=None
         )
-        assert await join_new_alerts(db, catalogue) == 1
-        assert await join_new_alerts(db, catalogue) == 0  # each pair once
+        # The API's own sweep may have linked it already: either way, linked once.
+        assert await join_new_alerts(db, catalogue) in {0, 1}
+        assert await join_new_alerts(db, catalogue) == 0
+        links = await db.fetchval(
+            "SELECT count(*) FROM open311_links WHERE request_id = $1 AND reason = 'camera'",
+            int(report),
+        )
+        assert links == 1
         assert (
             "already on it"
             in (await http.get(f"{V2}/requests/{report}.json")).json()[0]["status_notes"]
