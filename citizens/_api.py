@@ -446,7 +446,10 @@ async def post_hotline(request: Request, fmt: str) -> Response:
 
 
 async def caller(request: Request, service_request_id: str) -> dict[str, str | None]:
-    if not service_request_id.isdigit() or len(service_request_id) > 18:
+    if (
+        not (service_request_id.isascii() and service_request_id.isdigit())
+        or len(service_request_id) > 18
+    ):
         return {"caller_number": None}
     async with pool(request).acquire() as conn:
         sealed = await conn.fetchval(
@@ -636,7 +639,11 @@ def _fields(report: NewReport) -> dict[str, Any]:
 
 def _ids(text: str) -> list[int]:
     ids = [part.strip() for part in text.split(",") if part.strip()]
-    if not ids or len(ids) > 100 or not all(i.isdigit() and len(i) < 18 for i in ids):
+    if (
+        not ids
+        or len(ids) > 100
+        or not all(i.isascii() and i.isdigit() and len(i) < 18 for i in ids)
+    ):
         raise Open311Error(404, [(404, f"service_request_id {text[:40]!r} not found")])
     return [int(i) for i in ids]
 

@@ -297,6 +297,11 @@ async def test_reports_join_camera_alerts_both_ways_and_duplicates_group(
         )
         assert cap is not None
         assert "citizen-reported" in cap
+        assert "10.37000,106.35000" in cap  # the CAP circle is where the citizen was
+        async with await c.as_role(Role.OPERATOR) as operator:
+            geo = (await operator.get("/api/v1/geo/alerts")).json()
+        (feature,) = [f for f in geo["features"] if f["properties"].get("kind") == "citizen_report"]
+        assert feature["geometry"]["coordinates"] == [106.35, 10.37]
 
         # The same service nearby: a duplicate joins the first report's alert.
         near = {"lat": "10.3702", "long": "106.3502"}
