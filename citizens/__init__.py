@@ -4,6 +4,7 @@ catalogue, report intake as a new source of alerts, and joining reports to incid
 from ._api import PUBLIC_PATHS, open311_router
 from ._caller import KEY_VARIABLE as CALLER_KEY_VARIABLE
 from ._catalogue import Catalogue, Service, load_catalogue, parse_catalogue
+from ._demo import DemoCitizen
 from ._intake import Accepted, NewReport, accept_report, escalate_overdue, join_new_alerts
 from ._keys import ApiKey, KeyNameError, add_key, key_owner, list_keys, revoke_key
 from ._stats import ReportDay, report_stats, stats_csv
@@ -15,6 +16,7 @@ __all__ = [
     "Accepted",
     "ApiKey",
     "Catalogue",
+    "DemoCitizen",
     "KeyNameError",
     "NewReport",
     "ReportDay",

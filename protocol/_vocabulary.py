@@ -176,15 +176,15 @@ PROFILES: dict[EventKind, KindProfile] = {
         "Observed",
         Severity.CRITICAL,
     ),
+    EventKind.CITIZEN_REPORT: KindProfile(
+        "Phản ánh của người dân",
+        "Citizen report",
+        "traffic",
+        "hazardOnRoad",
+        "Safety",
+        "Expected",
+        "Moderate",
+        "Likely",  # a citizen's word, not yet confirmed by a camera
+        Severity.MINOR,
+    ),
 }
-PROFILES[EventKind.CITIZEN_REPORT] = KindProfile(
-    "Phản ánh của người dân",
-    "Citizen report",
-    "traffic",
-    "hazardOnRoad",
-    "Safety",
-    "Expected",
-    "Moderate",
-    "Likely",
-    Severity.MINOR,
-)
