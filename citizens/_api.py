@@ -217,7 +217,7 @@ def _service(service: Service) -> dict[str, Any]:
         "description": service.description,
         "metadata": bool(service.attributes),
         "type": "realtime",
-        "keywords": service.keywords,
+        "keywords": ", ".join(service.keywords),  # one text, as the spec has it
         "group": service.group,
     }
 

@@ -1,9 +1,10 @@
-"""The demo's citizen: when a camera opens a stopped-vehicle or congestion alert, a citizen
-near it reports a stalled vehicle through the Open311 API (the same path as any app), and
-the report joins the camera's alert on the operators' map."""
+"""The demo's citizen: when a camera opens a stopped-vehicle, congestion or crowd alert, a
+citizen near it reports it through the Open311 API (the same path as any app), and the report
+joins the camera's alert on the operators' map."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -16,7 +17,12 @@ from store import Connection, StoreConfig, connect
 from ._api import PREFIX
 
 logger = logging.getLogger(__name__)
-WATCHED = frozenset({str(EventKind.STOPPED_VEHICLE), str(EventKind.CONGESTION)})
+SERVICE_FOR = {
+    str(EventKind.STOPPED_VEHICLE): "stalled-vehicle",
+    str(EventKind.CONGESTION): "stalled-vehicle",
+    str(EventKind.CROWD): "tourism",
+}
+"""What the citizen reports near each kind of camera alert (a service that joins it)."""
 NEARBY = 0.0004
 """Degrees north of the camera (~45 m): well within the join radius."""
 
@@ -25,6 +31,8 @@ class DemoCitizen(Background):
     def __init__(self, store: StoreConfig, api_url: str, api_key: str, reports: int = 3) -> None:
         self.store, self.api_url, self.api_key, self.reports = store, api_url, api_key, reports
         self.posted: list[str] = []
+        self.reported = asyncio.Event()
+        """Set once the first report is accepted (tests and the demo's log)."""
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
         feed = await stack.enter_async_context(AlertFeed(self.store))
@@ -39,7 +47,8 @@ class DemoCitizen(Background):
         while len(self.posted) < self.reports:
             change = await sub.queue.get()
             alert = change.alert
-            if alert.kind not in WATCHED or alert.state != "open" or alert.source_id in seen:
+            service = SERVICE_FOR.get(alert.kind)
+            if service is None or alert.state != "open" or alert.source_id in seen:
                 continue
             seen.add(alert.source_id)
             camera = await conn.fetchrow(
@@ -52,10 +61,10 @@ class DemoCitizen(Background):
                     f"{self.api_url}{PREFIX}/requests.json",
                     data={
                         "api_key": self.api_key,
-                        "service_code": "stalled-vehicle",
+                        "service_code": service,
                         "lat": f"{camera['lat'] + NEARBY:.6f}",
                         "long": f"{camera['lon']:.6f}",
-                        "description": "Xe chết máy chắn một làn đường (demo)",
+                        "description": f"Demo: {alert.title_vi} gần camera {alert.source_id}",
                         "device_id": f"demo-citizen-{len(self.posted) + 1}",
                     },
                 )
@@ -65,6 +74,7 @@ class DemoCitizen(Background):
                 continue
             request_id = answer.json()[0]["service_request_id"]
             self.posted.append(request_id)
+            self.reported.set()
             logger.info(
                 "demo citizen: Open311 request %s near camera %s (alert %s)",
                 request_id,

@@ -19,8 +19,8 @@ _ITEM = {
     "endpoints": "endpoint",
     "formats": "format",
     "notes": "note",
-    "keywords": "keyword",
 }
+_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 
 
@@ -56,9 +56,6 @@ def _element(parent: etree._Element, tag: str, value: Any) -> None:
         for key, item in value.items():
             _element(node, key, item)
     elif isinstance(value, list):
-        if tag == "keywords":  # the spec has keywords as one comma-separated text
-            node.text = ",".join(str(v) for v in value)
-            return
         for item in value:
             _element(node, _ITEM.get(tag, "item"), item)
     else:
@@ -83,7 +80,8 @@ def render(fmt: str, root: str, item: str | None, body: Any, status: int = 200) 
     else:
         for entry in body:
             _element(document, item, entry)
-    text = etree.tostring(document, xml_declaration=True, encoding="utf-8")
+    # The spec wants the declaration exactly so: double quotes, "UTF-8".
+    text = _DECLARATION + etree.tostring(document, encoding="UTF-8")
     return Response(text, status_code=status, media_type=XML, headers=headers)
 
 

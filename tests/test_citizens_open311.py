@@ -18,7 +18,14 @@ from console_support import console, raise_alert, route_to_police, seed_registry
 from console_support import tiny_jpeg as jpeg
 from lxml import etree
 
-from citizens import add_key, escalate_overdue, join_new_alerts, load_catalogue, revoke_key
+from citizens import (
+    DemoCitizen,
+    add_key,
+    escalate_overdue,
+    join_new_alerts,
+    load_catalogue,
+    revoke_key,
+)
 from citizens._keys import key_owner
 from console_api import Role
 from protocol import ConfigError, EventKind
@@ -69,7 +76,10 @@ async def test_services_discovery_and_definitions_in_both_formats(
         assert len(services) == 10
         assert all(list(s) == SERVICE_FIELDS for s in services)
         assert {s["type"] for s in services} == {"realtime"}
-        root = _xml(await http.get(f"{V2}/services.xml"))
+        assert services[0]["keywords"] == "accident, crash, tai nạn"  # one text, as the spec
+        answer = await http.get(f"{V2}/services.xml")
+        assert answer.content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+        root = _xml(answer)
         assert root.tag == "services"
         assert [e.tag for e in root[0]] == SERVICE_FIELDS
         assert len(root.findall("service")) == 10
@@ -347,6 +357,21 @@ async def test_reports_join_camera_alerts_both_ways_and_duplicates_group(
         )
 
 
+async def test_the_demo_citizen_reports_near_a_camera_alert_and_joins_it(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    await seed_registry(db)
+    key = await add_key(db, "demo-citizen-app")
+    async with (
+        console(database, db) as c,
+        DemoCitizen(database, c.url, key, reports=1) as citizen,
+    ):
+        stopped, _ = await raise_alert(db, kind=EventKind.STOPPED_VEHICLE)
+        await asyncio.wait_for(citizen.reported.wait(), 30)
+        (request_id,) = citizen.posted
+        assert await _alert_of(db, request_id) == stopped
+
+
 async def test_a_report_past_its_target_escalates_once(
     database: StoreConfig, db: asyncpg.Connection
 ) -> None:
@@ -380,29 +405,40 @@ async def test_planners_get_reports_per_service_district_day_and_median_time_to_
             ]
             for d, lat in (("a", "10.3575"), ("b", "10.3800"), ("c", "10.3400"))
         ]
-        # Two came in 30 and 50 minutes ago and are closed now; the third is still open.
-        for request_id, minutes in zip(ids[:2], (30, 50), strict=True):
-            await db.execute(
-                """UPDATE open311_requests SET requested_at = now() - make_interval(mins => $2)
-                   WHERE id = $1""",
-                int(request_id),
-                minutes,
-            )
         operator = await c.as_role(Role.OPERATOR)
         async with operator:
             for request_id in ids[:2]:
                 alert_id = await _alert_of(db, request_id)
                 done = await operator.post(f"/api/v1/alerts/{alert_id}/resolve", json={})
                 assert done.status_code == 200, done.text
+        # Fixed times (midday in Việt Nam, one local day): two came in 30 and 50 minutes
+        # before they were closed at 05:00 UTC; the third came in at 04:00 and is open.
+        closed_at = datetime(2026, 6, 1, 5, 0, tzinfo=UTC)
+        for request_id, minutes in zip(ids, (30, 50, 60), strict=True):
+            await db.execute(
+                "UPDATE open311_requests SET requested_at = $2 WHERE id = $1",
+                int(request_id),
+                closed_at - timedelta(minutes=minutes),
+            )
+            await db.execute(
+                """UPDATE alerts SET resolved_at = $2 FROM open311_requests r
+                   WHERE r.id = $1 AND alerts.id = r.alert_id AND alerts.state = 'resolved'""",
+                int(request_id),
+                closed_at,
+            )
+        window = {"since": "2026-06-01T00:00:00+07:00", "until": "2026-06-02T00:00:00+07:00"}
         planner = await c.as_role(Role.PLANNER)
         async with planner:
-            answer = (await planner.get("/api/v1/history/citizen-reports")).json()
+            answer = (await planner.get("/api/v1/history/citizen-reports", params=window)).json()
             (day,) = answer["days"]
             assert day["service_code"] == "noise"
             assert day["district_id"] == "my-tho"
             assert (day["reports"], day["closed"]) == (3, 2)
-            assert 39.5 <= day["median_minutes_to_close"] <= 41.0
-            table = await planner.get("/api/v1/history/citizen-reports", params={"format": "csv"})
+            assert day["day"] == "2026-06-01"
+            assert day["median_minutes_to_close"] == 40.0
+            table = await planner.get(
+                "/api/v1/history/citizen-reports", params={**window, "format": "csv"}
+            )
             assert table.headers["content-type"].startswith("text/csv")
             header, row = table.text.strip().split("\n")
             assert header == ("day,service_code,district_id,reports,closed,median_minutes_to_close")
