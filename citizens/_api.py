@@ -11,7 +11,7 @@ import math
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -396,11 +396,12 @@ async def definition(request: Request, service_code: str, fmt: str) -> Response:
 
 async def _post(request: Request, fmt: str, channel: str, key_name: str | None) -> Response:
     form = await request.form()
-    device = form.get("device_id")
-    client = request.client.host if request.client else "unknown"
-    _state(request).limit(
-        key_name, f"device:{device}" if isinstance(device, str) and device else client
-    )
+    if channel != "hotline":  # hotline operators are signed-in staff, often behind one IP
+        device = form.get("device_id")
+        client = request.client.host if request.client else "unknown"
+        _state(request).limit(
+            key_name, f"device:{device}" if isinstance(device, str) and device else client
+        )
     async with pool(request).acquire() as conn:
         report = await _state(request).report(conn, form, channel=channel, key_name=key_name)
         upload = form.get("media")
@@ -673,6 +674,9 @@ def _query(
         raise _bad("start_date: must not be after end_date")
     if begin and until and (until - begin).days > 90:
         raise _bad("start_date: at most 90 days before end_date")
+    if not ids and begin is None:
+        # The spec's default: the last 90 days (or the 90 days before end_date).
+        begin = (until or datetime.now(UTC)) - timedelta(days=90)
     return Query(
         ids=_ids(ids) if ids else None,
         service_codes=[c.strip() for c in codes.split(",") if c.strip()] if codes else None,

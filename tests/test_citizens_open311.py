@@ -192,6 +192,10 @@ async def test_post_follow_and_close_a_report_with_a_photo(
         assert [r["service_request_id"] for r in listed] == [request_id]
         assert (await http.get(f"{V2}/requests.json?status=open")).json() == []
         assert _xml(await http.get(f"{V2}/requests.xml")).findtext("request/status") == "closed"
+        # By default a list covers the last 90 days (the spec's); by id, any request.
+        await db.execute("UPDATE open311_requests SET requested_at = now() - interval '100 days'")
+        assert (await http.get(f"{V2}/requests.json")).json() == []
+        assert len((await http.get(f"{V2}/requests/{request_id}.json")).json()) == 1
 
 
 async def test_bad_input_gets_the_spec_error_array(
