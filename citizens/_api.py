@@ -658,7 +658,18 @@ def _date(name: str, text: str | None) -> datetime | None:
         raise _bad(f"{name}: {text[:40]!r} is not a W3C datetime") from exc
     if value.tzinfo is None:
         raise _bad(f"{name}: must carry a UTC offset")
+    if not 1970 <= value.year < 2200:
+        raise _bad(f"{name}: must be from 1970 up to 2200")
     return value
+
+
+def _codes(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    codes = [c.strip() for c in text.split(",") if c.strip()]
+    if len(codes) > 50 or any(len(c) > 64 or "\x00" in c for c in codes):
+        raise _bad("service_code: at most 50 codes of at most 64 characters")
+    return codes
 
 
 def _query(
@@ -679,7 +690,7 @@ def _query(
         begin = (until or datetime.now(UTC)) - timedelta(days=90)
     return Query(
         ids=_ids(ids) if ids else None,
-        service_codes=[c.strip() for c in codes.split(",") if c.strip()] if codes else None,
+        service_codes=_codes(codes),
         statuses=statuses,
         start=begin,
         end=until,

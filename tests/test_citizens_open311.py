@@ -249,6 +249,9 @@ async def test_bad_input_gets_the_spec_error_array(
         assert too_big.status_code == 413
         assert (await http.get(f"{V2}/requests/999999.json")).status_code == 404
         assert (await http.get(f"{V2}/requests.json?status=maybe")).status_code == 400
+        for odd in ({"end_date": "0001-01-01T00:00:00+00:00"}, {"service_code": "a\x00b"}):
+            answer = await http.get(f"{V2}/requests.json", params=odd)
+            assert answer.status_code == 400, (odd, answer.text)
         assert (await http.get(f"{V2}/tokens/not-a-token.xml")).status_code == 404
 
         assert await revoke_key(db, "city-app")
