@@ -1,4 +1,5 @@
-"""The demo's citizen: when a camera opens a stopped-vehicle, congestion or crowd alert, a
+"""The demo's citizen: when a camera opens a stopped-vehicle, congestion, crowd or intrusion
+alert, a
 citizen near it reports it through the Open311 API (the same path as any app), and the report
 joins the camera's alert on the operators' map."""
 
@@ -21,6 +22,7 @@ SERVICE_FOR = {
     str(EventKind.STOPPED_VEHICLE): "stalled-vehicle",
     str(EventKind.CONGESTION): "stalled-vehicle",
     str(EventKind.CROWD): "tourism",
+    str(EventKind.INTRUSION): "security",
 }
 """What the citizen reports near each kind of camera alert (a service that joins it)."""
 NEARBY = 0.0004
