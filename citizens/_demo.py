@@ -1,7 +1,6 @@
 """The demo's citizen: when a camera opens a stopped-vehicle, congestion, crowd or intrusion
-alert, a
-citizen near it reports it through the Open311 API (the same path as any app), and the report
-joins the camera's alert on the operators' map."""
+alert, a citizen near it reports it through the Open311 API (the same path as any app), and
+the report joins the camera's alert on the operators' map."""
 
 from __future__ import annotations
 
