@@ -27,6 +27,7 @@ from citizens import (
     revoke_key,
 )
 from citizens._keys import key_owner
+from citizens._limits import RateLimited, SlidingWindow
 from console_api import Role
 from protocol import ConfigError, EventKind
 from store import StoreConfig
@@ -525,3 +526,20 @@ def test_an_invalid_catalogue_is_refused_with_every_problem(tmp_path: object) ->
     text = str(caught.value)
     assert "services[0] (Bad Code).code" in text
     assert "services[0] (Bad Code).severity" in text
+
+
+def test_the_sliding_window_counts_per_name_and_says_when_to_retry() -> None:
+    now = [1000.0]
+    window = SlidingWindow("api_key", 3, 60.0, clock=lambda: now[0])
+    for _ in range(3):
+        window.check("app-a")
+    with pytest.raises(RateLimited) as caught:
+        window.check("app-a")
+    assert caught.value.retry_after == 60
+    window.check("app-b")  # another key has its own budget
+    now[0] += 59.5
+    with pytest.raises(RateLimited) as caught:
+        window.check("app-a")
+    assert caught.value.retry_after == 1
+    now[0] += 0.6  # the first three hits leave the window
+    window.check("app-a")
