@@ -38,15 +38,16 @@ from ._lifecycle import (
     list_alerts,
     transition,
 )
-from ._model import AlertChange, AlertState, AlertView, Observation, Reason
+from ._model import ALERT_COLUMNS, AlertChange, AlertState, AlertView, Observation, Reason
 from ._mqtt_publisher import MqttPublisher
-from ._repository import changes_since, open_alerts
-from ._routing import Routing, load_routing, publish_routing, routing_from
+from ._repository import audit, changes_since, lock_change_log, open_alerts
+from ._routing import RouteSpec, Routing, load_routing, publish_routing, routing_from
 from ._rulebook import RuleBook
 from ._rules import Endpoint, Rules, RulesError
 from ._rules_file import check_secret, load_rules, parse_rules
 
 __all__ = [
+    "ALERT_COLUMNS",
     "CAP_NS",
     "DEFAULT_GROUPING",
     "Action",
@@ -77,6 +78,7 @@ __all__ = [
     "Observation",
     "PoliceChannel",
     "Reason",
+    "RouteSpec",
     "Routing",
     "RuleBook",
     "Rules",
@@ -87,6 +89,7 @@ __all__ = [
     "add_note",
     "alerts_of",
     "audit_of",
+    "audit",
     "audit_trail",
     "changes_since",
     "check_secret",
@@ -98,6 +101,7 @@ __all__ = [
     "list_alerts",
     "load_routing",
     "load_rules",
+    "lock_change_log",
     "notify",
     "open_alerts",
     "parse_rules",

@@ -93,15 +93,27 @@ class MqttChannel:
         return True
 
 
+def _report_id(source_id: str) -> int | None:
+    """The Open311 request behind a citizen report's alert (source ``open311-{id}``)."""
+    digits = source_id.removeprefix("open311-")
+    if digits == source_id or not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
+        return None
+    return int(digits)
+
+
 async def locate(conn: Connection, source_id: str) -> Location | None:
     record = await conn.fetchrow(
         """SELECT s.name, s.lat, s.lon, coalesce(d.name, s.district_id) AS district_name
            FROM (SELECT name, lat, lon, district_id FROM cameras WHERE id = $1
                  UNION ALL
-                 SELECT name, lat, lon, district_id FROM access_points WHERE id = $1) s
+                 SELECT name, lat, lon, district_id FROM access_points WHERE id = $1
+                 UNION ALL  -- a citizen's report (Open311), where it was reported
+                 SELECT coalesce(address_string, 'Open311 ' || id), lat, lon, district_id
+                 FROM open311_requests WHERE id = $2) s
            LEFT JOIN districts d ON d.id = s.district_id
            LIMIT 1""",
         source_id,
+        _report_id(source_id),
     )
     if record is None:
         return None

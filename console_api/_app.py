@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, HTTPException, Request, status
 
 from alerts import AlertFeed
+from citizens import PUBLIC_PATHS as OPEN311_PATHS
+from citizens import open311_router
 from evidence import EvidenceCentre
 from protocol import MqttEndpoint, Topics
 from store import StoreConfig, create_pool
@@ -16,6 +18,7 @@ from . import (
     _alerts,
     _cap_messages,
     _clips,
+    _deps,
     _fiware,
     _forecast,
     _geo,
@@ -36,6 +39,7 @@ from ._hub import ChangeHub
 PUBLIC_PATHS = (
     frozenset({"/api/v1/auth/token:POST", "/healthz:GET", "/metrics:GET", "/:GET", "/console/:GET"})
     | _clips.PUBLIC
+    | OPEN311_PATHS
 )
 """Routes anyone may call: log in, health, metrics, the page. Every other route has a role
 gate; tests walk the app's routes and fail on one that has neither."""
@@ -105,6 +109,7 @@ def create_app(
         _page.router,
     ):
         app.include_router(router)
+    app.include_router(open311_router(operators=_deps.LIVE, admins=_deps.ADMIN))
     app.add_api_route("/healthz", health, methods=["GET"], tags=["health"])
     app.mount("/static", _page.static_files(), name="static")
     # Outermost first: metrics see every answer, including the body limit's 413.

@@ -43,6 +43,23 @@ TRAFFIC_CONTEXT = [
 # Our severities onto the data model's enum (informational, low, medium, high, critical).
 SEVERITY = {"info": "informational", "minor": "medium", "major": "high", "critical": "critical"}
 _KINDS = {str(k): k for k in EventKind}
+MODEL_SUBCATEGORIES = frozenset(
+    {
+        "carAccident",
+        "carStopped",
+        "carWrongDirection",
+        "crowdRisk",
+        "flood",
+        "hazardOnRoad",
+        "suspiciousAction",
+        "trafficJam",
+    }
+)
+"""The values of the Alert model's ``subCategory`` enum that our vocabulary uses. A kind whose
+subcategory the model lacks (``equipmentFailure``: camera_offline, ap_down,
+delivery_failed; ``trafficFlow``: line_crossing; ``overload``: ap_overload) leaves
+``subCategory`` out and carries ours in the extra attribute ``iocSubCategory`` (documented
+in docs/console.md), so the entity stays valid against the model's schema."""
 _ENTITIES: Responses = {200: {"description": "NGSI-LD entities", "content": {LD_JSON: {}}}}
 
 
@@ -70,11 +87,11 @@ def alert_entity(
 ) -> dict[str, Any]:
     known = _KINDS.get(alert.kind)
     profile = None if known is None else PROFILES[known]
+    ours = profile.fiware_subcategory if profile else alert.kind
     entity: dict[str, Any] = {
         "id": f"urn:ngsi-ld:Alert:{alert.id}",
         "type": "Alert",
         "category": prop(profile.fiware_category if profile else "security"),
-        "subCategory": prop(profile.fiware_subcategory if profile else alert.kind),
         "severity": prop(SEVERITY.get(alert.severity, "medium")),
         "description": prop(alert.title_vi if lang == "vi" else alert.title_en),
         "alertSource": prop(f"urn:ngsi-ld:Device:{alert.source_id}"),
@@ -91,6 +108,10 @@ def alert_entity(
         ),
         "@context": ALERT_CONTEXT,
     }
+    if ours in MODEL_SUBCATEGORIES:
+        entity["subCategory"] = prop(ours)
+    else:
+        entity["iocSubCategory"] = prop(ours)
     if alert.resolved_at is not None:
         entity["validTo"] = when(alert.resolved_at)
     if place is not None:
@@ -105,22 +126,26 @@ def traffic_flow_entities(
     bucket: Bucket,
     place: tuple[float, float] | None,
     name: str | None,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """One entity per non-empty bucket of a (camera, line, direction) series."""
+    """One entity per non-empty, finished bucket of a (camera, line, direction) series: the
+    bucket still running (its end after ``now``) is left out until it is complete."""
     camera, line, direction = (series.key[k] for k in ("camera_id", "line_id", "direction"))
     size = BUCKET_SIZE[bucket]
+    moment = now or datetime.now(UTC)
     entities = []
     for p in series.points:
-        if p.value == 0:
-            continue
         end = p.t + size
+        if p.value == 0 or end > moment:
+            continue
         entity: dict[str, Any] = {
             "id": (
                 f"urn:ngsi-ld:TrafficFlowObserved:{camera}:{line}:{direction}:"
                 f"{int(p.t.timestamp())}"
             ),
             "type": "TrafficFlowObserved",
-            "dateObserved": prop({"@type": "DateTime", "@value": f"{_iso(p.t)}/{_iso(end)}"}),
+            # An ISO 8601 interval is Text in the model, not a DateTime.
+            "dateObserved": prop(f"{_iso(p.t)}/{_iso(end)}"),
             "dateObservedFrom": when(p.t),
             "dateObservedTo": when(end),
             "intensity": prop(int(p.value)),

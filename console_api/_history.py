@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import Response
 from pydantic import Field
 
+from citizens import ReportDay, report_stats, stats_csv
 from store import history as h
 
 from . import _planner as planner
@@ -302,4 +303,32 @@ async def busiest(
             timezone=TIMEZONE,
             ranking=ranking,
         )
+    )
+
+
+class CitizenReportsAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    since: datetime
+    until: datetime
+    timezone: str
+    days: list[ReportDay]
+
+
+@router.get("/citizen-reports", responses=_formats(CitizenReportsAnswer))
+async def citizen_reports(
+    *,
+    pool: Pool,
+    who: History,
+    since: Since = None,
+    until: Until = None,
+    format: Literal["json", "csv"] = "json",  # the query parameter's public name
+) -> Response:
+    """Citizen reports (Open311, app and hotline) per service, district and local day: how
+    many, how many closed, and the median minutes to close."""
+    window = time_range(since, until, default_span=timedelta(days=31), max_span=MAX_SPAN["day"])
+    async with pool.acquire() as conn:
+        days = await report_stats(conn, window.since, window.until)
+    if format == "csv":
+        return _csv(stats_csv(days), "citizen-reports")
+    return json_response(
+        CitizenReportsAnswer(since=window.since, until=window.until, timezone=TIMEZONE, days=days)
     )

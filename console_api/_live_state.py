@@ -85,11 +85,21 @@ async def has_table(conn: Connection, table: str) -> bool:
 
 
 async def places(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[float, float]]:
-    """(lon, lat) of each id that is a camera or an access point: where an alert happens."""
+    """(lon, lat) of each id that is a camera, an access point or a citizen's report
+    (``open311-{id}``, where it was reported): where an alert happens."""
+    wanted = sorted(set(ids))
+    reports = [
+        int(i[8:])
+        for i in wanted
+        if i.startswith("open311-") and i[8:].isascii() and i[8:].isdigit() and len(i) < 26
+    ]
     records = await conn.fetch(
         """SELECT id, lon, lat FROM cameras WHERE id = ANY($1::text[])
-           UNION ALL SELECT id, lon, lat FROM access_points WHERE id = ANY($1::text[])""",
-        sorted(set(ids)),
+           UNION ALL SELECT id, lon, lat FROM access_points WHERE id = ANY($1::text[])
+           UNION ALL SELECT 'open311-' || id, lon, lat FROM open311_requests
+                     WHERE id = ANY($2::bigint[])""",
+        wanted,
+        reports,
     )
     return {r["id"]: (r["lon"], r["lat"]) for r in records}
 

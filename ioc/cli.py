@@ -40,6 +40,10 @@ forecast_app = typer.Typer(no_args_is_help=True, help="Forecasts with intervals;
 app.add_typer(forecast_app, name="forecast")
 evidence_app = typer.Typer(no_args_is_help=True, help="Evidence clips and their custody.")
 app.add_typer(evidence_app, name="evidence")
+open311_app = typer.Typer(no_args_is_help=True, help="Citizen reports (Open311 GeoReport v2).")
+open311_keys = typer.Typer(no_args_is_help=True, help="Client applications' API keys.")
+open311_app.add_typer(open311_keys, name="key")
+app.add_typer(open311_app, name="open311")
 
 
 def _settings() -> Settings:
@@ -355,6 +359,30 @@ def users_revoke(username: str) -> None:
     from .services import revoke_console_sessions
 
     revoke_console_sessions(_settings(), username)
+
+
+@open311_keys.command("add")
+def open311_key_add(name: str) -> None:
+    """Issue (or replace) the API key of a client application; it is printed once."""
+    from .citizens_commands import add_open311_key
+
+    add_open311_key(_settings(), name)
+
+
+@open311_keys.command("revoke")
+def open311_key_revoke(name: str) -> None:
+    """Stop a client application's key working (posting answers 403)."""
+    from .citizens_commands import revoke_open311_key
+
+    revoke_open311_key(_settings(), name)
+
+
+@open311_keys.command("list")
+def open311_key_list() -> None:
+    """Client applications with a key, when it was issued and whether it is revoked."""
+    from .citizens_commands import show_open311_keys
+
+    show_open311_keys(_settings())
 
 
 @bench_app.command("ws")

@@ -15,6 +15,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from citizens import DemoCitizen, add_key
 from console_api import Role, add_user
 from store import Connection, StoreConfig, connect
 
@@ -27,19 +28,20 @@ from .supervisor import Supervisor
 logger = logging.getLogger(__name__)
 
 
-async def _demo_operator(store: StoreConfig, state_dir: Path) -> Path:
+async def _demo_operator(store: StoreConfig, state_dir: Path) -> tuple[Path, str]:
     """Create the demo's operator with a fresh password, kept in a file only we can read."""
     password = secrets.token_urlsafe(12)
     conn = await connect(store)
     try:
         await add_user(conn, "operator", Role.OPERATOR, password)
+        open311 = await add_key(conn, "demo-citizen-app")  # Open311 posting (DESIGN.md)
     finally:
         await conn.close()
     credentials = state_dir / "demo-credentials"
     credentials.parent.mkdir(parents=True, exist_ok=True)
     credentials.touch(mode=0o600)
-    credentials.write_text(f"operator {password}\n")
-    return credentials
+    credentials.write_text(f"operator {password}\nopen311 {open311}\n")
+    return credentials, open311
 
 
 def child_environment(settings: Settings, infra: Infrastructure) -> dict[str, str]:
@@ -116,12 +118,16 @@ async def run_demo(
             "IOC_MQTT_URL / IOC_DATABASE_URL are set) ..."
         )
         infra = await stack.enter_async_context(infrastructure(settings, embedded=True))
-        credentials = await _demo_operator(infra.store, settings.state_dir)
+        credentials, open311_key = await _demo_operator(infra.store, settings.state_dir)
         board = await stack.enter_async_context(StatusBoard(infra.endpoint, infra.topics))
         supervisor = await stack.enter_async_context(
             Supervisor(child_environment(settings, infra), settings.state_dir / "logs")
         )
         await start_province(supervisor, vision_workers)
+        # A citizen reports a stalled vehicle near the first cameras that see one.
+        await stack.enter_async_context(
+            DemoCitizen(infra.store, f"http://{settings.api_host}:{settings.api_port}", open311_key)
+        )
         console.print(
             f"Console on http://{settings.api_host}:{settings.api_port} (user 'operator', "
             f"password in {credentials}); {len(infra.province.cameras)} cameras, "

@@ -23,6 +23,8 @@ class EventKind(StrEnum):
     """A line, road or district's count outside its forecast's 95% band (``forecast/``)."""
     VISITOR_ANOMALY = "visitor_anomaly"
     """A tourist site's visitors outside its forecast's 95% band (``forecast/``)."""
+    CITIZEN_REPORT = "citizen_report"
+    """A citizen's report (Open311: the app or the 1022 hotline); its zone is the service."""
 
 
 class Severity(StrEnum):
@@ -198,6 +200,17 @@ PROFILES: dict[EventKind, KindProfile] = {
         "Expected",
         "Moderate",
         "Likely",
+        Severity.MINOR,
+    ),
+    EventKind.CITIZEN_REPORT: KindProfile(
+        "Phản ánh của người dân",
+        "Citizen report",
+        "traffic",
+        "hazardOnRoad",
+        "Safety",
+        "Expected",
+        "Moderate",
+        "Likely",  # a citizen's word, not yet confirmed by a camera
         Severity.MINOR,
     ),
 }

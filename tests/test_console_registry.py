@@ -231,6 +231,6 @@ async def test_fiware_feeds(database: StoreConfig, db: asyncpg.Connection) -> No
                 _check_ngsi_ld(flow, "TrafficFlowObserved")
             assert sum(f["intensity"]["value"] for f in flows) == 30
             assert {f["laneDirection"]["value"] for f in flows} == {"forward", "backward"}
-            start, end = flows[0]["dateObserved"]["value"]["@value"].split("/")
+            start, end = flows[0]["dateObserved"]["value"].split("/")
             assert start == flows[0]["dateObservedFrom"]["value"]["@value"]
             assert end == flows[0]["dateObservedTo"]["value"]["@value"]

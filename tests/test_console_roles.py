@@ -28,6 +28,8 @@ PLACEHOLDERS = {
     "incident_id": str(uuid.uuid4()),
     "camera_id": "cam-a",
     "username": "someone",
+    "fmt": "json",
+    "service_request_id": "1",
 }
 
 

@@ -30,6 +30,7 @@ from console_support import (
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
+from citizens import NewReport, accept_report, load_catalogue
 from console_api import Role, add_user, create_app, issue_token
 from ioc.servers import MosquittoBroker, PostgresCluster
 from protocol import EventKind, MqttEndpoint, Topics
@@ -81,6 +82,12 @@ async def _prepare(cluster: PostgresCluster, name: str) -> None:
         await store_evidence(db, evident, tiny_jpeg())
         await raise_alert(db, kind=EventKind.WRONG_WAY, camera="cam-b", district="go-cong")
         await add_user(db, "admin-1", Role.ADMIN, "correct horse battery")
+        catalogue = load_catalogue()  # one citizen report, so Open311 reads render one
+        noise = catalogue.service("noise")
+        assert noise is not None
+        await accept_report(
+            db, catalogue, NewReport(service=noise, lat=10.36, lon=106.36, district_id="my-tho")
+        )
     finally:
         await db.close()
 

@@ -116,4 +116,6 @@ def test_demo_duration_exits_zero(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Stopped cleanly." in result.stderr
+    credentials = (tmp_path / "state" / "demo-credentials").read_text().split("\n")
+    assert any(line.startswith("open311 ") and len(line) > 40 for line in credentials)
     assert _leftovers(tmp_path, before) == []

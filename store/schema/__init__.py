@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._migrations import Migration
-from . import alerting, console, core, evidence, forecasting, timeseries
+from . import alerting, citizens, console, core, evidence, forecasting, timeseries
 
 ALL_MIGRATIONS: list[Migration] = [
     *core.MIGRATIONS,
@@ -12,4 +12,5 @@ ALL_MIGRATIONS: list[Migration] = [
     *console.MIGRATIONS,
     *forecasting.MIGRATIONS,
     *evidence.MIGRATIONS,
+    *citizens.MIGRATIONS,
 ]
