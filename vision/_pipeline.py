@@ -104,10 +104,14 @@ class VisionPipeline:
         occupancy = self.layout.occupancy(half, rows)
         blobs = self.blobs.find(half, self.min_object[batch.cameras])
         step = self.tracker.update(blobs, index)
+        now = float(batch.times.max())
         events += self.detectors.update(self.tracker, step, index, occupancy)
         crossings = self._crossings(step, index)
-        gone = np.concatenate([step.lost, self._absorb(gray, step.observed, index)])
-        events += self.detectors.close_tracks(self.tracker, gone, float(batch.times.max()))
+        # A lost object whose intrusion's quiet time has not run out is kept, to be found
+        # again (a track merged into another this frame, seen now, is not).
+        lost = step.lost[~self.detectors.intrusions.holding(self.tracker, step.lost, now)]
+        gone = np.concatenate([lost, self._absorb(gray, step.observed, index)])
+        events += self.detectors.close_tracks(self.tracker, gone, now)
         self.tracker.free(gone)
         metrics = self.traffic.update(
             index,
