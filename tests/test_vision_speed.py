@@ -6,15 +6,29 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import yaml
-from conftest import run_ioc
+from conftest import DATA, ROOT, run_ioc
+from lxml import etree
 
-from protocol import ConfigError, parse_province
+from alerts import CAP_NS, AlertView, load_rules, render_cap, routing_from
+from alerts._cap import CapHeader
+from alerts._speeding import speeding_titles
+from protocol import (
+    PROFILES,
+    Analytics,
+    ConfigError,
+    EventKind,
+    Severity,
+    load_province,
+    parse_province,
+)
+from vision import ANALYSIS_SIZE, FrameBatch, VisionPipeline, to_analysis_gray
 
 WIDTH, HEIGHT, FPS, SECONDS = 320, 180, 25.0, 9.0
 ENTRY, EXIT = 0.25, 0.92
@@ -208,3 +222,90 @@ def test_speed_gates_are_validated_with_every_problem_named() -> None:
     assert "cameras[0] (gate-cam).speed_gates[1] (gate).to: must be another line than 'from'" in (
         problems
     )
+
+
+def test_live_pipeline_raises_speeding_and_reports_mean_and_p85(
+    footage: tuple[Path, Path],
+) -> None:
+    """The worker's path: speeding events carry the gate, speed and limit; the traffic
+    metrics of the interval carry the mean and 85th-percentile speed."""
+    video, config = footage
+    camera = parse_province(yaml.safe_load(config.read_text(encoding="utf-8"))).cameras[0]
+    camera = camera.model_copy(update={"analytics": Analytics(metrics_seconds=3600)})
+    pipeline = VisionPipeline([camera], fps={camera.id: FPS})
+    capture = cv2.VideoCapture(str(video))
+    events, speeds, n = [], [], 0
+    t0 = 1_764_000_000.0 - 1_764_000_000.0 % 3600
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        batch = FrameBatch(
+            to_analysis_gray(frame, ANALYSIS_SIZE)[None],
+            np.zeros(1, np.intp),
+            np.array([t0 + n / FPS]),
+            np.array([n], np.int64),
+        )
+        result = pipeline.process(batch)
+        events += result.events
+        speeds += [s.speed_kmh for s in result.speeds]
+        n += 1
+    (metrics,) = pipeline.finish(t0 + n / FPS).metrics
+    speeding = [e for e in events if e.kind is EventKind.SPEEDING]
+    over = [v for v in VEHICLES if v.kmh > LIMIT_KMH]
+    assert [e.phase for e in speeding] == ["start", "end"] * len(over)
+    assert {e.gate_id for e in speeding} == {"gate"}
+    assert all(e.limit_kmh == LIMIT_KMH and (e.speed_kmh or 0) > LIMIT_KMH for e in speeding)
+    assert metrics.speeds == len(VEHICLES)
+    assert metrics.speed_mean_kmh == pytest.approx(np.mean(speeds), abs=0.05)
+    assert metrics.speed_p85_kmh == pytest.approx(np.percentile(speeds, 85), abs=0.05)
+    truth = np.percentile([v.kmh for v in VEHICLES], 85)
+    assert abs(metrics.speed_p85_kmh - truth) <= 0.05 * truth
+
+
+def test_speeding_goes_to_police_over_the_margin_with_speed_and_limit_in_cap() -> None:
+    province = load_province(ROOT / "config" / "province.yaml")
+    rules = load_rules(ROOT / "config" / "alert-rules.yaml", province, environ={})
+    at = 1_764_000_000.0
+    near = rules.decide(EventKind.SPEEDING, "c", "gate", "my-tho", at, over_limit_kmh=6.0)
+    far = rules.decide(EventKind.SPEEDING, "c", "gate", "my-tho", at, over_limit_kmh=12.5)
+    assert (near.severity, far.severity) == (Severity.MINOR, Severity.MAJOR)
+    routing = routing_from(rules)
+    assert routing.police is not None
+    assert "speeding" in routing.police.kinds
+    assert routing.police.min_severity == "major"
+    title_vi, title_en = speeding_titles(PROFILES[EventKind.SPEEDING], 87.3, 60.0)
+    moment = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
+    alert = AlertView(
+        id="0b6f4a4e-8f7c-4d59-9d1e-2c3f6b1a0e11",
+        kind="speeding",
+        source_id="gate-cam",
+        zone_id="gate",
+        district_id="my-tho",
+        severity="major",
+        state="open",
+        title_vi=title_vi,
+        title_en=title_en,
+        count=1,
+        opened_at=moment,
+        last_seen_at=moment,
+        cleared_at=None,
+        acknowledged_by=None,
+        assigned_to=None,
+        resolved_at=None,
+        first_frame_captured_at=None,
+        updated_at=moment,
+    )
+    header = CapHeader(
+        identifier="0b6f.1", sender="ioc.test", sender_name="IOC", sent=moment, msg_type="Alert"
+    )
+    doc = etree.fromstring(render_cap(alert, None, header, radius_km=0.3))
+    etree.XMLSchema(etree.parse(str(DATA / "cap" / "CAP-v1.2.xsd"))).assertValid(doc)
+    ns = {"cap": CAP_NS}
+    for info in doc.findall("cap:info", ns):
+        values = {
+            p.findtext("cap:valueName", namespaces=ns): p.findtext("cap:value", namespaces=ns)
+            for p in info.findall("cap:parameter", ns)
+        }
+        assert (values["speedKmh"], values["limitKmh"]) == ("87.3", "60")
+    assert "87.3 km/h" in (doc.findtext("cap:info/cap:event", namespaces=ns) or "")
