@@ -20,6 +20,7 @@ from lxml import etree
 from protocol import PROFILES, EventKind, Severity
 
 from ._model import AlertView
+from ._speeding import speeding_figures
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 MsgType = Literal["Alert", "Update", "Cancel"]
@@ -176,6 +177,9 @@ def _info(
         "escalationLevel": str(alert.escalation_level),
         "fiwareCategory": f"{profile.fiware_category}/{profile.fiware_subcategory}",
     }
+    figures = speeding_figures(alert.title_en) if alert.kind == EventKind.SPEEDING else None
+    if figures is not None:
+        parameters["speedKmh"], parameters["limitKmh"] = figures
     for name, value in parameters.items():
         parameter = _sub(info, "parameter")
         _sub(parameter, "valueName", name)

@@ -292,12 +292,14 @@ class AlertsEngine(Background):
                     event_id=event.event_id,
                     kind=event.kind,
                     source_id=event.camera_id,
-                    zone_id=event.zone_id,
+                    zone_id=event.zone_id or event.gate_id,
                     phase=event.phase,
                     at=(event.ended_at or event.started_at)
                     if event.phase == "end"
                     else event.started_at,
                     frame_captured_at=event.frame_captured_at or None,
+                    speed_kmh=event.speed_kmh,
+                    limit_kmh=event.limit_kmh,
                 )
                 district = self.districts.get(event.camera_id, "unknown")
                 changes += await self.apply(conn, observation, district, opened)
@@ -319,7 +321,12 @@ class AlertsEngine(Background):
         it opens are appended to ``opened``."""
         await lock_change_log(conn)
         rules, routing = self.rules, self.routing
-        decision = rules.decide(obs.kind, obs.source_id, obs.zone_id, district, obs.at)
+        over = None
+        if obs.speed_kmh is not None and obs.limit_kmh is not None:
+            over = obs.speed_kmh - obs.limit_kmh
+        decision = rules.decide(
+            obs.kind, obs.source_id, obs.zone_id, district, obs.at, over_limit_kmh=over
+        )
         muted: str | None = None
         if obs.phase != "end":
             window = rules.maintenance(obs.source_id, obs.zone_id, obs.at)

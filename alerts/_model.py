@@ -82,6 +82,9 @@ class Observation:
     at: float
     """Epoch seconds: when the condition was seen (start/update) or ended (end)."""
     frame_captured_at: float | None = None
+    speed_kmh: float | None = None
+    limit_kmh: float | None = None
+    """speeding: the measured speed and the gate's limit."""
 
 
 class AlertChange(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,7 @@ from store import Connection
 
 from ._grouping import DEFAULT_GROUPING, IncidentGrouping, join_incident
 from ._model import ALERT_COLUMNS, AlertChange, AlertView, Observation, Reason
+from ._speeding import speeding_titles
 
 _json = msgspec.json.Encoder()
 _INFRA = [str(EventKind.CAMERA_OFFLINE), str(EventKind.CAMERA_TAMPER)]
@@ -108,6 +109,9 @@ async def observe(
         )
         return (AlertView.from_record(record), "cleared") if record else None
     profile = PROFILES[obs.kind]
+    title_vi, title_en = profile.title_vi, profile.title_en
+    if obs.speed_kmh is not None and obs.limit_kmh is not None:
+        title_vi, title_en = speeding_titles(profile, obs.speed_kmh, obs.limit_kmh)
     record = await conn.fetchrow(
         f"""WITH before AS (SELECT suppressed_by FROM alerts WHERE {_open_alert_row()})
             INSERT INTO alerts (source_id, kind, zone_id, district_id, severity, state,
@@ -127,8 +131,8 @@ async def observe(
         obs.zone_id,
         district_id,
         str(severity),
-        profile.title_vi,
-        profile.title_en,
+        title_vi,
+        title_en,
         _ts(obs.at),
         obs.event_id,
         _ts(obs.frame_captured_at) if obs.frame_captured_at else None,

@@ -78,6 +78,7 @@ def _default_police_route() -> Route:
             EventKind.WRONG_WAY,
             EventKind.STOPPED_VEHICLE,
             EventKind.CROWD,
+            EventKind.SPEEDING,
         ],
         min_severity=Severity.MAJOR,
     )
@@ -149,6 +150,14 @@ class Police(_Strict):
     retry_after_max_seconds: Annotated[float, Field(gt=0.0, le=86_400.0)] = 3600.0
 
 
+class SpeedingRules(_Strict):
+    """A speeding vehicle (an estimate from a camera's speed gate) is ``major``, and so goes
+    to the police, when it is at least ``police_margin_kmh`` over the limit; ``minor`` (the
+    console and MQTT only) below that. A rule in ``rules`` matching it decides instead."""
+
+    police_margin_kmh: Annotated[float, Field(ge=0.0, le=200.0)] = 10.0
+
+
 class AccessPointRules(_Strict):
     overload_ratio: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
     """An AP is overloaded when its clients exceed capacity x this."""
@@ -170,6 +179,7 @@ class RulesFile(_Strict):
     maintenance: list[MaintenanceWindow] = []
     escalation: Escalation = Escalation()
     police: Police = Police()
+    speeding: SpeedingRules = SpeedingRules()
     access_points: AccessPointRules = AccessPointRules()
     incidents: IncidentGrouping = IncidentGrouping()
 
@@ -253,9 +263,18 @@ class Rules:
         return datetime.fromtimestamp(at, self.tz).time()
 
     def decide(
-        self, kind: EventKind, source: str, zone: str | None, district: str, at: float
+        self,
+        kind: EventKind,
+        source: str,
+        zone: str | None,
+        district: str,
+        at: float,
+        *,
+        over_limit_kmh: float | None = None,
     ) -> Decision:
-        """Severity and auto-resolve time: from the first matching rule, else the defaults."""
+        """Severity and auto-resolve time: from the first matching rule, else the defaults
+        (for speeding, by how far ``over_limit_kmh`` the vehicle was: see
+        :class:`SpeedingRules`)."""
         local = self._local(at)
         for i, (rule, match) in enumerate(self._rules):
             if match.admits(kind, source, zone, district, local):
@@ -266,6 +285,10 @@ class Rules:
                     else rule.auto_resolve_seconds,
                     rule.name or f"rules[{i}]",
                 )
+        if kind is EventKind.SPEEDING and over_limit_kmh is not None:
+            margin = self.spec.speeding.police_margin_kmh
+            severity = Severity.MAJOR if over_limit_kmh >= margin else Severity.MINOR
+            return Decision(severity, self.spec.auto_resolve_seconds, "speeding-margin")
         return Decision(PROFILES[kind].default_severity, self.spec.auto_resolve_seconds, "default")
 
     def maintenance(self, source: str, zone: str | None, at: float) -> str | None:

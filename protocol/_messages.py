@@ -114,6 +114,12 @@ class VisionEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     detail: str | None = None
     """What exactly was found, where the kind has several causes (camera_tamper: blur,
     covered or moved)."""
+    gate_id: Identifier | None = None
+    """speeding: the camera's speed gate that timed the vehicle."""
+    speed_kmh: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    """speeding: the measured speed (an estimate, see docs/vision.md)."""
+    limit_kmh: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
+    """speeding: the gate's limit."""
     v: Literal[1] = 1
 
 
@@ -132,6 +138,12 @@ class TrafficMetrics(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     zone_occupancy: dict[str, Fraction] = {}
     congested_zones: list[str] = []
     frames: NonNegative = 0
+    speeds: NonNegative = 0
+    """Vehicles timed by the camera's speed gates in the interval."""
+    speed_mean_kmh: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    speed_p85_kmh: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    """Mean and 85th percentile of those speeds (None without any): the 85th percentile is
+    what traffic engineers set limits by."""
     v: Literal[1] = 1
 
 

@@ -147,6 +147,22 @@ class Line(_Strict):
         return value
 
 
+class SpeedGate(_Strict):
+    """Two counting lines of a camera a known distance apart on the road: a vehicle's time
+    from one to the other gives its speed (either way; ``direction`` says which)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: Identifier
+    from_line: Identifier = Field(alias="from")
+    """The line vehicles cross first when going ``forward``."""
+    to_line: Identifier = Field(alias="to")
+    distance_m: Annotated[float, Field(gt=0.0, le=2000.0)]
+    """Distance between the two lines along the road, in metres (from lane markings)."""
+    limit_kmh: Annotated[float, Field(gt=0.0, le=300.0)]
+    """Speed limit; a vehicle measured faster raises ``speeding``."""
+
+
 class Analytics(_Strict):
     """How one camera's frames are analysed. The defaults suit a fixed camera analysed at
     320x180; durations are in seconds so they mean the same at any frame rate."""
@@ -190,6 +206,7 @@ class Camera(_Strict):
     are grouped into one incident."""
     zones: list[Zone] = []
     lines: list[Line] = []
+    speed_gates: list[SpeedGate] = []
     analytics: Analytics = Analytics()
 
     def resolved_source(self) -> str:
@@ -332,6 +349,15 @@ def _cross_checks(province: Province) -> list[str]:
         for j, zone in enumerate(cam.zones):
             if zone.kind is ZoneKind.LANE and zone.direction is None:
                 problems.append(f"{here}.zones[{j}] ({zone.id}).direction: a lane needs one")
+        unique(f"{here}.speed_gates", [g.id for g in cam.speed_gates])
+        line_ids = {ln.id for ln in cam.lines}
+        for j, gate in enumerate(cam.speed_gates):
+            at = f"{here}.speed_gates[{j}] ({gate.id})"
+            for field, line in (("from", gate.from_line), ("to", gate.to_line)):
+                if line not in line_ids:
+                    problems.append(f"{at}.{field}: {line!r} is not a line of this camera")
+            if gate.from_line == gate.to_line:
+                problems.append(f"{at}.to: must be another line than 'from'")
     site_ids = {s.id for s in province.sites}
     for i, ap in enumerate(province.access_points):
         here = f"access_points[{i}] ({ap.id})"

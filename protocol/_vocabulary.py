@@ -12,6 +12,8 @@ class EventKind(StrEnum):
     CONGESTION = "congestion"
     STOPPED_VEHICLE = "stopped_vehicle"
     WRONG_WAY = "wrong_way"
+    SPEEDING = "speeding"
+    """A vehicle timed over a speed gate's limit (an estimate, not certified enforcement)."""
     CROWD = "crowd"
     CAMERA_TAMPER = "camera_tamper"
     CAMERA_OFFLINE = "camera_offline"
@@ -113,6 +115,17 @@ PROFILES: dict[EventKind, KindProfile] = {
         "Severe",
         "Observed",
         Severity.CRITICAL,
+    ),
+    EventKind.SPEEDING: KindProfile(
+        "Phương tiện vượt quá tốc độ cho phép",
+        "Vehicle over the speed limit",
+        "traffic",
+        "hazardOnRoad",
+        "Transport",
+        "Immediate",
+        "Moderate",
+        "Likely",
+        Severity.MINOR,
     ),
     EventKind.CROWD: KindProfile(
         "Tụ tập đông người",

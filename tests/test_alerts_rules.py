@@ -54,7 +54,13 @@ def test_the_shipped_rules_decide_by_kind_district_and_local_time(province: Prov
     assert rules.decide(EventKind.CROWD, "c", None, "cai-be", at("12:00")).rule == "default"
     routing = routing_from(rules)
     assert routing.police is not None
-    assert routing.police.kinds == ["intrusion", "wrong_way", "stopped_vehicle", "crowd"]
+    assert routing.police.kinds == [
+        "intrusion",
+        "wrong_way",
+        "stopped_vehicle",
+        "crowd",
+        "speeding",
+    ]
 
 
 def test_first_matching_rule_wins_and_zone_and_source_narrow_it(province: Province) -> None:

@@ -1,10 +1,12 @@
 """Batched video analytics for every camera at once: decode, background, blobs, tracks,
-zone detectors, camera health, traffic metrics; the live worker and file replay."""
+zone detectors, speed gates, camera health, traffic metrics; the live worker and file
+replay."""
 
 from ._batch import FrameBatch
 from ._decode import EncodedFrame, FrameDecoder, RefusedFrame
 from ._pipeline import ANALYSIS_SIZE, BatchResult, VisionPipeline, to_analysis_gray
 from ._replay import ReplayError, replay
+from ._speed import SpeedMeasurement
 from ._worker import VisionStats, VisionWorker, parse_shard, shard_cameras
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "FrameDecoder",
     "RefusedFrame",
     "ReplayError",
+    "SpeedMeasurement",
     "VisionPipeline",
     "VisionStats",
     "VisionWorker",

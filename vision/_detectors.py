@@ -102,7 +102,7 @@ class ZoneDetectors:
         inside = self.layout.inside(cams, tracker.cx[slots], tracker.y1[slots] - 1e-6)
         inside &= (zone >= 0) & watched[np.maximum(zone, 0)]
         objects = ZoneObjects(slots, inside, zone)
-        events = self.intrusions.update(tracker, slots, inside, index)
+        events = self.intrusions.update(tracker, watched, index)
         events += self._zones(tracker, objects, index, occupancy, watched)
         return events
 

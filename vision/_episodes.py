@@ -70,13 +70,19 @@ class EpisodeTracker:
         score: Floats,
         now: Floats,
         frame_seq: npt.NDArray[np.int64],
+        *,
+        seen: Floats | None = None,
     ) -> list[Episode]:
-        """Feed findings for ``keys`` observed at times ``now``; return started/ended episodes."""
+        """Feed findings for ``keys`` observed at times ``now``; return started/ended episodes.
+        ``seen`` is when each finding was last actually seen (default ``now``): a tracked
+        object that is unseen for a moment is still present, but an episode that ends, ends
+        where it was last seen."""
         since = self.present_since[keys]
-        since = np.where(present & np.isnan(since), now, since)
+        since = np.where(present & np.isnan(since), now if seen is None else seen, since)
         since = np.where(present, since, np.nan)
         self.present_since[keys] = since
-        self.last_present[keys] = np.where(present, now, self.last_present[keys])
+        last = now if seen is None else seen
+        self.last_present[keys] = np.where(present, last, self.last_present[keys])
         gone = self.absent_since[keys]
         gone = np.where(~present & np.isnan(gone), now, gone)
         gone = np.where(present, np.nan, gone)

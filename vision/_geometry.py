@@ -92,6 +92,13 @@ class ZoneLayout:
                 self.line_b[ci, slot] = line.points[1]
                 self.line_valid[ci, slot] = True
                 self.line_of[ci, slot] = line_ref.index
+        # Lines of a speed gate: their crossings are timed (see ``crossing_times``).
+        self.timed = np.zeros((count, slots), bool)
+        for ci, camera in enumerate(cameras):
+            slot_of = {line.id: slot for slot, line in enumerate(camera.lines)}
+            for gate in camera.speed_gates:
+                self.timed[ci, slot_of[gate.from_line]] = True
+                self.timed[ci, slot_of[gate.to_line]] = True
 
     def occupancy(self, half: npt.NDArray[np.uint8], rows: BatchRows) -> npt.NDArray[np.float64]:
         """Foreground share of every zone layer, ``(frames, layers)``, from the half-size
@@ -142,3 +149,27 @@ def crossings(
     # A move that starts exactly on the line crosses it; one that ends on it does not yet.
     hit = (side_a * side_b < 0) & (((side_p <= 0) & (side_q > 0)) | ((side_p >= 0) & (side_q < 0)))
     return np.where(hit, np.where(side_q > 0, 1, -1), 0).astype(np.int8)
+
+
+def crossing_times(
+    start: npt.NDArray[np.float64],
+    end: npt.NDArray[np.float64],
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    *,
+    times: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]],
+) -> npt.NDArray[np.float64]:
+    """For moves ``start -> end`` ``(n, 2)`` made between ``times`` ``(t0, t1)``, each ``(n,)``,
+    against segments ``a -> b`` ``(n, lines, 2)``: the time each move crossed each segment,
+    interpolated linearly along the move (NaN where it does not cross). At constant speed the
+    error is that of the positions, not of the frame period."""
+    t0, t1 = times
+    hit = crossings(start, end, a, b) != 0
+    d = b - a
+    p, q = start[:, None, :], end[:, None, :]
+    side_p = d[..., 0] * (p[..., 1] - a[..., 1]) - d[..., 1] * (p[..., 0] - a[..., 0])
+    side_q = d[..., 0] * (q[..., 1] - a[..., 1]) - d[..., 1] * (q[..., 0] - a[..., 0])
+    share = side_p / np.where(hit, side_p - side_q, 1.0)
+    at = t0[:, None] + np.clip(share, 0.0, 1.0) * (t1 - t0)[:, None]
+    out: npt.NDArray[np.float64] = np.where(hit, at, np.nan)
+    return out

@@ -25,6 +25,7 @@ from ._events import event_id
 from ._geometry import ZoneLayout
 from ._health import CameraHealth
 from ._metrics import TrafficCounter
+from ._speed import SpeedGates, SpeedMeasurement
 from ._tracking import Tracker, TrackStep
 
 ANALYSIS_SIZE = (320, 180)
@@ -39,6 +40,8 @@ class BatchResult:
     live (the alerts engine does not want a message per car), printed by replay."""
     metrics: list[TrafficMetrics] = field(default_factory=list)
     """Traffic intervals that closed with this batch."""
+    speeds: list[SpeedMeasurement] = field(default_factory=list)
+    """Vehicles timed through a speed gate (the ``speeding`` events are in ``events``)."""
 
 
 class VisionPipeline:
@@ -75,6 +78,7 @@ class VisionPipeline:
         self.detectors = ZoneDetectors(self.cameras, self.layout, timezone)
         self.health = CameraHealth(self.cameras, self.height, self.width)
         self.traffic = TrafficCounter(self.cameras, self.layout)
+        self.gates = SpeedGates(self.cameras)
         self.frames_processed = 0
         self.scratch = Scratch()
 
@@ -104,10 +108,18 @@ class VisionPipeline:
         occupancy = self.layout.occupancy(half, rows)
         blobs = self.blobs.find(half, self.min_object[batch.cameras])
         step = self.tracker.update(blobs, index)
+        now = float(batch.times.max())
         events += self.detectors.update(self.tracker, step, index, occupancy)
         crossings = self._crossings(step, index)
-        gone = np.concatenate([step.lost, self._absorb(gray, step.observed, index)])
-        events += self.detectors.close_tracks(self.tracker, gone, float(batch.times.max()))
+        speeds = self.gates.update(self.tracker, step.observed)
+        for speed in speeds:  # a few vehicles a minute per camera
+            if speed.speeding:
+                events += [speed.event("start"), speed.event("end")]
+        # A lost object whose intrusion's quiet time has not run out is kept, to be found
+        # again (a track merged into another this frame, seen now, is not).
+        lost = step.lost[~self.detectors.intrusions.holding(self.tracker, step.lost, now)]
+        gone = np.concatenate([lost, self._absorb(gray, step.observed, index)])
+        events += self.detectors.close_tracks(self.tracker, gone, now)
         self.tracker.free(gone)
         metrics = self.traffic.update(
             index,
@@ -116,9 +128,10 @@ class VisionPipeline:
             crossing_line=step.crossing_line,
             crossing_direction=step.crossing_direction,
             congested=self.detectors.congested(),
+            speeds=speeds,
         )
         self.frames_processed += k
-        return BatchResult(events, crossings, metrics)
+        return BatchResult(events, crossings, metrics, speeds)
 
     def _crossings(self, step: TrackStep, index: BatchIndex) -> list[VisionEvent]:
         out = []

@@ -9,10 +9,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from protocol import Camera, VisionEvent
+from protocol import Camera, EventKind, VisionEvent
 
 from ._batch import FrameBatch
-from ._pipeline import ANALYSIS_SIZE, VisionPipeline, to_analysis_gray
+from ._pipeline import ANALYSIS_SIZE, BatchResult, VisionPipeline, to_analysis_gray
+from ._speed import SpeedMeasurement
 
 
 class ReplayError(RuntimeError):
@@ -36,6 +37,31 @@ def _video_seconds(event: VisionEvent, origin: float) -> dict[str, Any]:
     return out
 
 
+def _speed_records(speed: SpeedMeasurement, origin: float) -> list[dict[str, Any]]:
+    """The ``speed`` line of a timed vehicle, and its ``speeding`` line when over the limit."""
+    record: dict[str, Any] = {
+        "kind": "speed",
+        "camera_id": speed.camera_id,
+        "gate_id": speed.gate_id,
+        "started_at": round(speed.started_at - origin, 3),
+        "ended_at": round(speed.ended_at - origin, 3),
+        "speed_kmh": speed.speed_kmh,
+        "direction": speed.direction,
+    }
+    if not speed.speeding:
+        return [record]
+    return [record, {**record, "kind": "speeding", "limit_kmh": speed.limit_kmh}]
+
+
+def _records(result: BatchResult, origin: float) -> Iterator[dict[str, Any]]:
+    for event in [*result.events, *result.crossings]:
+        # speeding is printed with its speed line, in the gate's own format.
+        if event.phase != "start" and event.kind is not EventKind.SPEEDING:
+            yield _video_seconds(event, origin)
+    for speed in result.speeds:
+        yield from _speed_records(speed, origin)
+
+
 def replay(
     video: Path,
     camera: Camera,
@@ -45,7 +71,8 @@ def replay(
     size: tuple[int, int] = ANALYSIS_SIZE,
     target_fps: float | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield one record per finished event, then the summary record.
+    """Yield one record per finished event (and a ``speed`` record per vehicle timed by a
+    speed gate, with a ``speeding`` one when over the limit), then the summary record.
 
     ``origin`` is the wall-clock time (epoch seconds) of the first frame, which decides
     whether scheduled zones are watched; reported times are seconds of video time.
@@ -84,10 +111,7 @@ def replay(
                 np.array([now]),
                 np.array([frames], np.int64),
             )
-            result = pipeline.process(batch)
-            for event in [*result.events, *result.crossings]:
-                if event.phase != "start":
-                    yield _video_seconds(event, origin)
+            yield from _records(pipeline.process(batch), origin)
             frames += 1
     finally:
         capture.release()

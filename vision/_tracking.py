@@ -21,12 +21,14 @@ import numpy.typing as npt
 
 from ._batch import BatchIndex, pairs_by_key
 from ._blobs import Blobs
-from ._geometry import ZoneLayout, crossings
+from ._geometry import ZoneLayout, crossing_times, crossings
 
 Ints = npt.NDArray[np.intp]
 Floats = npt.NDArray[np.float64]
 GATE_MARGIN = 0.03
 """Frame fractions added around a predicted box when looking for its blob."""
+YOUNG_REACH = 1.0
+"""How many of its own sizes further a track seen only once looks for its blob."""
 VELOCITY_SMOOTHING = 0.5
 AGE_COST = 0.5
 """Matching cost per second a track has gone unseen."""
@@ -40,6 +42,8 @@ crossing a line, past the line, covering at least ``SPLIT_AREA`` of the track's 
 clear of the track's, was a second vehicle that crossed inside the first one's blob (close
 behind it in the next lane, overlapping on the image); it is counted too, once its track
 has lasted ``SPLIT_SECONDS`` (a piece of one vehicle breaks off for a moment)."""
+EDGE = 0.01
+"""A box side this close to the frame's edge may be cut by it."""
 DUPLICATE_OVERLAP = 0.6
 """A track whose box lies this much inside an older track's box is the same object."""
 
@@ -88,6 +92,9 @@ class Tracker:
     counted_at: Floats
     counted_direction: npt.NDArray[np.int8]
     """(slot, line slot): when and which way it was counted."""
+    crossed_at: Floats
+    """(slot, line slot): when the object's ground point first crossed the line, interpolated
+    between the two frames either side of it (NaN until then), for speed gates."""
     owed: npt.NDArray[np.int8]
     """(slot, line slot): a crossing this track made inside another one's blob (the two came
     apart just past the line), counted once the track has lasted ``SPLIT_SECONDS``."""
@@ -125,6 +132,7 @@ class Tracker:
         ("counted_at", np.float64, -np.inf),
         ("counted_direction", np.int8, 0),
         ("owed", np.int8, 0),
+        ("crossed_at", np.float64, np.nan),
     )
 
     def __init__(self, layout: ZoneLayout, track_seconds: Floats) -> None:
@@ -243,8 +251,11 @@ class Tracker:
         dx = np.abs(blobs.cx[pb] - (self.cx[pt] + self.vx[pt] * dt))
         dy = np.abs(blobs.cy[pb] - (self.cy[pt] + self.vy[pt] * dt))
         hw, hh = (self.x1[pt] - self.x0[pt]) / 2, (self.y1[pt] - self.y0[pt]) / 2
-        gate_x = hw + (blobs.x1[pb] - blobs.x0[pb]) / 4 + GATE_MARGIN
-        gate_y = hh + (blobs.y1[pb] - blobs.y0[pb]) / 4 + GATE_MARGIN
+        # A track seen once has no velocity yet: at 5 fps a fast vehicle moves more than its
+        # own length between frames, so its gate reaches further.
+        young = YOUNG_REACH * (self.hits[pt] == 1) * np.maximum(2 * hw, 2 * hh)
+        gate_x = hw + (blobs.x1[pb] - blobs.x0[pb]) / 4 + GATE_MARGIN + young
+        gate_y = hh + (blobs.y1[pb] - blobs.y0[pb]) / 4 + GATE_MARGIN + young
         gated = (dx <= gate_x) & (dy <= gate_y)
         within = (dx <= hw) & (dy <= hh)
         cost = (dx / gate_x) ** 2 + (dy / gate_y) ** 2
@@ -322,17 +333,62 @@ class Tracker:
         self.counted[slots[hit_track], hit_line] = True
         self.counted_at[slots[hit_track], hit_line] = now[hit_track]
         self.counted_direction[slots[hit_track], hit_line] = direction[hit_track, hit_line]
+        self._time_crossings(slots, (x0, y0, x1, y1), now)
         self.cx[slots], self.cy[slots], self.area[slots] = cx, cy, area
         self.x0[slots], self.y0[slots], self.x1[slots], self.y1[slots] = x0, y0, x1, y1
         self.seen[slots] = now
         self.hits[slots] += 1
-        # Still: the centre stays within a fifth of the object's size of where it settled.
-        radius = np.maximum(0.015, 0.2 * np.maximum(x1 - x0, y1 - y0))
+        self._settle(slots, np.maximum(x1 - x0, y1 - y0), now)
+        return slots, (slots[hit_track], hit_line.astype(np.intp), direction[hit_track, hit_line])
+
+    def _settle(self, slots: Ints, size: Floats, now: Floats) -> None:
+        """Still: the centre stays within a fifth of the object's size of where it settled."""
+        cx, cy = self.cx[slots], self.cy[slots]
+        radius = np.maximum(0.015, 0.2 * size)
         moved = np.hypot(cx - self.anchor_x[slots], cy - self.anchor_y[slots]) > radius
         self.anchor_x[slots] = np.where(moved, cx, self.anchor_x[slots])
         self.anchor_y[slots] = np.where(moved, cy, self.anchor_y[slots])
         self.still_since[slots] = np.where(moved, now, self.still_since[slots])
-        return slots, (slots[hit_track], hit_line.astype(np.intp), direction[hit_track, hit_line])
+
+    def _time_crossings(self, slots: Ints, box: tuple[Floats, ...], now: Floats) -> None:
+        """Record when each track's ground point (bottom centre) first crossed each line of
+        a speed gate, interpolated along its step from the previous frame to this one
+        (``box``: the new x0, y0, x1, y1). Where the previous box was cut by the frame's
+        edge (a vehicle coming in), its hidden side is put back from the new box's size."""
+        if not self.layout.timed.any():
+            return
+        timed = self.layout.timed[self.camera[slots]]
+        rows = np.flatnonzero(timed.any(axis=1))
+        if not len(rows):
+            return
+        s = slots[rows]
+        x0, y0, x1, y1 = (side[rows] for side in box)
+        width, height = x1 - x0, y1 - y0
+        whole = (x0 > EDGE) & (x1 < 1 - EDGE) & (y1 < 1 - EDGE)
+        cut = whole & (self.y1[s] >= 1 - EDGE)
+        bottom = np.where(cut, np.maximum(self.y1[s], self.y0[s] + height), self.y1[s])
+        centre = (self.x0[s] + self.x1[s]) / 2
+        centre = np.where(whole & (self.x0[s] <= EDGE), self.x1[s] - width / 2, centre)
+        centre = np.where(whole & (self.x1[s] >= 1 - EDGE), self.x0[s] + width / 2, centre)
+        cams = self.camera[s]
+        a, b = self.layout.line_a[cams], self.layout.line_b[cams]
+        start = np.stack([centre, bottom], axis=1)
+        end = np.stack([(x0 + x1) / 2, y1], axis=1)
+        t0, t1 = self.seen[s], now[rows]
+        at = crossing_times(start, end, a, b, times=(t0, t1))
+        # A vehicle that came into view already across a line (fast, at 5 fps) is timed by
+        # extending its first step back by one step.
+        entering = (self.hits[s] == 1) & ~(
+            (self.x0[s] > EDGE)
+            & (self.x1[s] < 1 - EDGE)
+            & (self.y0[s] > EDGE)
+            & (self.y1[s] < 1 - EDGE)
+        )
+        if entering.any():
+            back = crossing_times(2 * start - end, start, a, b, times=(2 * t0 - t1, t0))
+            at = np.where(np.isnan(at) & entering[:, None], back, at)
+        first = np.isnan(self.crossed_at[s]) & ~np.isnan(at) & timed[rows]
+        self.crossed_at[s] = np.where(first, at, self.crossed_at[s])
 
     def _create(self, blobs: Blobs, cameras: Ints, times: Floats) -> Ints:
         n = len(blobs)
@@ -364,6 +420,7 @@ class Tracker:
         self.counted_at[slots] = -np.inf
         self.counted_direction[slots] = 0
         self.owed[slots] = 0
+        self.crossed_at[slots] = np.nan
         return slots
 
     def of_cameras(self, cameras: Ints) -> Ints:

@@ -2,11 +2,13 @@
 
 The shipped clips are encoded once as 320x180 JPEG (as edges send them) and replayed as N
 cameras, each from its own offset at 5 frames per second, with the zones and lines of the
-sample province (config/province.yaml), the settings the replay tests check for accuracy.
+sample province (config/province.yaml), the settings the replay tests check for accuracy;
+every traffic camera also gets a speed gate (two more lines, 20 m apart).
 Three contenders over the same frames, on one core (``cv2.setNumThreads(1)``), JPEG decode
 included in both real ones, taking turns tick by tick (one frame of every camera):
 - decode only: ``cv2.imdecode`` of every frame, the floor under both;
 - batched: :class:`vision.FrameDecoder` + :class:`vision.VisionPipeline`, one batch per tick;
+- batched without the speed gates, to tell their cost per frame;
 - baseline: per camera ``cv2.createBackgroundSubtractorMOG2`` (shadows off, its faster
   mode) + a 3x3 opening + ``findContours`` and a minimum-area filter, camera after camera.
 Wall-clock rates are the headline; CPU times per frame are reported too, being less
@@ -28,7 +30,7 @@ import cv2
 import numpy as np
 
 from edge import ClipLibrary, EncodedClip
-from protocol import Camera, FrameHeader, load_province
+from protocol import Camera, FrameHeader, Line, SpeedGate, load_province
 from vision import ANALYSIS_SIZE, EncodedFrame, FrameDecoder, VisionPipeline
 
 from ..settings import DEFAULT_PROVINCE, PROJECT_ROOT
@@ -69,7 +71,8 @@ def prepare(cameras: int, seconds: float, province: Path = DEFAULT_PROVINCE) -> 
         clips[source] = library.get(source)
     chosen = [list(templates.values())[i % len(templates)] for i in range(cameras)]
     fleet = [
-        c.model_copy(update={"id": f"bench-{i:04d}", "fps": FPS}) for i, c in enumerate(chosen)
+        _gated(c.model_copy(update={"id": f"bench-{i:04d}", "fps": FPS}))
+        for i, c in enumerate(chosen)
     ]
     ticks: list[list[EncodedFrame]] = []
     for tick in range(int(seconds * FPS)):
@@ -82,6 +85,26 @@ def prepare(cameras: int, seconds: float, province: Path = DEFAULT_PROVINCE) -> 
             frames.append(EncodedFrame(index, header, clip.frames[at]))
         ticks.append(frames)
     return Workload(fleet, ticks)
+
+
+def _gated(camera: Camera) -> Camera:
+    """A traffic camera with a speed gate across the frame (as the province's will have)."""
+    if camera.kind != "traffic" or camera.speed_gates:
+        return camera
+    lines = [
+        Line(id="gate-entry", points=((0.0, 0.45), (1.0, 0.45))),
+        Line(id="gate-exit", points=((0.0, 0.85), (1.0, 0.85))),
+    ]
+    gate = SpeedGate.model_validate(
+        {"id": "gate", "from": "gate-entry", "to": "gate-exit", "distance_m": 20, "limit_kmh": 60}
+    )
+    return camera.model_copy(update={"lines": [*camera.lines, *lines], "speed_gates": [gate]})
+
+
+def _ungated(camera: Camera) -> Camera:
+    gated = {line for gate in camera.speed_gates for line in (gate.from_line, gate.to_line)}
+    lines = [line for line in camera.lines if line.id not in gated]
+    return camera.model_copy(update={"lines": lines, "speed_gates": []})
 
 
 class DecodeOnly:
@@ -98,8 +121,9 @@ class DecodeOnly:
 class Batched:
     """Ours: one batch per tick through :class:`FrameDecoder` and :class:`VisionPipeline`."""
 
-    def __init__(self, work: Workload) -> None:
-        self.pipeline = VisionPipeline(work.cameras, fps={c.id: FPS for c in work.cameras})
+    def __init__(self, work: Workload, *, gates: bool = True) -> None:
+        cameras = work.cameras if gates else [_ungated(c) for c in work.cameras]
+        self.pipeline = VisionPipeline(cameras, fps={c.id: FPS for c in cameras})
         # The pipeline orders cameras its own way: its frames carry its indices, made here
         # as the baseline's are made in advance (a live worker makes them on receipt).
         index = [self.pipeline.index[c.id] for c in work.cameras]
@@ -116,6 +140,7 @@ class Batched:
         result = self.pipeline.process(batch)
         self.events.update(str(e.kind) for e in result.events if e.phase == "start")
         self.events["line_crossing"] += len(result.crossings)
+        self.events["speed"] += len(result.speeds)
 
 
 class Baseline:
@@ -148,12 +173,13 @@ class Clock:
 
 
 def race(work: Workload) -> tuple[dict[str, Clock], Batched, Baseline]:
-    """The three contenders take turns on each tick, so a machine whose load changes
+    """The contenders take turns on each tick, so a machine whose load changes
     during the run (it is shared) weighs on all of them alike."""
     batched, baseline = Batched(work), Baseline(work)
     contenders: dict[str, DecodeOnly | Batched | Baseline] = {
         "decode": DecodeOnly(work),
         "batched": batched,
+        "ungated": Batched(work, gates=False),
         "baseline": baseline,
     }
     clocks = {name: Clock() for name in contenders}
@@ -181,6 +207,7 @@ def run(cameras: int, seconds: float) -> dict[str, Any]:
         if event.phase == "start":
             batched.events[str(event.kind)] += 1
     ours, theirs, decode = clocks["batched"], clocks["baseline"], clocks["decode"]
+    ungated = clocks["ungated"]
     _say(f"batched {frames / ours.wall:,.0f}/s, baseline {frames / theirs.wall:,.0f}/s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
@@ -199,6 +226,8 @@ def run(cameras: int, seconds: float) -> dict[str, Any]:
         "batched_cpu_us_per_frame": round(ours.cpu / frames * 1e6, 1),
         "baseline_cpu_us_per_frame": round(theirs.cpu / frames * 1e6, 1),
         "decode_cpu_us_per_frame": round(decode.cpu / frames * 1e6, 1),
+        "ungated_fps": round(frames / ungated.wall, 1),
+        "gates_cpu_us_per_frame": round((ours.cpu - ungated.cpu) / frames * 1e6, 1),
         "batched_events": dict(sorted(batched.events.items())),
         "baseline_blobs": baseline.blobs,
         "peak_rss_mb": round(peak, 1),
