@@ -61,6 +61,7 @@ def _alert(kind: EventKind, severity: Severity, resolved: bool) -> AlertView:
     now = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
     return AlertView(
         id="7b1c1f4e-8d7a-4a0e-9f57-2f9d3c1b6a10",
+        incident_id="0d6f3c9e-2b1a-4c55-8e0f-6a7b8c9d0e1f",
         kind=str(kind),
         source_id="mt-ql1a-01",
         zone_id="shoulder",
