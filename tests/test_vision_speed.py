@@ -278,6 +278,7 @@ def test_speeding_goes_to_police_over_the_margin_with_speed_and_limit_in_cap() -
     moment = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
     alert = AlertView(
         id="0b6f4a4e-8f7c-4d59-9d1e-2c3f6b1a0e11",
+        incident_id="5c0e2d7b-9a4f-4b1e-8c3d-7e6f5a4b3c2d",
         kind="speeding",
         source_id="gate-cam",
         zone_id="gate",
