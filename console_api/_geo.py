@@ -1,4 +1,5 @@
-"""GeoJSON layers (RFC 7946) of cameras, access points and open alerts.
+"""GeoJSON layers (RFC 7946) of cameras, access points and open alerts, and the province
+drawn from its reference data (``/geo/province``) for the page's map.
 
 Each is a FeatureCollection of Point features in WGS 84 with coordinates in [lon, lat]
 order, so QGIS, Leaflet or OpenLayers load the URL as it is. An alert is placed at its
@@ -8,16 +9,19 @@ geometry, which RFC 7946 allows for unlocated features.
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from datetime import timedelta
+from typing import Any, Literal
 
 import msgspec
 from fastapi import APIRouter
 from fastapi.responses import Response
 
 from alerts import open_alerts
+from store import Connection
 
 from . import _live_state as live
-from ._deps import AUTH_RESPONSES, Cameras, Incidents, Pool, Wifi
+from ._deps import AUTH_RESPONSES, Anyone, Cameras, Config, Incidents, Pool, Wifi
 from ._openapi import documented, json_response
 from ._scope import admit
 
@@ -129,3 +133,119 @@ async def alerts_layer(pool: Pool, who: Incidents) -> Response:
             )
         )
     return _collection(features)
+
+
+# --- the province drawn from its own reference data (the map with no tile server) ---------
+
+
+TrafficLevel = Literal["free", "busy", "congested", "unknown"]
+TRAFFIC_WINDOW = timedelta(minutes=5)
+"""How far back the road colours look: congested seconds over counted seconds."""
+
+
+class MapPlace(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    lat: float
+    lon: float
+    district_id: str | None = None
+
+
+class RoadSegment(msgspec.Struct, frozen=True, kw_only=True):
+    """A stretch of road between two neighbouring cameras on it, at the traffic level the
+    worse of the two reported over the last minutes."""
+
+    cameras: tuple[str, str]
+    coordinates: tuple[tuple[float, float], tuple[float, float]]
+    """[[lat, lon], [lat, lon]], the order Leaflet takes."""
+    level: TrafficLevel
+
+
+class Road(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    segments: list[RoadSegment]
+
+
+class ProvinceMap(msgspec.Struct, frozen=True, kw_only=True):
+    tiles: str | None
+    """Raster tile URL template (IOC_MAP_TILES), or null: draw from this reference data."""
+    districts: list[MapPlace]
+    sites: list[MapPlace]
+    roads: list[Road]
+
+
+def traffic_level(congested_share: float | None) -> TrafficLevel:
+    if congested_share is None:
+        return "unknown"
+    if congested_share >= 0.5:
+        return "congested"
+    return "busy" if congested_share >= 0.1 else "free"
+
+
+def _along(points: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """The cameras of one road in order along it: sorted on the axis it spreads most."""
+    lats = [p[1] for p in points]
+    lons = [p[2] for p in points]
+    axis = 1 if max(lats) - min(lats) > max(lons) - min(lons) else 2
+    return sorted(points, key=lambda p: p[axis])
+
+
+async def _congested_shares(conn: Connection) -> dict[str, float]:
+    if not await live.has_table(conn, "traffic_intervals"):
+        return {}
+    records = await conn.fetch(
+        """SELECT camera_id, sum(congested_s) / nullif(sum(seconds), 0) AS share
+           FROM traffic_intervals WHERE ts >= now() - $1::interval GROUP BY camera_id""",
+        TRAFFIC_WINDOW,
+    )
+    return {r["camera_id"]: r["share"] for r in records if r["share"] is not None}
+
+
+@router.get("/province", responses=documented(ProvinceMap))
+async def province_map(pool: Pool, config: Config, who: Anyone) -> Response:
+    """Districts, tourist sites and roads (as segments between their cameras, coloured by
+    recent traffic), for a map that makes sense with no tile server."""
+    async with pool.acquire() as conn:
+        districts = await live.districts(conn)
+        sites = await conn.fetch("SELECT id, name, district_id, lat, lon FROM sites ORDER BY id")
+        cams = await conn.fetch(
+            "SELECT id, road, lat, lon FROM cameras WHERE road IS NOT NULL ORDER BY id"
+        )
+        shares = await _congested_shares(conn)
+    by_road: dict[str, list[tuple[str, float, float]]] = {}
+    for c in cams:
+        by_road.setdefault(c["road"], []).append((c["id"], c["lat"], c["lon"]))
+    roads = []
+    for road_id, points in sorted(by_road.items()):
+        ordered = _along(points)
+        segments = []
+        for (a, alat, alon), (b, blat, blon) in itertools.pairwise(ordered):
+            known = [shares[c] for c in (a, b) if c in shares]
+            segments.append(
+                RoadSegment(
+                    cameras=(a, b),
+                    coordinates=((alat, alon), (blat, blon)),
+                    level=traffic_level(max(known) if known else None),
+                )
+            )
+        roads.append(Road(id=road_id, segments=segments))
+    return json_response(
+        ProvinceMap(
+            tiles=config.map_tiles,
+            districts=[
+                MapPlace(id=d.id, name=d.name, lat=d.lat, lon=d.lon, district_id=d.id)
+                for d in districts
+            ],
+            sites=[
+                MapPlace(
+                    id=s["id"],
+                    name=s["name"],
+                    lat=s["lat"],
+                    lon=s["lon"],
+                    district_id=s["district_id"],
+                )
+                for s in sites
+            ],
+            roads=roads,
+        )
+    )
