@@ -152,10 +152,11 @@ class MapPlace(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RoadSegment(msgspec.Struct, frozen=True, kw_only=True):
-    """A stretch of road between two neighbouring cameras on it, at the traffic level the
-    worse of the two reported over the last minutes."""
+    """A stretch of road between two stops on it (districts, or cameras within one), at the
+    worst traffic level its cameras reported over the last minutes."""
 
-    cameras: tuple[str, str]
+    cameras: tuple[str, ...]
+    """The cameras whose counting lines give the level."""
     coordinates: tuple[tuple[float, float], tuple[float, float]]
     """[[lat, lon], [lat, lon]], the order Leaflet takes."""
     level: TrafficLevel
@@ -182,12 +183,50 @@ def traffic_level(congested_share: float | None) -> TrafficLevel:
     return "busy" if congested_share >= 0.1 else "free"
 
 
-def _along(points: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
-    """The cameras of one road in order along it: sorted on the axis it spreads most."""
-    lats = [p[1] for p in points]
-    lons = [p[2] for p in points]
-    axis = 1 if max(lats) - min(lats) > max(lons) - min(lons) else 2
-    return sorted(points, key=lambda p: p[axis])
+def _along(points: list[tuple[float, float]]) -> list[int]:
+    """Indexes of ``points`` (lat, lon) in order along the axis they spread most on."""
+    lats = [p[0] for p in points]
+    lons = [p[1] for p in points]
+    axis = 0 if max(lats) - min(lats) > max(lons) - min(lons) else 1
+    return sorted(range(len(points)), key=lambda i: points[i][axis])
+
+
+def road_segments(
+    cameras: list[tuple[str, str, float, float]], shares: dict[str, float]
+) -> list[RoadSegment]:
+    """One road's segments from its cameras (id, district, lat, lon): between the centres of
+    its cameras in each district it passes, in order along the road (the reference data has
+    no geometry of roads); a road within one district runs through its cameras."""
+    by_district: dict[str, list[tuple[str, float, float]]] = {}
+    for camera_id, district, lat, lon in cameras:
+        by_district.setdefault(district, []).append((camera_id, lat, lon))
+    if len(by_district) > 1:
+        stops = [
+            (
+                tuple(c[0] for c in members),
+                sum(c[1] for c in members) / len(members),
+                sum(c[2] for c in members) / len(members),
+            )
+            for members in by_district.values()
+        ]
+    else:
+        stops = [((c[0],), c[2], c[3]) for c in cameras]
+    order = _along([(s[1], s[2]) for s in stops])
+    segments = []
+    for a, b in itertools.pairwise(order):
+        ids = (*stops[a][0], *stops[b][0])
+        known = [shares[c] for c in ids if c in shares]
+        segments.append(
+            RoadSegment(
+                cameras=ids,
+                coordinates=(
+                    (round(stops[a][1], 6), round(stops[a][2], 6)),
+                    (round(stops[b][1], 6), round(stops[b][2], 6)),
+                ),
+                level=traffic_level(max(known) if known else None),
+            )
+        )
+    return segments
 
 
 async def _congested_shares(conn: Connection) -> dict[str, float]:
@@ -209,26 +248,13 @@ async def province_map(pool: Pool, config: Config, who: Anyone) -> Response:
         districts = await live.districts(conn)
         sites = await conn.fetch("SELECT id, name, district_id, lat, lon FROM sites ORDER BY id")
         cams = await conn.fetch(
-            "SELECT id, road, lat, lon FROM cameras WHERE road IS NOT NULL ORDER BY id"
+            "SELECT id, road, district_id, lat, lon FROM cameras WHERE road IS NOT NULL ORDER BY id"
         )
         shares = await _congested_shares(conn)
-    by_road: dict[str, list[tuple[str, float, float]]] = {}
+    by_road: dict[str, list[tuple[str, str, float, float]]] = {}
     for c in cams:
-        by_road.setdefault(c["road"], []).append((c["id"], c["lat"], c["lon"]))
-    roads = []
-    for road_id, points in sorted(by_road.items()):
-        ordered = _along(points)
-        segments = []
-        for (a, alat, alon), (b, blat, blon) in itertools.pairwise(ordered):
-            known = [shares[c] for c in (a, b) if c in shares]
-            segments.append(
-                RoadSegment(
-                    cameras=(a, b),
-                    coordinates=((alat, alon), (blat, blon)),
-                    level=traffic_level(max(known) if known else None),
-                )
-            )
-        roads.append(Road(id=road_id, segments=segments))
+        by_road.setdefault(c["road"], []).append((c["id"], c["district_id"], c["lat"], c["lon"]))
+    roads = [Road(id=r, segments=road_segments(cs, shares)) for r, cs in sorted(by_road.items())]
     return json_response(
         ProvinceMap(
             tiles=config.map_tiles,
