@@ -49,7 +49,7 @@ async function startMap() {
   }
   const bounds = L.latLngBounds(province.districts.map((d) => [d.lat, d.lon]));
   for (const camera of state.cameras.values()) bounds.extend([camera.lat, camera.lon]);
-  mapView.bounds = bounds.pad(0.03);
+  mapView.bounds = bounds.pad(0.1);
   mapView.autoFit = true; // until the operator moves the map or selects something
   map.fitBounds(mapView.bounds);
   for (const type of ["mousedown", "wheel", "touchstart"]) {
