@@ -19,6 +19,7 @@ function startWall() {
 
 function stopWall() {
   clearInterval(wall.timer);
+  wall.noBroker = false;
   if (wall.observer) wall.observer.disconnect();
   wall.observer = null;
   for (const tile of wall.tiles.values()) hideBlob(tile.querySelector("img"));
@@ -29,9 +30,11 @@ function stopWall() {
 
 // What went wrong, as a translation key: the API's status says why there is no picture.
 async function fetchPicture(cameraId) {
+  if (wall.noBroker) return { reason: "pictureNoBroker" }; // this API cannot ask the edges
   try {
     return { blob: await (await api(`/api/v1/cameras/${encodeURIComponent(cameraId)}/snapshot.jpg`)).blob() };
   } catch (error) {
+    if (error.status === 503) wall.noBroker = true;
     const camera = state.cameras.get(cameraId);
     if (camera && ["stale", "offline"].includes(cameraState(camera))) return { reason: "pictureOffline" };
     return { reason: { 504: "pictureTimeout", 503: "pictureNoBroker", 403: "pictureForbidden" }[error.status] || "noPicture" };
