@@ -147,12 +147,14 @@ function tid(ns, id) {
 }
 
 // Dates always with the year, in the province's time zone.
+const FORMATS = {};
 function formatTime(iso) {
   if (!iso) return "";
-  return new Intl.DateTimeFormat(i18n.lang === "vi" ? "vi-VN" : "en-GB", {
+  FORMATS[i18n.lang] ??= new Intl.DateTimeFormat(i18n.lang === "vi" ? "vi-VN" : "en-GB", {
     timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
     minute: "2-digit", second: "2-digit", hour12: false,
-  }).format(new Date(iso));
+  });
+  return FORMATS[i18n.lang].format(new Date(iso));
 }
 
 function formatClock(iso) {

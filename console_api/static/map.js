@@ -25,6 +25,12 @@ function cameraState(camera) {
 async function startMap() {
   const map = L.map("map", { zoomControl: true, attributionControl: false, minZoom: 8, maxZoom: 18, zoomSnap: 0.25 });
   mapView.map = map;
+  // Unacknowledged incidents live in their own pane, whose opacity blinks twice a second:
+  // one property of one composited layer, no repaint (animating each marker's style cost
+  // a style pass over the whole map on every frame: long tasks of 130 ms at 1,000).
+  const pulsing = map.createPane("pulsing");
+  pulsing.classList.add("pulsing-pane");
+  mapView.blinker = setInterval(() => { pulsing.style.opacity = pulsing.style.opacity === "0.35" ? "1" : "0.35"; }, 700);
   mapView.layers = {
     roads: L.layerGroup(), districts: L.layerGroup(), sites: L.layerGroup(), aps: L.layerGroup(),
     cameras: L.layerGroup(), incidents: L.layerGroup(),
@@ -72,6 +78,7 @@ async function startMap() {
 
 function stopMap() {
   if (!mapView.map) return;
+  clearInterval(mapView.blinker);
   mapView.map.remove();
   Object.assign(mapView, { map: null, control: null, layers: null, cameras: new Map(), aps: new Map(), sites: new Map(), incidents: new Map(), districtLabels: [] });
 }
@@ -170,24 +177,26 @@ function renderMapIncidents(touched, all) {
       continue;
     }
     const colour = SEVERITY_COLOURS[incident.severity];
+    const pane = incident.unacknowledged ? "pulsing" : "overlayPane";
+    if (marker && marker.options.pane !== pane) { marker.remove(); marker = null; }
     if (!marker) {
-      marker = L.circleMarker(where, { radius: 8, weight: 2, color: colour, fillColor: colour, fillOpacity: 0.6, className: "incident-marker" })
+      marker = L.circleMarker(where, { pane, radius: 8, weight: 2, color: colour, fillColor: colour, fillOpacity: 0.6, className: "incident-marker" })
         .bindTooltip(() => { const i = book.get(id); return i ? `${titleOf(i)} · ${tid("severity", i.severity)} · ${tid("state", i.state)}` : ""; })
         .on("click", () => select(id, { centre: false }))
         .addTo(mapView.layers.incidents);
-      marker.getElement().dataset.incidentId = id;
+      const node = marker.getElement();
+      node.dataset.incidentId = id;
+      node.classList.toggle("pulse", incident.unacknowledged);
       marker.sig = "";
       mapView.incidents.set(id, marker);
     }
-    const sig = `${incident.severity}|${incident.unacknowledged}|${where}|${state.selected === id}`;
+    const sig = `${incident.severity}|${where}|${state.selected === id}`;
     if (marker.sig === sig) continue;
     marker.sig = sig;
     const at = marker.getLatLng();
     if (at.lat !== where[0] || at.lng !== where[1]) marker.setLatLng(where);
     marker.setStyle({ color: state.selected === id ? "#ffffff" : colour, fillColor: colour });
-    const node = marker.getElement();
-    node.classList.toggle("pulse", incident.unacknowledged);
-    node.dataset.severity = incident.severity;
+    marker.getElement().dataset.severity = incident.severity;
   }
 }
 
