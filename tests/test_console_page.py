@@ -134,6 +134,7 @@ async def test_an_operator_works_an_incident_in_both_languages(
         audit = page.locator('#detail-audit li[data-action="open"]')
         await audit.wait_for()
         assert "Mở · Hệ thống" in await audit.inner_text()
+        await page.locator("#detail-cap li", has_text="Chưa gửi công an.").wait_for()
         assert await _untranslated(page, "vi") == []
 
         await line.locator("button.ack").click()
@@ -150,6 +151,9 @@ async def test_an_operator_works_an_incident_in_both_languages(
         text = await line.inner_text()
         assert "Intrusion into a restricted zone" in text
         assert "Acknowledged" in text
+        # The detail's audit and CAP lists come again from the API, in English.
+        await page.locator('#detail-audit li[data-action="open"]', has_text="Opened").wait_for()
+        await page.locator("#detail-cap li", has_text="Not sent to the police.").wait_for()
         assert await _untranslated(page, "en") == []
 
         await line.locator("button.resolve").click()
