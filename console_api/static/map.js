@@ -139,15 +139,21 @@ function siteClients(siteId) {
 function paintAccessPoints() {
   for (const [id, marker] of mapView.aps) {
     const up = mapView.apById.get(id).properties.up;
-    marker.setStyle({ fillColor: up === null ? CAMERA_COLOURS.unknown : up ? CAMERA_COLOURS.online : CAMERA_COLOURS.offline });
+    const colour = up === null ? CAMERA_COLOURS.unknown : up ? CAMERA_COLOURS.online : CAMERA_COLOURS.offline;
+    if (marker.colour !== colour) { marker.colour = colour; marker.setStyle({ fillColor: colour }); }
   }
-  for (const [id, marker] of mapView.sites) marker.setRadius(6 + Math.sqrt(siteClients(id)));
+  for (const [id, marker] of mapView.sites) {
+    const radius = Math.round(6 + Math.sqrt(siteClients(id)));
+    if (marker.getRadius() !== radius) marker.setRadius(radius);
+  }
 }
 
 async function refreshMapSources() {
   for (const [id, marker] of mapView.cameras) {
     const camera = state.cameras.get(id);
-    if (camera) marker.setStyle({ fillColor: CAMERA_COLOURS[cameraState(camera)] });
+    // Only what changed: a style write on each of hundreds of markers repaints the map.
+    const colour = camera && CAMERA_COLOURS[cameraState(camera)];
+    if (colour && marker.colour !== colour) { marker.colour = colour; marker.setStyle({ fillColor: colour }); }
   }
   if (mapView.aps.size && state.me) {
     const aps = await getJson("/api/v1/geo/access-points");
