@@ -111,15 +111,19 @@ const before = book.sorted();
 const touched = [...book.put({json.dumps(_alert("a1", incident_id="i1", count=5))})];
 const count = book.get("i1").count;
 const reordered = book.sorted() !== before;
+const repeat = book.sorted();
+book.put({json.dumps(_alert("b1", incident_id="i2", count=7))});
+const kept = book.sorted() === repeat && book.sorted().find(i => i.id === "i2").count === 7;
 const moved = [...book.put({json.dumps(_alert("a2", incident_id="i2"))})].sort();
 const resolved = [...book.put({json.dumps(_alert("a1", incident_id="i1", state="resolved"))})];
-console.log(JSON.stringify([touched, count, reordered, moved, resolved,
+console.log(JSON.stringify([touched, count, reordered, kept, moved, resolved,
   book.get("i1") ?? null, book.get("i2").alert_ids]));
 """)
-    touched, count, reordered, moved, resolved, gone, i2 = out
+    touched, count, reordered, kept, moved, resolved, gone, i2 = out
     assert touched == ["i1"]
     assert count == 6
-    assert reordered is True  # the order is recomputed lazily after a change
+    assert reordered is False  # a repeat keeps its place: the order is patched, not sorted
+    assert kept is True
     assert moved == ["i1", "i2"]
     assert resolved == ["i1"]
     assert gone is None

@@ -91,16 +91,31 @@ class IncidentBook {
 
   refresh(id) {
     const ids = this.members.get(id);
-    this.order = null;
-    if (!ids || ids.size === 0) { this.members.delete(id); this.views.delete(id); return; }
-    this.views.set(id, summarise(id, [...ids].map((a) => this.alerts.get(a))));
+    const before = this.views.get(id);
+    if (!ids || ids.size === 0) {
+      this.members.delete(id); this.views.delete(id); this.order = null;
+      return;
+    }
+    const view = summarise(id, [...ids].map((a) => this.alerts.get(a)));
+    this.views.set(id, view);
+    // A repeat (count, last seen) keeps the incident's place: patch the order in place
+    // instead of sorting again, so the list knows nothing moved.
+    const at = this.position?.get(id);
+    if (this.order !== null && before && at !== undefined
+        && before.unacknowledged === view.unacknowledged && before.severity === view.severity
+        && before.opened_at === view.opened_at && before.district_id === view.district_id
+        && before.kinds.join() === view.kinds.join()) this.order[at] = view;
+    else this.order = null;
   }
 
   get(id) { return this.views.get(id); }
   alertsOf(id) { return [...(this.members.get(id) || [])].map((a) => this.alerts.get(a)); }
 
   sorted() {
-    if (this.order === null) this.order = [...this.views.values()].sort(compareIncidents);
+    if (this.order === null) {
+      this.order = [...this.views.values()].sort(compareIncidents);
+      this.position = new Map(this.order.map((incident, i) => [incident.id, i]));
+    }
     return this.order;
   }
 

@@ -114,7 +114,7 @@ function renderList(touched, all) {
   const last = Math.min(items.length, Math.ceil((scroll.scrollTop + scroll.clientHeight) / ROW_HEIGHT) + OVERSCAN);
   const keep = new Set();
   for (let i = first; i < last; i++) {
-    const incident = items[i];
+    const incident = book.get(items[i].id); // the list may hold an older view of it
     keep.add(incident.id);
     let row = list.rows.get(incident.id);
     if (!row) {
