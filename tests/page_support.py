@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright
+from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
@@ -23,7 +23,7 @@ LAUNCH_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-SCREEN = {"width": 1600, "height": 1000}
+SCREEN: ViewportSize = {"width": 1600, "height": 1000}
 PAGE_MARKS = [
     pytest.mark.postgres,
     pytest.mark.mosquitto,
