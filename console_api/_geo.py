@@ -196,7 +196,7 @@ def road_segments(
 ) -> list[RoadSegment]:
     """One road's segments from its cameras (id, district, lat, lon): between the centres of
     its cameras in each district it passes, in order along the road (the reference data has
-    no geometry of roads); a road within one district runs through its cameras."""
+    no geometry of roads); a road within one district is one stretch between its end cameras."""
     by_district: dict[str, list[tuple[str, float, float]]] = {}
     for camera_id, district, lat, lon in cameras:
         by_district.setdefault(district, []).append((camera_id, lat, lon))
@@ -210,7 +210,10 @@ def road_segments(
             for members in by_district.values()
         ]
     else:
-        stops = [((c[0],), c[2], c[3]) for c in cameras]
+        # Within one district: one stretch from end to end (cameras scatter around it).
+        ends = _along([(c[2], c[3]) for c in cameras])
+        ids = tuple(c[0] for c in cameras)
+        stops = [(ids, cameras[i][2], cameras[i][3]) for i in (ends[0], ends[-1])]
     order = _along([(s[1], s[2]) for s in stops])
     segments = []
     for a, b in itertools.pairwise(order):

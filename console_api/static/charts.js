@@ -141,12 +141,20 @@ function draw({ answer, comparison }) {
     })];
     opts = {
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), TZ),
-      axes: [{ stroke: "#8b98a5", grid: { stroke: "#27333f" } }, { stroke: "#8b98a5", grid: { stroke: "#27333f" }, label: unit, size: 60 }],
+      axes: [{ stroke: "#8b98a5", grid: { stroke: "#27333f" }, values: (u, ticks) => ticks.map(axisTime) },
+        { stroke: "#8b98a5", grid: { stroke: "#27333f" }, label: unit, size: 60 }],
       series: [{ label: t("time"), value: (u, ts) => (ts == null ? "" : formatTime(new Date(ts * 1000).toISOString())) },
         ...series.map((s, i) => ({ label: seriesName(s.key), stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: true }))],
     };
   }
   planner.plot = new uPlot({ ...chartSize(), cursor: { drag: { x: true, y: false } }, ...opts }, data, $("chart"));
+}
+
+// Axis times in the page's language and the province's time zone, with the year.
+function axisTime(ts) {
+  return new Intl.DateTimeFormat(i18n.lang === "vi" ? "vi-VN" : "en-GB", {
+    timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", hour12: false,
+  }).format(new Date(ts * 1000));
 }
 
 async function download(format) {
