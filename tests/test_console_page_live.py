@@ -5,6 +5,7 @@ in another's within a second, and the police seeing only their incidents."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import asyncpg
 from console_support import (
@@ -18,10 +19,12 @@ from page_support import PAGE_MARKS, chromium, open_page, row
 from playwright.async_api import Page
 
 from console_api import Role
-from protocol import EventKind
+from edge import CitySimulator, ClipLibrary
+from protocol import EventKind, MqttEndpoint, Topics, parse_province
 from store import StoreConfig
 
 pytestmark = PAGE_MARKS
+ROOT = Path(__file__).resolve().parent.parent
 
 # Where a marker is drawn, and where the map puts the coordinates it should be at (pixels
 # in the map's container); they agree when the marker stands at its place.
@@ -146,4 +149,59 @@ async def test_police_see_only_their_incidents_with_their_cap_history(
         box = await page.locator("#map-panel").bounding_box()
         assert box is not None
         assert box["height"] > 800  # the map takes the wall's place too
+        assert _problems(watched.problems) == []
+
+
+async def test_the_camera_wall_shows_the_simulators_pictures(
+    database: StoreConfig, db: asyncpg.Connection, mqtt: MqttEndpoint, topics: Topics
+) -> None:
+    """The demo's simulator answers the wall's snapshot requests over Mosquitto: real
+    pictures from its clips, at the width the API asks (640) or the clip's own."""
+    await seed_registry(db)
+    await create_latest_state_tables(db)
+    province = parse_province(
+        {
+            "cameras": [
+                {
+                    "id": "cam-a",
+                    "name": "cam-a",
+                    "kind": "traffic",
+                    "district": "my-tho",
+                    "lat": 10.3571,
+                    "lon": 106.3712,
+                    "fps": 5,
+                    "source": "data/video/parking_lot_overhead_768x432.mp4",
+                },
+                {
+                    "id": "cam-b",
+                    "name": "cam-b",
+                    "kind": "security",
+                    "district": "go-cong",
+                    "lat": 10.3601,
+                    "lon": 106.6712,
+                    "fps": 5,
+                    "source": "data/video/highway_cctv_osd_320x240.avi",
+                },
+            ]
+        }
+    )
+    simulator = CitySimulator(province, mqtt, ClipLibrary(base=ROOT), topics=topics)
+    async with (
+        simulator,
+        console(database, db, mqtt=mqtt, topics=topics) as c,
+        chromium() as browser,
+    ):
+        await c.user(Role.OPERATOR)
+        watched = await open_page(browser, c.url, "operator-1")
+        page = watched.page
+        widths = {}
+        for camera in ("cam-a", "cam-b"):
+            img = f'#wall [data-camera-id="{camera}"] img'
+            await page.locator(f"{img}:not([hidden])").wait_for(timeout=20_000)
+            await page.wait_for_function("s => document.querySelector(s).naturalWidth > 0", arg=img)
+            widths[camera] = await page.eval_on_selector(img, "i => i.naturalWidth")
+            note = f'#wall [data-camera-id="{camera}"] .note'
+            assert await page.inner_text(note) == ""  # never a picture and "no picture"
+        assert widths == {"cam-a": 640, "cam-b": 320}
+        assert simulator.stats.snapshots_answered >= 2
         assert _problems(watched.problems) == []
