@@ -221,3 +221,16 @@ async def test_the_operator_screen_fits_1600x1000(
         path = ARTIFACTS / "operator-1600x1000.png"
         await page.screenshot(path=path)
         print(f"screenshot: {path}")
+        # A narrow window stacks the panels: the map under the list, the wall under the map.
+        await page.set_viewport_size({"width": 900, "height": 1000})
+        boxes = {}
+        for panel in ("incidents-panel", "map-panel", "wall-panel"):
+            box = await page.locator(f"#{panel}").bounding_box()
+            assert box is not None
+            boxes[panel] = box
+        assert (
+            boxes["map-panel"]["y"]
+            >= boxes["incidents-panel"]["y"] + boxes["incidents-panel"]["height"]
+        )
+        assert boxes["wall-panel"]["y"] >= boxes["map-panel"]["y"] + boxes["map-panel"]["height"]
+        assert all(b["width"] > 800 for b in boxes.values())
