@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from console_api import ConsoleConfig
 from console_api._geo import road_segments, traffic_level
+from console_api._page import content_security_policy
 
 
 @pytest.mark.parametrize(
@@ -43,3 +45,19 @@ def test_a_road_within_one_district_is_one_stretch_between_its_ends() -> None:
     (segment,) = road_segments(cameras, {})
     assert segment.coordinates == ((10.01, 106.0), (10.0, 106.2))
     assert segment.level == "unknown"
+
+
+def test_a_tile_server_is_checked_and_joins_the_pages_image_sources() -> None:
+    config = ConsoleConfig(map_tiles="https://tiles.example:8443/osm/{z}/{x}/{y}.png")
+    assert config.map_tiles_origin == "https://tiles.example:8443"
+    policy = content_security_policy(config.map_tiles_origin)
+    assert "img-src 'self' https://tiles.example:8443 data: blob:" in policy
+    assert "connect-src 'self';" in policy  # nothing else may be fetched
+    assert "img-src 'self' data: blob:" in content_security_policy(None)
+    for wrong in (
+        "ftp://tiles.example/{z}/{x}/{y}",
+        "https://tiles.example/tile.png",
+        "/{z}/{x}/{y}",
+    ):
+        with pytest.raises(ValueError, match="map_tiles"):
+            ConsoleConfig(map_tiles=wrong)
