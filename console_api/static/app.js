@@ -222,7 +222,7 @@ function switchLanguage() {
   relabelMap();
   relabelWall();
   relabelHistory();
-  if (state.selected) showDetail(state.selected);
+  relabelDetail();
   scheduleRender(null, true);
 }
 

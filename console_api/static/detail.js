@@ -3,7 +3,7 @@
 // delivery states, and the nearby cameras.
 "use strict";
 
-const detail = { id: null, sig: "", liveCamera: null, auditSig: "" };
+const detail = { id: null, sig: "", liveCamera: null, auditSig: "", audit: [], cap: [] };
 
 function closeDetail() {
   detail.id = null;
@@ -20,6 +20,10 @@ function showDetail(id) {
   detail.id = id;
   detail.sig = "";
   detail.auditSig = "";
+  detail.audit = [];
+  detail.cap = [];
+  $("detail-audit").replaceChildren();
+  $("detail-cap").replaceChildren();
   $("detail-empty").hidden = true;
   $("detail").hidden = false;
   refreshDetail();
@@ -61,7 +65,7 @@ function refreshDetail() {
   if (incident.assigned_to) facts.push([t("assignedTo"), incident.assigned_to]);
   $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   // The audit trail changes with the lifecycle, not with every repeat of the condition.
-  const auditSig = [i18n.lang, incident.state, incident.assigned_to, incident.note_count, incident.alert_count].join("|");
+  const auditSig = [incident.state, incident.assigned_to, incident.note_count, incident.alert_count].join("|");
   if (auditSig !== detail.auditSig) { detail.auditSig = auditSig; showAudit(id, incident.alert_ids); }
 }
 
@@ -76,7 +80,12 @@ async function showAudit(id, alertIds) {
     }
   } catch (error) { return; }
   if (detail.id !== id) return;
-  $("detail-audit").replaceChildren(...entries.map((entry) => el("li", { "data-action": entry.action },
+  detail.audit = entries;
+  renderAudit();
+}
+
+function renderAudit() {
+  $("detail-audit").replaceChildren(...detail.audit.map((entry) => el("li", { "data-action": entry.action },
     `${formatTime(entry.at)} · ${tid("action", entry.action)} · ${entry.actor === "system" ? t("system") : entry.actor}`,
     // The system's notes are internal ids (the event that opened it); people's notes are text.
     entry.note && entry.actor !== "system" ? ` — ${entry.note}` : "")));
@@ -112,20 +121,42 @@ async function showCameraInDetail(cameraId) {
 }
 
 async function showCap(id, alertIds) {
-  const items = [];
+  const messages = [];
   for (const alertId of alertIds.slice(0, 10)) {
     let text;
     try { text = await (await api(`/api/v1/alerts/${encodeURIComponent(alertId)}/cap`)).text(); } catch (error) { continue; }
     const doc = new DOMParser().parseFromString(text, "application/xml");
     for (const m of [...doc.documentElement.children].filter((n) => n.localName === "message")) {
-      const deliveries = [...m.children].filter((n) => n.localName === "delivery")
-        .map((d) => `${d.getAttribute("endpoint")}: ${tid("delivery", d.getAttribute("status"))}`);
-      items.push(el("li", { "data-msg-type": m.getAttribute("msgType") },
-        `${formatTime(m.getAttribute("sent"))} · ${tid("cap", m.getAttribute("msgType"))}${deliveries.length ? " · " : ""}${deliveries.join(", ")}`));
+      messages.push({
+        sent: m.getAttribute("sent"), type: m.getAttribute("msgType"),
+        deliveries: [...m.children].filter((n) => n.localName === "delivery")
+          .map((d) => [d.getAttribute("endpoint"), d.getAttribute("status")]),
+      });
     }
   }
   if (detail.id !== id) return;
+  detail.cap = messages;
+  renderCap();
+}
+
+function renderCap() {
+  const items = detail.cap.map((m) => el("li", { "data-msg-type": m.type },
+    `${formatTime(m.sent)} · ${tid("cap", m.type)}${m.deliveries.length ? " · " : ""}`
+    + m.deliveries.map(([endpoint, status]) => `${endpoint}: ${tid("delivery", status)}`).join(", ")));
   $("detail-cap").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, t("noCap"))]));
+}
+
+// A new language: the same incident again from what the page holds, nothing fetched.
+function relabelDetail() {
+  if (!detail.id) return;
+  detail.sig = "";
+  refreshDetail();
+  renderAudit();
+  renderCap();
+  const incident = book.get(detail.id);
+  if (incident) showNearby(incident);
+  setText($("evidence-note"), $("evidence").hidden ? t("noEvidence") : t("evidence"));
+  if (detail.liveCamera) showCameraInDetail(detail.liveCamera);
 }
 
 function showNearby(incident) {
