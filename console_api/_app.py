@@ -113,7 +113,7 @@ def create_app(
     app.add_api_route("/healthz", health, methods=["GET"], tags=["health"])
     app.mount("/static", _page.static_files(), name="static")
     # Outermost first: metrics see every answer, including the body limit's 413.
-    app.add_middleware(_page.PageHeaders)
+    app.add_middleware(_page.PageHeaders, tiles_origin=config.map_tiles_origin)
     app.add_middleware(
         BodyLimit, limit=config.max_body_bytes, larger=[(_clips.UPLOADS, _clips.MAX_CHUNK)]
     )

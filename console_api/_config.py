@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,17 @@ class ConsoleConfig:
     snapshot_width: int = 640
     """Width the edges scale grid snapshots down to (enough for a tile, a fraction of the
     bytes of a full frame)."""
+    map_tiles: str | None = None
+    """Raster tile URL template for the page's map (``https://tiles.example/{z}/{x}/{y}.png``,
+    the province's own tile server); None: the page draws the province from its reference
+    data. Its origin is added to the page's img-src."""
+
+    @property
+    def map_tiles_origin(self) -> str | None:
+        if self.map_tiles is None:
+            return None
+        tiles = urlsplit(self.map_tiles)
+        return f"{tiles.scheme}://{tiles.netloc}"
 
     def __post_init__(self) -> None:
         if self.token_lifetime <= timedelta(0):
@@ -43,5 +55,11 @@ class ConsoleConfig:
                 raise ValueError(f"{name} must be positive")
         if self.snapshot_ttl < 0:
             raise ValueError("snapshot_ttl must not be negative")
+        if self.map_tiles is not None:
+            tiles = urlsplit(self.map_tiles)
+            if tiles.scheme not in {"http", "https"} or not tiles.netloc:
+                raise ValueError(f"map_tiles must be an http(s) URL, not {self.map_tiles!r}")
+            if not all(part in self.map_tiles for part in ("{z}", "{x}", "{y}")):
+                raise ValueError(f"map_tiles must hold {{z}}, {{x}} and {{y}}: {self.map_tiles!r}")
         if not 64 <= self.snapshot_width <= 3840:
             raise ValueError("snapshot_width must be between 64 and 3840")

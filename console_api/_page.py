@@ -16,11 +16,13 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-_PAGE_HEADERS = [
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-]
+
+
+def content_security_policy(tiles_origin: str | None = None) -> str:
+    """The page's CSP; a configured tile server (IOC_MAP_TILES) may serve map images."""
+    if tiles_origin is None:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace("img-src 'self'", f"img-src 'self' {tiles_origin}")
 
 
 @router.get("/")
@@ -36,8 +38,13 @@ async def page() -> FileResponse:
 class PageHeaders:
     """Security headers on the page and its files (not on the API's JSON)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, tiles_origin: str | None = None) -> None:
         self.app = app
+        self.headers = [
+            (b"content-security-policy", content_security_policy(tiles_origin).encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(("/console/", "/static/")):
@@ -46,7 +53,7 @@ class PageHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *_PAGE_HEADERS]
+                message["headers"] = [*message.get("headers", []), *self.headers]
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -399,6 +399,22 @@ def bench_ws(
     typer.echo(json.dumps(run(clients, changes, rate, rounds)))
 
 
+@bench_app.command("page")
+def bench_page(
+    alerts: Annotated[int, typer.Option(min=10, max=5000, help="Open alerts seeded")] = 1000,
+    rate: Annotated[float, typer.Option(min=1, max=500, help="Alert changes per second")] = 50.0,
+    seconds: Annotated[float, typer.Option(min=1, max=600, help="Storm length")] = 30.0,
+    baseline_static: Annotated[
+        Path | None, typer.Option(help="Another page's static files, measured first as a baseline")
+    ] = None,
+) -> None:
+    """The operations-room page in Chromium under an alert storm: change->row, long tasks."""
+    from .bench.page import run
+
+    _settings()
+    typer.echo(json.dumps(run(alerts, rate, seconds, baseline_static)))
+
+
 @bench_app.command("e2e")
 def bench_e2e(  # noqa: PLR0917  # typer maps each option to a parameter
     cameras: Annotated[int, typer.Option(min=1, max=2000, help="Cameras (the clips)")] = 200,

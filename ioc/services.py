@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from console_api import Role, add_user, create_app, revoke_tokens
+from console_api import ConsoleConfig, Role, add_user, create_app, revoke_tokens
 from edge import CitySimulator, ClipLibrary, incident_targets, load_incidents
 from ingest import IngestService
 from protocol import Topics, load_province
@@ -169,7 +169,11 @@ def run_api(settings: Settings) -> None:
     async def main() -> None:
         await prepare_store(store, province)
         app = create_app(
-            store, mqtt=mqtt, topics=topics, evidence=evidence_centre(settings, province)
+            store,
+            config=ConsoleConfig(map_tiles=settings.map_tiles),
+            mqtt=mqtt,
+            topics=topics,
+            evidence=evidence_centre(settings, province),
         )
         config = uvicorn.Config(
             app,

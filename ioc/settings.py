@@ -38,4 +38,9 @@ class Settings(BaseSettings):
     db_use_copy: bool = Field(
         True, description="Bulk writes through COPY; off for engines that cannot take COPY"
     )
+    map_tiles: str | None = Field(
+        None,
+        description="Raster tile URL ({z}/{x}/{y}) for the page's map; none: drawn from the"
+        " province's reference data",
+    )
     log_level: str = Field("INFO", description="Python logging level")

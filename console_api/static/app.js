@@ -1,128 +1,75 @@
-// The operations-room page: log in, follow alerts live, act on them, see an alert's evidence,
-// audit and CAP messages, counts per district. The camera grid is in grid.js, planners'
-// charts in history.js. Plain JS, no framework, everything from this origin (the CSP allows
-// nothing else).
+// The operations-room page: session, the live websocket, the render loop, the header and
+// the action menus. Alerts from the websocket go into the incident book (incidents.js) as
+// they arrive; the screen is rendered at most once per animation frame, touching only the
+// incidents that changed (list.js, map.js, detail.js). Plain JS and vendored libraries, all
+// from this origin (the CSP allows nothing else).
 "use strict";
-
-const TZ = "Asia/Ho_Chi_Minh";
-const LABELS = {
-  vi: {
-    title: "Trung tâm điều hành", signIn: "Đăng nhập", username: "Tên đăng nhập",
-    password: "Mật khẩu", logout: "Đăng xuất", liveAlerts: "Cảnh báo trực tiếp",
-    district: "Huyện/thị", all: "Tất cả", severity: "Mức độ", alert: "Cảnh báo",
-    source: "Nguồn", opened: "Bắt đầu", state: "Trạng thái",
-    noAlerts: "Không có cảnh báo nào đang mở.", byDistrict: "Theo huyện/thị",
-    cameras: "Camera", accessPoints: "Điểm Wi-Fi", clients: "Người dùng Wi-Fi",
-    openAlerts: "Cảnh báo mở", history: "Lịch sử", bucket: "Khoảng",
-    hour: "Giờ", day: "Ngày", days: "Số ngày", show: "Xem",
-    acknowledge: "Xác nhận", resolve: "Xử lý xong", live: "Trực tuyến",
-    offline: "Ngoại tuyến", reconnecting: "Đang kết nối lại",
-    wrongLogin: "Sai tên đăng nhập hoặc mật khẩu.", expired: "Phiên đã hết hạn, hãy đăng nhập lại.",
-    open: "Mới", acknowledged: "Đã xác nhận", assigned: "Đã giao", resolved: "Đã xử lý",
-    critical: "Khẩn cấp", major: "Cao", minor: "Trung bình", info: "Thông tin",
-    online: "Hoạt động", degraded: "Suy giảm", stale: "Mất liên lạc", unknown: "Chưa rõ",
-    fps: "khung/giây", lastFrame: "Khung cuối", failed: "Không thực hiện được",
-    details: "Chi tiết", close: "Đóng", audit: "Nhật ký xử lý", capMessages: "Tin CAP gửi công an",
-    noCap: "Chưa gửi công an.", noEvidence: "Không có ảnh hiện trường.",
-    evidence: "Ảnh hiện trường", kind: "Loại", lastSeen: "Lần cuối", count: "Số lần",
-    assignedTo: "Giao cho", noPicture: "Không có ảnh",
-    snapshotsOff: "Không lấy được ảnh camera (chưa cấu hình MQTT)",
-    compare: "So sánh", items: "Chọn (để trống: tất cả)",
-    trafficDistrict: "Lưu lượng xe theo huyện/thị", trafficRoad: "Lưu lượng xe theo tuyến đường",
-    trafficCamera: "Lưu lượng xe theo camera", congestionRoad: "Số phút ùn tắc theo tuyến đường",
-    visitorsSite: "Lượt khách Wi-Fi theo điểm du lịch", clientsSite: "Người dùng Wi-Fi theo điểm du lịch",
-    busiestCameras: "Camera đông xe nhất", busiestRoads: "Tuyến đường đông xe nhất",
-    busiestSites: "Điểm du lịch đông khách nhất",
-  },
-  en: {
-    title: "Operations centre", signIn: "Sign in", username: "Username",
-    password: "Password", logout: "Sign out", liveAlerts: "Live alerts",
-    district: "District", all: "All", severity: "Severity", alert: "Alert",
-    source: "Source", opened: "Opened", state: "State",
-    noAlerts: "No open alerts.", byDistrict: "By district",
-    cameras: "Cameras", accessPoints: "Wi-Fi APs", clients: "Wi-Fi clients",
-    openAlerts: "Open alerts", history: "History", bucket: "Bucket",
-    hour: "Hour", day: "Day", days: "Days", show: "Show",
-    acknowledge: "Acknowledge", resolve: "Resolve", live: "Live",
-    offline: "Offline", reconnecting: "Reconnecting",
-    wrongLogin: "Wrong username or password.", expired: "Session expired; sign in again.",
-    open: "Open", acknowledged: "Acknowledged", assigned: "Assigned", resolved: "Resolved",
-    critical: "Critical", major: "Major", minor: "Minor", info: "Info",
-    online: "Online", degraded: "Degraded", stale: "No contact", unknown: "Unknown",
-    fps: "fps", lastFrame: "Last frame", failed: "Could not do that",
-    details: "Details", close: "Close", audit: "Audit trail", capMessages: "CAP messages to police",
-    noCap: "Not sent to the police.", noEvidence: "No evidence snapshot.",
-    evidence: "Evidence", kind: "Kind", lastSeen: "Last seen", count: "Count",
-    assignedTo: "Assigned to", noPicture: "No picture",
-    snapshotsOff: "Camera pictures unavailable (no MQTT broker configured)",
-    compare: "Compare", items: "Choose (none: all)",
-    trafficDistrict: "Vehicles by district", trafficRoad: "Vehicles by road",
-    trafficCamera: "Vehicles by camera", congestionRoad: "Congested minutes by road",
-    visitorsSite: "Wi-Fi visitors by site", clientsSite: "Wi-Fi clients by site",
-    busiestCameras: "Busiest cameras", busiestRoads: "Busiest roads",
-    busiestSites: "Busiest sites",
-  },
-};
-const SEVERITY_ORDER = { critical: 0, major: 1, minor: 2, info: 3 };
 
 const state = {
   token: sessionStorage.getItem("ioc.token"),
   me: null,
-  lang: localStorage.getItem("ioc.lang") || "vi",
-  alerts: new Map(),
-  districts: new Map(),
-  lastSeq: null,
   ws: null,
+  lastSeq: null,
   retries: 0,
   timers: [],
-  detailId: null,
-  blobs: new Map(), // element id -> object URL, revoked when replaced
+  districts: new Map(), // id -> name
+  cameras: new Map(), // id -> camera (registry + live state)
+  selected: null, // incident id
+  features: { incidents: false, operators: null },
+  sound: localStorage.getItem("ioc.sound") === "on",
+  known: new Set(), // incident ids already announced
+  blobs: new Map(), // img -> object URL, revoked when replaced
 };
+const book = new IncidentBook();
 
 const $ = (id) => document.getElementById(id);
-const t = (key) => LABELS[state.lang][key] ?? key;
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (name === "class") node.className = value;
-    else if (name.startsWith("data-")) node.setAttribute(name, value);
+    else if (name.startsWith("data-") || name.startsWith("aria-")) node.setAttribute(name, value);
     else node[name] = value;
   }
-  for (const child of children) node.append(child);
+  for (const child of children) if (child !== null && child !== undefined) node.append(child);
   return node;
 }
 
-function formatTime(iso) {
-  if (!iso) return "";
-  return new Intl.DateTimeFormat(state.lang === "vi" ? "vi-VN" : "en-GB", {
-    timeZone: TZ, day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit",
-    second: "2-digit", hour12: false,
-  }).format(new Date(iso));
-}
-
-function applyLabels() {
-  document.documentElement.lang = state.lang;
-  for (const node of document.querySelectorAll("[data-i18n]")) {
-    node.textContent = t(node.dataset.i18n);
-  }
-  $("lang").textContent = state.lang === "vi" ? "EN" : "VI";
-  const link = $("link");
-  link.textContent = t(link.dataset.state);
-  renderAlerts();
-  renderDistricts();
-  if (state.detailId) showDetail(state.detailId);
-  if (state.me) loadCameras();
-}
+function setText(node, text) { if (node.textContent !== text) node.textContent = text; }
 
 function showBlob(img, blob) {
-  const old = state.blobs.get(img);
-  if (old) URL.revokeObjectURL(old);
+  hideBlob(img);
   const url = URL.createObjectURL(blob);
   state.blobs.set(img, url);
   img.src = url;
   img.hidden = false;
 }
+
+// Never an old picture beside a "no picture" note: the image goes with its URL.
+function hideBlob(img) {
+  const old = state.blobs.get(img);
+  if (old) URL.revokeObjectURL(old);
+  state.blobs.delete(img);
+  img.removeAttribute("src");
+  img.hidden = true;
+}
+
+const canAct = () => state.me && (state.me.role === "operator" || state.me.role === "admin");
+const seesLive = () => state.me && state.me.role !== "planner";
+const seesPictures = canAct;
+const districtName = (id) => state.districts.get(id) ?? id;
+
+function cameraName(id) {
+  const camera = state.cameras.get(id);
+  return camera ? camera.name : (typeof apName === "function" && apName(id)) || id;
+}
+
+function sourceLabel(incident) {
+  const zone = incident.zone_id ? ` · ${tid("zone", incident.zone_id)}` : "";
+  return `${cameraName(incident.source_id)}${zone}`;
+}
+
+const titleOf = (incident) => (i18n.lang === "vi" ? incident.title_vi : incident.title_en) || tid("kind", incident.kind);
 
 // --- HTTP ---------------------------------------------------------------------------------
 
@@ -144,6 +91,11 @@ async function api(path, options = {}) {
   }
   return response;
 }
+
+const getJson = async (path) => (await api(path)).json();
+const postJson = (path, body) => api(path, {
+  method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+});
 
 // --- Session ------------------------------------------------------------------------------
 
@@ -175,35 +127,103 @@ function endSession(message) {
   if (state.ws) { state.ws.onclose = null; state.ws.close(1000); state.ws = null; }
   for (const timer of state.timers) clearInterval(timer);
   state.timers = [];
-  state.alerts.clear();
+  state.lastSeq = null;
+  book.reset([]);
+  state.known.clear();
   closeDetail();
-  stopGrid();
+  stopWall();
+  stopMap();
+  clearList();
   setLink("offline");
+  document.body.dataset.role = "";
   $("room").hidden = true;
-  $("who").hidden = $("logout").hidden = true;
+  $("who").hidden = $("logout").hidden = $("sound").hidden = true;
   $("login").hidden = false;
   if (message) { $("login-error").textContent = message; $("login-error").hidden = false; }
 }
 
+// Which optional endpoints this API has (the incident backend), from its OpenAPI paths:
+// asking them directly would leave 404s in the browser's console.
+async function apiPaths() {
+  try { return new Set(Object.keys((await (await fetch("/openapi.json")).json()).paths)); } catch (error) { return new Set(); }
+}
+
 async function enterRoom() {
-  state.me = await (await api("/api/v1/me")).json();
+  state.me = await getJson("/api/v1/me");
   const role = state.me.role;
+  document.body.dataset.role = role;
   $("login").hidden = true;
   $("room").hidden = false;
-  $("who").textContent = `${state.me.username} · ${role}`;
   $("who").hidden = $("logout").hidden = false;
-  const live = role !== "planner";
-  $("alerts-panel").hidden = !live;
-  $("districts-panel").hidden = !(role === "operator" || role === "admin");
-  $("history-panel").hidden = role === "police";
-  await loadDistrictNames();
-  if (live) connect();
-  startGrid();
-  if (!$("history-panel").hidden) startHistory();
-  if (!$("districts-panel").hidden) {
-    loadDistricts();
-    state.timers.push(setInterval(loadDistricts, 15000));
+  $("sound").hidden = !seesLive();
+  $("link").hidden = !seesLive(); // planners have no websocket: no badge to say "offline"
+  $("incidents-panel").hidden = $("detail-panel").hidden = !seesLive();
+  $("wall-panel").hidden = !seesPictures();
+  $("history-panel").hidden = role !== "planner";
+  const [districts, cameras] = await Promise.all([getJson("/api/v1/districts"), getJson("/api/v1/cameras")]);
+  state.districts = new Map(districts.map((d) => [d.id, d.name]));
+  state.cameras = new Map(cameras.map((c) => [c.id, c]));
+  if (seesLive()) {
+    // Features of the incident backend, where this API has them.
+    const paths = await apiPaths();
+    state.features.incidents = paths.has("/api/v1/incidents");
+    state.features.operators = canAct() && paths.has("/api/v1/operators") ? await getJson("/api/v1/operators") : null;
   }
+  renderHeader();
+  fillFilters();
+  await startMap();
+  if (seesLive()) connect();
+  if (seesPictures()) startWall();
+  if (!$("history-panel").hidden) startHistory();
+  state.timers.push(setInterval(refreshCameras, 15000));
+  if (canAct()) { loadSummary(); state.timers.push(setInterval(loadSummary, 15000)); }
+}
+
+// Per district: cameras online, APs up, Wi-Fi clients, open alerts (beside "select one").
+async function loadSummary() {
+  if (!state.me) return;
+  const summaries = await getJson("/api/v1/summary/districts");
+  $("summary").hidden = false;
+  $("summary-rows").replaceChildren(...summaries.map((d) => el("tr", {},
+    el("td", {}, d.name), el("td", {}, `${d.cameras_online}/${d.cameras}`),
+    el("td", {}, `${d.access_points_up}/${d.access_points}`), el("td", {}, String(d.wifi_clients)),
+    el("td", {}, String(d.open_alerts)))));
+}
+
+async function refreshCameras() {
+  if (!state.me) return;
+  const cameras = await getJson("/api/v1/cameras");
+  state.cameras = new Map(cameras.map((c) => [c.id, c]));
+  refreshMapSources();
+  refreshWallStates();
+}
+
+function renderHeader() {
+  applyStaticLabels();
+  document.documentElement.lang = i18n.lang;
+  $("lang").textContent = i18n.lang === "vi" ? "EN" : "VI";
+  setLink($("link").dataset.state);
+  if (state.me) {
+    setText($("who-name"), state.me.display_name || state.me.username);
+    setText($("who-role"), tid("role", state.me.role));
+  }
+  $("sound").dataset.state = state.sound ? "on" : "off";
+  $("sound").setAttribute("aria-pressed", String(state.sound));
+  $("sound").textContent = `${t("sound")}: ${state.sound ? "♪" : "—"}`;
+  $("sound").title = state.sound ? t("soundOff") : t("soundOn");
+}
+
+function switchLanguage() {
+  i18n.lang = i18n.lang === "vi" ? "en" : "vi";
+  localStorage.setItem("ioc.lang", i18n.lang);
+  renderHeader();
+  if (!state.me) return;
+  fillFilters();
+  relabelMap();
+  relabelWall();
+  relabelHistory();
+  relabelDetail();
+  scheduleRender(null, true);
 }
 
 // --- Live alerts over the websocket -------------------------------------------------------
@@ -218,13 +238,10 @@ function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const ws = new WebSocket(`${scheme}://${location.host}/ws`);
   state.ws = ws;
-  const district = $("district-filter").value;
   ws.onopen = () => {
     // The token goes in the first message, never in the URL (URLs end up in access logs).
     ws.send(JSON.stringify({ type: "auth", token: state.token }));
-    ws.send(JSON.stringify({
-      type: "subscribe", districts: district ? [district] : [], after_seq: state.lastSeq,
-    }));
+    ws.send(JSON.stringify({ type: "subscribe", districts: [], after_seq: state.lastSeq }));
   };
   ws.onmessage = (event) => onLiveMessage(JSON.parse(event.data));
   ws.onclose = (event) => {
@@ -240,178 +257,185 @@ function connect() {
 function onLiveMessage(message) {
   if (message.type === "authenticated" || message.type === "pong") return;
   if (message.type === "snapshot") {
-    state.alerts = new Map(message.alerts.map((a) => [a.id, a]));
+    book.reset(message.alerts);
     state.lastSeq = message.seq;
+    for (const id of book.views.keys()) state.known.add(id);
+    scheduleRender(null, true);
+    if (seesPictures()) defaultWall();
   } else if (message.type === "resumed") {
     state.lastSeq = message.after_seq;
   } else if (message.type === "change") {
     if (state.lastSeq !== null && message.seq <= state.lastSeq) return;
     state.lastSeq = message.seq;
-    const alert = message.alert;
-    if (alert.state === "resolved") state.alerts.delete(alert.id);
-    else state.alerts.set(alert.id, { ...alert, fresh: true });
+    const touched = book.put(message.alert);
+    for (const id of touched) {
+      const incident = book.get(id);
+      if (incident && !state.known.has(id)) {
+        state.known.add(id);
+        if (incident.severity === "critical") announce(incident);
+      }
+    }
+    scheduleRender(touched, false);
   }
-  state.retries = 0;
-  setLink("live");
-  renderAlerts();
+  if (state.retries || $("link").dataset.state !== "live") { state.retries = 0; setLink("live"); }
 }
 
-function renderAlerts() {
-  const body = $("alert-list");
-  const canAct = state.me && (state.me.role === "operator" || state.me.role === "admin");
-  const alerts = [...state.alerts.values()].sort(
-    (a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]
-      || b.opened_at.localeCompare(a.opened_at),
-  );
-  body.replaceChildren(...alerts.map((alert) => {
-    const actions = el("td", { class: "actions" });
-    if (canAct && alert.state === "open") {
-      actions.append(el("button", {
-        class: "ack", type: "button", onclick: () => act(alert.id, "acknowledge"),
-      }, t("acknowledge")));
-    }
-    if (canAct) {
-      actions.append(el("button", {
-        class: "resolve", type: "button", onclick: () => act(alert.id, "resolve"),
-      }, t("resolve")));
-    }
-    const row = el("tr", { "data-alert-id": alert.id, "data-state": alert.state },
-      el("td", {}, el("span", { class: `sev sev-${alert.severity}` }, t(alert.severity))),
-      el("td", { class: "title" }, el("button", {
-        class: "detail link-button", type: "button", title: t("details"),
-        onclick: () => showDetail(alert.id),
-      }, state.lang === "vi" ? alert.title_vi : alert.title_en),
-      alert.count > 1 ? ` ×${alert.count}` : ""),
-      el("td", {}, alert.source_id + (alert.zone_id ? ` / ${alert.zone_id}` : "")),
-      el("td", {}, state.districts.get(alert.district_id) ?? alert.district_id),
-      el("td", {}, formatTime(alert.opened_at)),
-      el("td", { class: `state state-${alert.state}` }, t(alert.state)),
-      actions);
-    if (alert.fresh) { row.classList.add("fresh"); alert.fresh = false; }
-    return row;
-  }));
-  $("alert-count").textContent = String(alerts.length);
-  $("no-alerts").hidden = alerts.length > 0;
+// --- Rendering, coalesced to one per animation frame ---------------------------------------
+
+const frame = { id: 0, touched: new Set(), all: false };
+
+function scheduleRender(touched, all = false) {
+  if (touched) for (const id of touched) frame.touched.add(id);
+  if (all) frame.all = true;
+  if (!frame.id) frame.id = requestAnimationFrame(renderFrame);
 }
 
-async function act(id, action) {
+function renderFrame() {
+  const { touched, all } = frame;
+  frame.id = 0;
+  frame.touched = new Set();
+  frame.all = false;
+  if (!state.me) return;
+  renderList(touched, all);
+  renderMapIncidents(touched, all);
+  if (!state.selected && state.me.role === "police" && list.items.length) select(list.items[0].id, { centre: false });
+  if (state.selected && (all || touched.has(state.selected))) refreshDetail();
+}
+
+// --- A new critical incident: the title flashes, a beep if the operator wants one ----------
+
+let flashTimer = 0;
+function announce(incident) {
+  const title = $("page-title");
+  title.classList.add("flash");
+  document.title = `${t("newCritical")}: ${titleOf(incident)}`;
+  clearTimeout(flashTimer);
+  flashTimer = setTimeout(() => {
+    title.classList.remove("flash");
+    document.title = t("title");
+  }, 10000);
+  if (state.sound) beep();
+}
+
+let audio = null;
+function beep() {
   try {
+    audio ??= new AudioContext();
+    const oscillator = audio.createOscillator();
+    const gain = audio.createGain();
+    oscillator.frequency.value = 880;
+    gain.gain.setValueAtTime(0.2, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.4);
+    oscillator.connect(gain).connect(audio.destination);
+    oscillator.start();
+    oscillator.stop(audio.currentTime + 0.4);
+  } catch (error) { /* no audio device: the flashing title still tells */ }
+}
+
+function toggleSound() {
+  state.sound = !state.sound;
+  localStorage.setItem("ioc.sound", state.sound ? "on" : "off");
+  renderHeader();
+  if (state.sound) beep(); // also unlocks audio, which needs a click
+}
+
+// --- Acting on an incident ----------------------------------------------------------------
+
+// With the incident backend, one call acts on the incident; without it, on each of its
+// alerts that the action applies to.
+async function act(incidentId, action, body = {}) {
+  try {
+    if (state.features.incidents && book.alertsOf(incidentId).some((a) => a.incident_id)) {
+      await postJson(`/api/v1/incidents/${encodeURIComponent(incidentId)}/${action}`, body);
+    } else {
+      const from = { acknowledge: ["open"], assign: ["open", "acknowledged", "assigned"],
+        resolve: ["open", "acknowledged", "assigned"], note: ["open", "acknowledged", "assigned"] }[action];
+      for (const alert of book.alertsOf(incidentId).filter((a) => from.includes(a.state))) {
+        await postJson(`/api/v1/alerts/${encodeURIComponent(alert.id)}/${action}`, body);
+      }
+    }
     // The new state arrives on the websocket like every other change.
-    await api(`/api/v1/alerts/${id}/${action}`, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
-    });
   } catch (error) {
     if (error.status !== 401) window.alert(`${t("failed")}: ${error.message}`);
   }
 }
 
-// --- One alert: facts, evidence, audit, CAP --------------------------------------------------
+const menu = { onSave: null };
 
-function closeDetail() {
-  state.detailId = null;
-  $("alert-detail").hidden = true;
+function openMenu(anchor, title, body, onSave) {
+  $("menu-title").textContent = title;
+  $("menu-body").replaceChildren(body);
+  menu.onSave = onSave;
+  const box = anchor.getBoundingClientRect();
+  const node = $("menu");
+  node.hidden = false;
+  node.style.left = `${Math.min(window.innerWidth - node.offsetWidth - 8, box.left)}px`;
+  node.style.top = `${Math.min(window.innerHeight - node.offsetHeight - 8, box.bottom + 4)}px`;
+  body.querySelector("select, textarea, input")?.focus();
 }
 
-async function showDetail(id) {
-  state.detailId = id;
-  const [alert, audit] = await Promise.all([
-    api(`/api/v1/alerts/${id}`).then((r) => r.json()),
-    api(`/api/v1/alerts/${id}/audit`).then((r) => r.json()),
-  ]);
-  if (state.detailId !== id) return; // another alert was opened meanwhile
-  $("detail-title").textContent = state.lang === "vi" ? alert.title_vi : alert.title_en;
-  const severity = $("detail-severity");
-  severity.className = `sev sev-${alert.severity}`;
-  severity.textContent = t(alert.severity);
-  const facts = [
-    [t("kind"), alert.kind], [t("source"), alert.source_id + (alert.zone_id ? ` / ${alert.zone_id}` : "")],
-    [t("district"), state.districts.get(alert.district_id) ?? alert.district_id],
-    [t("state"), t(alert.state)], [t("opened"), formatTime(alert.opened_at)],
-    [t("lastSeen"), formatTime(alert.last_seen_at)], [t("count"), String(alert.count)],
-  ];
-  if (alert.assigned_to) facts.push([t("assignedTo"), alert.assigned_to]);
-  $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-  $("detail-audit").replaceChildren(...audit.map((entry) => el("li", { "data-action": entry.action },
-    `${formatTime(entry.at)} · ${entry.action} · ${entry.actor}`, entry.note ? ` — ${entry.note}` : "")));
-  $("alert-detail").hidden = false;
-  await Promise.all([showEvidence(id), showCap(id)]);
-}
+function closeMenu() { $("menu").hidden = true; menu.onSave = null; }
 
-async function showEvidence(id) {
-  const img = $("evidence");
-  img.hidden = true;
-  $("evidence-note").textContent = t("evidence");
-  try {
-    const blob = await (await api(`/api/v1/alerts/${id}/evidence.jpg`)).blob();
-    if (state.detailId === id) showBlob(img, blob);
-  } catch (error) {
-    if (error.status === 404 && state.detailId === id) $("evidence-note").textContent = t("noEvidence");
+function assignMenu(anchor, incidentId) {
+  const operators = state.features.operators;
+  let field;
+  if (operators && operators.length) {
+    field = el("select", { id: "assignee" }, ...operators.map((o) => el("option", { value: o.username },
+      `${o.display_name || o.username} (${tid("role", o.role)})`)));
+  } else {
+    field = el("input", { id: "assignee", maxLength: 64, value: state.me.username });
   }
+  openMenu(anchor, t("chooseOperator"), el("label", {}, field), () => {
+    if (field.value) act(incidentId, "assign", { assignee: field.value });
+  });
 }
 
-async function showCap(id) {
-  const text = await (await api(`/api/v1/alerts/${id}/cap`)).text();
-  if (state.detailId !== id) return;
-  const doc = new DOMParser().parseFromString(text, "application/xml");
-  const messages = [...doc.documentElement.children].filter((n) => n.localName === "message");
-  $("detail-cap").replaceChildren(...(messages.length ? messages.map((m) => {
-    const deliveries = [...m.children].filter((n) => n.localName === "delivery")
-      .map((d) => `${d.getAttribute("endpoint")}: ${d.getAttribute("status")}`);
-    return el("li", { "data-msg-type": m.getAttribute("msgType") },
-      `${formatTime(m.getAttribute("sent"))} · ${m.getAttribute("msgType")} · ${deliveries.join(", ")}`);
-  }) : [el("li", { class: "muted" }, t("noCap"))]));
+function noteMenu(anchor, incidentId) {
+  const field = el("textarea", { id: "note-text", maxLength: 2000, rows: 3 });
+  openMenu(anchor, t("writeNote"), el("label", {}, field), () => {
+    if (field.value.trim()) act(incidentId, "note", { note: field.value.trim() });
+  });
 }
 
-// --- Districts ------------------------------------------------------------------------------
-
-async function loadDistrictNames() {
-  const districts = await (await api("/api/v1/districts")).json();
-  state.districts = new Map(districts.map((d) => [d.id, d.name]));
-  const select = $("district-filter");
-  select.replaceChildren(el("option", { value: "", "data-i18n": "all" }, t("all")),
-    ...districts.map((d) => el("option", { value: d.id }, d.name)));
+// The buttons an incident offers, for a list row or the detail.
+function actionButtons(incident) {
+  if (!canAct()) return [];
+  const buttons = [];
+  const button = (cls, label, onclick) => el("button", { class: cls, type: "button", onclick: (e) => { e.stopPropagation(); onclick(e.currentTarget); } }, t(label));
+  if (incident.unacknowledged) buttons.push(button("ack", "acknowledge", () => act(incident.id, "acknowledge")));
+  buttons.push(button("assign ghost", "assign", (b) => assignMenu(b, incident.id)));
+  if (state.features.incidents) buttons.push(button("note ghost", "note", (b) => noteMenu(b, incident.id)));
+  buttons.push(button("resolve", "resolve", () => act(incident.id, "resolve")));
+  return buttons;
 }
 
-function renderDistricts() {
-  $("district-list").replaceChildren(...(state.summaries || []).map((d) => el("tr", {},
-    el("td", {}, d.name),
-    el("td", {}, `${d.cameras_online}/${d.cameras}`),
-    el("td", {}, `${d.access_points_up}/${d.access_points}`),
-    el("td", {}, String(d.wifi_clients)),
-    el("td", {}, String(d.open_alerts)))));
-}
+// --- Selection ----------------------------------------------------------------------------
 
-async function loadDistricts() {
-  if (!state.me) return;
-  state.summaries = await (await api("/api/v1/summary/districts")).json();
-  renderDistricts();
+function select(incidentId, { centre = true } = {}) {
+  const previous = state.selected;
+  state.selected = incidentId;
+  scheduleRender([incidentId, previous].filter(Boolean));
+  showDetail(incidentId);
+  if (centre) focusIncident(incidentId);
+  if (seesPictures()) wallForIncident(incidentId);
+  revealInList(incidentId);
 }
 
 // --- Start --------------------------------------------------------------------------------
 
-function tick() {
-  $("clock").textContent = new Intl.DateTimeFormat("vi-VN", {
-    timeZone: TZ, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
-  }).format(new Date());
-}
+function tick() { $("clock").textContent = formatClock(); }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", signIn);
   $("logout").addEventListener("click", signOut);
-  $("lang").addEventListener("click", () => {
-    state.lang = state.lang === "vi" ? "en" : "vi";
-    localStorage.setItem("ioc.lang", state.lang);
-    applyLabels();
-  });
-  $("district-filter").addEventListener("change", () => {
-    // Another filter needs a fresh snapshot: drop the position and reconnect.
-    state.lastSeq = null;
-    if (state.ws) { state.ws.onclose = null; state.ws.close(1000); }
-    connect();
-  });
+  $("lang").addEventListener("click", switchLanguage);
+  $("sound").addEventListener("click", toggleSound);
   $("detail-close").addEventListener("click", closeDetail);
+  $("menu-cancel").addEventListener("click", closeMenu);
+  $("menu-save").addEventListener("click", () => { const save = menu.onSave; closeMenu(); if (save) save(); });
+  startList();
   tick();
   setInterval(tick, 1000);
-  applyLabels();
+  renderHeader();
   if (state.token) enterRoom().catch(() => endSession());
 });

@@ -1,0 +1,167 @@
+// Planners' charts: uPlot over the JSON history endpoints (hover for values, drag to zoom,
+// double-click to reset, series toggled in the legend to compare). The CSV and the PNG
+// (for reports) are the same request in another format.
+"use strict";
+
+const COMPARISONS = {
+  "traffic-district": { path: "traffic", params: { group: "district" }, items: "districts", filter: "district", unit: "vehicles" },
+  "traffic-road": { path: "traffic", params: { group: "road" }, items: "roads", filter: "road", unit: "vehicles" },
+  "traffic-camera": { path: "traffic", params: { group: "camera" }, items: "cameras", filter: "camera", unit: "vehicles" },
+  "congestion-road": { path: "congestion", params: {}, items: "roads", filter: "road", unit: "congestedMinutes" },
+  "visitors-site": { path: "wifi", params: { metric: "visitors", group: "site" }, items: "sites", filter: "site", unit: "wifiVisitors" },
+  "clients-site": { path: "wifi", params: { metric: "clients", group: "site" }, items: "sites", filter: "site", unit: "wifiClients" },
+  "busiest-cameras": { path: "busiest", params: { what: "cameras", limit: 20 }, unit: "vehicles" },
+  "busiest-roads": { path: "busiest", params: { what: "roads", limit: 20 }, unit: "vehicles" },
+  "busiest-sites": { path: "busiest", params: { what: "sites", limit: 20 }, unit: "arrivals" },
+};
+const PALETTE = ["#3fa7ff", "#ff8c1a", "#6fcf97", "#ff4d4f", "#c86bff", "#f2c94c", "#56d4dd", "#ff7eb6", "#a3be8c", "#d08770"];
+const planner = { sites: null, started: false, plot: null, answer: null };
+
+function startHistory() {
+  if (!planner.started) {
+    $("history-form").addEventListener("submit", (event) => { event.preventDefault(); showHistory(); });
+    $("history-csv").addEventListener("click", () => download("csv"));
+    $("history-png").addEventListener("click", () => download("png"));
+    $("history-compare").addEventListener("change", fillItems);
+    new ResizeObserver(() => { if (planner.plot) planner.plot.setSize(chartSize()); }).observe($("chart"));
+    planner.started = true;
+  }
+  relabelHistory();
+  fillItems();
+}
+
+function relabelHistory() {
+  const compare = $("history-compare");
+  const bucket = $("history-bucket");
+  const [c, b] = [compare.value || "traffic-district", bucket.value || "hour"];
+  compare.replaceChildren(...Object.keys(COMPARISONS).map((k) => el("option", { value: k }, t(`compare.${k}`))));
+  bucket.replaceChildren(...["hour", "day"].map((k) => el("option", { value: k }, tid("bucket", k))));
+  compare.value = c;
+  bucket.value = b;
+  if (planner.answer) draw(planner.answer);
+}
+
+async function itemsOf(kind) {
+  if (kind === "districts") return [...state.districts];
+  if (kind === "cameras") return [...state.cameras.values()].filter((c) => c.kind === "traffic").map((c) => [c.id, c.name]);
+  if (kind === "roads") return [...new Set([...state.cameras.values()].map((c) => c.road).filter(Boolean))].sort().map((r) => [r, r.toUpperCase()]);
+  if (kind === "sites") {
+    planner.sites ??= (await getJson("/api/v1/sites")).map((s) => [s.id, s.name]);
+    return planner.sites;
+  }
+  return [];
+}
+
+async function fillItems() {
+  const comparison = COMPARISONS[$("history-compare").value];
+  $("history-items-label").hidden = !comparison.items;
+  const items = comparison.items ? await itemsOf(comparison.items) : [];
+  $("history-items").replaceChildren(...items.map(([id, name]) => el("option", { value: id }, name)));
+}
+
+function historyRequest(format) {
+  const comparison = COMPARISONS[$("history-compare").value];
+  const days = Math.max(1, Math.min(90, Number($("history-days").value) || 7));
+  const until = new Date();
+  const since = new Date(until.getTime() - days * 86400000);
+  const query = new URLSearchParams({
+    ...comparison.params, bucket: $("history-bucket").value, format,
+    since: since.toISOString(), until: until.toISOString(),
+  });
+  for (const option of $("history-items").selectedOptions) query.append(comparison.filter, option.value);
+  return `/api/v1/history/${comparison.path}?${query}`;
+}
+
+async function fetchHistory(format) {
+  $("history-error").hidden = true;
+  try {
+    return await api(historyRequest(format));
+  } catch (error) {
+    if (error.status !== 401) {
+      $("history-error").textContent = `${t("failed")}: ${error.message}`;
+      $("history-error").hidden = false;
+    }
+    return null;
+  }
+}
+
+async function showHistory() {
+  const response = await fetchHistory("json");
+  if (!response) return;
+  const answer = await response.json();
+  planner.answer = { answer, comparison: $("history-compare").value };
+  draw(planner.answer);
+}
+
+function chartSize() {
+  const box = $("chart").getBoundingClientRect();
+  return { width: Math.max(300, box.width), height: Math.max(200, box.height - 40) };
+}
+
+function seriesName(key) {
+  const values = Object.entries(key).map(([k, v]) => {
+    if (k === "district_id" || k === "district") return districtName(v);
+    if (k === "camera_id" || k === "camera") return cameraName(v);
+    if (k === "site_id" || k === "site") return (planner.sites || []).find(([id]) => id === v)?.[1] ?? v;
+    if (k === "road") return String(v).toUpperCase();
+    return v;
+  });
+  return values.join(" / ");
+}
+
+function draw({ answer, comparison }) {
+  if (planner.plot) { planner.plot.destroy(); planner.plot = null; }
+  const unit = t(COMPARISONS[comparison].unit);
+  let data;
+  let opts;
+  if (answer.ranking) {
+    const ranking = answer.ranking;
+    $("history-empty").hidden = ranking.length > 0;
+    if (!ranking.length) return;
+    data = [ranking.map((_, i) => i), ranking.map((r) => r.total)];
+    opts = {
+      scales: { x: { time: false, range: [-0.5, ranking.length - 0.5] } },
+      axes: [
+        { stroke: "#8b98a5", grid: { stroke: "#27333f" }, values: (u, ticks) => ticks.map((i) => (Number.isInteger(i) && ranking[i] ? ranking[i].name.slice(0, 14) : "")), rotate: -30, size: 70 },
+        { stroke: "#8b98a5", grid: { stroke: "#27333f" }, label: unit },
+      ],
+      series: [{ label: t("compare"), value: (u, i) => (i == null || !ranking[i] ? "" : ranking[i].name) },
+        { label: unit, stroke: PALETTE[0], fill: `${PALETTE[0]}99`, paths: uPlot.paths.bars({ size: [0.7] }), points: { show: false } }],
+    };
+  } else {
+    const series = answer.series;
+    $("history-empty").hidden = series.length > 0;
+    if (!series.length) return;
+    const times = [...new Set(series.flatMap((s) => s.points.map(([at]) => Date.parse(at) / 1000)))].sort((a, b) => a - b);
+    const index = new Map(times.map((x, i) => [x, i]));
+    data = [times, ...series.map((s) => {
+      const values = new Array(times.length).fill(null);
+      for (const [at, value] of s.points) values[index.get(Date.parse(at) / 1000)] = value;
+      return values;
+    })];
+    opts = {
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), TZ),
+      axes: [{ stroke: "#8b98a5", grid: { stroke: "#27333f" }, values: (u, ticks) => ticks.map(axisTime) },
+        { stroke: "#8b98a5", grid: { stroke: "#27333f" }, label: unit, size: 60 }],
+      series: [{ label: t("time"), value: (u, ts) => (ts == null ? "" : formatTime(new Date(ts * 1000).toISOString())) },
+        ...series.map((s, i) => ({ label: seriesName(s.key), stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: true }))],
+    };
+  }
+  planner.plot = new uPlot({ ...chartSize(), cursor: { drag: { x: true, y: false } }, ...opts }, data, $("chart"));
+}
+
+// Axis times in the page's language and the province's time zone, with the year.
+function axisTime(ts) {
+  return new Intl.DateTimeFormat(i18n.lang === "vi" ? "vi-VN" : "en-GB", {
+    timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", hour12: false,
+  }).format(new Date(ts * 1000));
+}
+
+async function download(format) {
+  const response = await fetchHistory(format);
+  if (!response) return;
+  const blob = await response.blob();
+  const link = el("a", { href: URL.createObjectURL(blob), download: `${$("history-compare").value}.${format}` });
+  link.click();
+  URL.revokeObjectURL(link.href);
+}

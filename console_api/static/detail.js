@@ -1,0 +1,169 @@
+// One incident: its facts and actions (from the page's model, patched as it changes), the
+// evidence picture, the camera's live picture, the audit trail, the CAP messages with their
+// delivery states, and the nearby cameras.
+"use strict";
+
+const detail = { id: null, sig: "", liveCamera: null, auditSig: "", audit: [], cap: [] };
+
+function closeDetail() {
+  detail.id = null;
+  state.selected = null;
+  $("detail").hidden = true;
+  $("detail-empty").hidden = false;
+  hideBlob($("evidence"));
+  hideBlob($("live-picture"));
+}
+
+function showDetail(id) {
+  const incident = book.get(id);
+  if (!incident) return;
+  detail.id = id;
+  detail.sig = "";
+  detail.auditSig = "";
+  detail.audit = [];
+  detail.cap = [];
+  $("detail-audit").replaceChildren();
+  $("detail-cap").replaceChildren();
+  $("detail-empty").hidden = true;
+  $("detail").hidden = false;
+  refreshDetail();
+  showEvidence(id, incident.alert_ids);
+  const camera = state.cameras.get(incident.source_id);
+  if (camera) showCameraInDetail(camera.id);
+  else { detail.liveCamera = null; hideBlob($("live-picture")); setText($("live-note"), ""); }
+  showCap(id, incident.alert_ids);
+  showNearby(incident);
+}
+
+// Called by the render loop when the shown incident changed (or the language did).
+function refreshDetail() {
+  const id = detail.id;
+  const incident = id && book.get(id);
+  if (!incident) { if (id) closeDetail(); return; }
+  const sig = [i18n.lang, incident.severity, incident.state, incident.unacknowledged, incident.count,
+    incident.alert_count, incident.assigned_to, incident.acknowledged_by, incident.note_count, incident.updated_at].join("|");
+  if (sig === detail.sig) return;
+  detail.sig = sig;
+  setText($("detail-title"), titleOf(incident));
+  const severity = $("detail-severity");
+  severity.className = `sev sev-${incident.severity}`;
+  setText(severity, tid("severity", incident.severity));
+  $("detail").dataset.incidentId = id;
+  $("detail").dataset.state = incident.state;
+  $("detail-actions").replaceChildren(...actionButtons(incident));
+  const facts = [
+    [t("kind"), incident.kinds.map((k) => tid("kind", k)).join(", ")],
+    [t("source"), incident.source_ids.map(cameraName).join(", ") + (incident.zone_id ? ` · ${tid("zone", incident.zone_id)}` : "")],
+    [t("district"), districtName(incident.district_id)],
+    [t("state"), tid("state", incident.state)],
+    [t("opened"), formatTime(incident.opened_at)],
+    [t("updated"), formatTime(incident.updated_at)],
+    [t("count"), String(incident.count)],
+    [t("alerts"), String(incident.alert_count)],
+  ];
+  if (incident.acknowledged_by) facts.push([t("acknowledgedBy"), incident.acknowledged_by]);
+  if (incident.assigned_to) facts.push([t("assignedTo"), incident.assigned_to]);
+  $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  // The audit trail changes with the lifecycle, not with every repeat of the condition.
+  const auditSig = [incident.state, incident.assigned_to, incident.note_count, incident.alert_count].join("|");
+  if (auditSig !== detail.auditSig) { detail.auditSig = auditSig; showAudit(id, incident.alert_ids); }
+}
+
+async function showAudit(id, alertIds) {
+  let entries = [];
+  try {
+    if (state.features.incidents && book.alertsOf(id).some((a) => a.incident_id)) {
+      entries = (await getJson(`/api/v1/incidents/${encodeURIComponent(id)}`)).audit;
+    } else {
+      const lists = await Promise.all(alertIds.slice(0, 20).map((a) => getJson(`/api/v1/alerts/${encodeURIComponent(a)}/audit`)));
+      entries = lists.flat().sort((a, b) => (a.at < b.at ? -1 : 1));
+    }
+  } catch (error) { return; }
+  if (detail.id !== id) return;
+  detail.audit = entries;
+  renderAudit();
+}
+
+function renderAudit() {
+  $("detail-audit").replaceChildren(...detail.audit.map((entry) => el("li", { "data-action": entry.action },
+    `${formatTime(entry.at)} · ${tid("action", entry.action)} · ${entry.actor === "system" ? t("system") : entry.actor}`,
+    // The system's notes are internal ids (the event that opened it); people's notes are text.
+    entry.note && entry.actor !== "system" ? ` — ${entry.note}` : "")));
+}
+
+async function showEvidence(id, alertIds) {
+  const img = $("evidence");
+  hideBlob(img);
+  setText($("evidence-note"), t("evidence"));
+  for (const alertId of alertIds.slice(0, 10)) {
+    try {
+      const blob = await (await api(`/api/v1/alerts/${encodeURIComponent(alertId)}/evidence.jpg`)).blob();
+      if (detail.id === id) showBlob(img, blob);
+      return;
+    } catch (error) {
+      if (error.status !== 404) break;
+    }
+  }
+  if (detail.id === id) setText($("evidence-note"), t("noEvidence"));
+}
+
+async function showCameraInDetail(cameraId) {
+  detail.liveCamera = cameraId;
+  const img = $("live-picture");
+  const note = $("live-note");
+  const name = cameraName(cameraId);
+  if (!seesPictures()) { hideBlob(img); setText(note, ""); return; }
+  setText(note, `${t("livePicture")} · ${name} · ${t("loading")}`);
+  const result = await fetchPicture(cameraId);
+  if (detail.liveCamera !== cameraId) return;
+  if (result.blob) { showBlob(img, result.blob); setText(note, `${t("livePicture")} · ${name}`); }
+  else { hideBlob(img); setText(note, `${name}: ${t(result.reason)}`); }
+}
+
+async function showCap(id, alertIds) {
+  const messages = [];
+  for (const alertId of alertIds.slice(0, 10)) {
+    let text;
+    try { text = await (await api(`/api/v1/alerts/${encodeURIComponent(alertId)}/cap`)).text(); } catch (error) { continue; }
+    const doc = new DOMParser().parseFromString(text, "application/xml");
+    for (const m of [...doc.documentElement.children].filter((n) => n.localName === "message")) {
+      messages.push({
+        sent: m.getAttribute("sent"), type: m.getAttribute("msgType"),
+        deliveries: [...m.children].filter((n) => n.localName === "delivery")
+          .map((d) => [d.getAttribute("endpoint"), d.getAttribute("status")]),
+      });
+    }
+  }
+  if (detail.id !== id) return;
+  detail.cap = messages;
+  renderCap();
+}
+
+function renderCap() {
+  const items = detail.cap.map((m) => el("li", { "data-msg-type": m.type },
+    `${formatTime(m.sent)} · ${tid("cap", m.type)}${m.deliveries.length ? " · " : ""}`
+    + m.deliveries.map(([endpoint, status]) => `${endpoint}: ${tid("delivery", status)}`).join(", ")));
+  $("detail-cap").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, t("noCap"))]));
+}
+
+// A new language: the same incident again from what the page holds, nothing fetched.
+function relabelDetail() {
+  if (!detail.id) return;
+  detail.sig = "";
+  refreshDetail();
+  renderAudit();
+  renderCap();
+  const incident = book.get(detail.id);
+  if (incident) showNearby(incident);
+  setText($("evidence-note"), $("evidence").hidden ? t("noEvidence") : t("evidence"));
+  if (detail.liveCamera) showCameraInDetail(detail.liveCamera);
+}
+
+function showNearby(incident) {
+  const where = placeOf(incident);
+  const ids = where ? nearbyCameras(where[0], where[1], 6, new Set(incident.source_ids)) : [];
+  $("detail-nearby").replaceChildren(...ids.map((cameraId) => el("button", {
+    type: "button", class: "ghost camera-link", "data-camera-id": cameraId,
+    onclick: () => showCameraInDetail(cameraId),
+  }, cameraName(cameraId))));
+}
