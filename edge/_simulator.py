@@ -83,6 +83,17 @@ def dark_jpeg(width: int, height: int, level: int = 8) -> bytes:
     return jpeg.tobytes()
 
 
+def painted(jpeg: bytes, incidents: list[Incident], elapsed: float) -> bytes:
+    """An analysis frame with the objects of a camera's video incidents drawn in."""
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        return jpeg
+    for incident in incidents:
+        incident.paint(image, elapsed)
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return encoded.tobytes() if ok else jpeg
+
+
 class CitySimulator(Background):
     def __init__(
         self,
@@ -124,6 +135,9 @@ class CitySimulator(Background):
             size: dark_jpeg(*size) for size in {(c.clip.width, c.clip.height) for c in self.cameras}
         }
         self.incidents = IncidentBoard(incidents)
+        self._site_aps: dict[str, list[str]] = {}
+        for ap in province.access_points:
+            self._site_aps.setdefault(ap.site, []).append(ap.id)
         self.fleet = WifiFleet(province.access_points, secret=secret, timezone=province.timezone)
         self.spool = Spool(None)
         self.forwarder = SpoolForwarder(self.spool, window=500)
@@ -162,7 +176,7 @@ class CitySimulator(Background):
         while not self._stopping:
             self.incidents.advance(time.monotonic() - self._started)
             self.fleet.down = self.incidents.targets(IncidentKind.AP_DOWN)
-            self.fleet.crowds = self.incidents.crowds()
+            self.fleet.crowds = self.incidents.crowds(self._site_aps)
             if self._offline() != offline:
                 offline = self._offline()
                 self._states_changed.set()
@@ -242,6 +256,9 @@ class CitySimulator(Background):
                     self.stats.dark_frames += 1
                 else:
                     jpeg = cam.clip.frames[self._frame_index(cam, now)]
+                    painters = self.incidents.painters(cam.camera_id)
+                    if painters:
+                        jpeg = painted(jpeg, painters, now - self._started)
                 cam.seq += 1
                 header = FrameHeader(cam.camera_id, cam.seq, wall, cam.clip.width, cam.clip.height)
                 await client.publish(
@@ -351,6 +368,8 @@ class CitySimulator(Background):
         if width > max_width:
             height, width = max(1, round(height * max_width / width)), max_width
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        for incident in self.incidents.painters(cam.camera_id):
+            incident.paint(image, time.monotonic() - self._started)
         if covered:
             image = np.full_like(image, 8)
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
