@@ -25,6 +25,7 @@ The video incidents paint an object into the camera's frames, over the real clip
 
 The object is drawn bright on a dark background and dark on a bright one, so the cameras'
 own detectors see it as they would a real one: which events it raises (and when) is theirs.
+A ``congestion`` also holds the camera's clip still while it lasts (a queue: nothing moves).
 """
 
 from __future__ import annotations

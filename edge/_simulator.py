@@ -233,6 +233,14 @@ class CitySimulator(Background):
                 )
                 await asyncio.sleep(delay)
 
+    def _clock(self, painters: list[Incident], now: float) -> float:
+        """The clip's clock: held at its start while a congestion incident is on (a queue:
+        nothing moves), else ``now``."""
+        for incident in painters:
+            if incident.kind is IncidentKind.CONGESTION:
+                return self._started + incident.at
+        return now
+
     def _frame_index(self, cam: _SimCamera, now: float) -> int:
         position = cam.offset + (now - self._started)
         return int(position * cam.clip.fps) % len(cam.clip.frames)
@@ -255,8 +263,8 @@ class CitySimulator(Background):
                     jpeg = self._dark[(cam.clip.width, cam.clip.height)]
                     self.stats.dark_frames += 1
                 else:
-                    jpeg = cam.clip.frames[self._frame_index(cam, now)]
                     painters = self.incidents.painters(cam.camera_id)
+                    jpeg = cam.clip.frames[self._frame_index(cam, self._clock(painters, now))]
                     if painters:
                         jpeg = painted(jpeg, painters, now - self._started)
                 cam.seq += 1
@@ -339,7 +347,8 @@ class CitySimulator(Background):
                 continue
             if camera_id in self._offline():
                 continue  # an offline camera cannot answer
-            index = self._frame_index(cam, time.monotonic())
+            painters = self.incidents.painters(camera_id)
+            index = self._frame_index(cam, self._clock(painters, time.monotonic()))
             covered = camera_id in self.incidents.targets(IncidentKind.CAMERA_COVERED)
             answer = await asyncio.to_thread(self._snapshot, cam, index, request.max_width, covered)
             if answer is None:
