@@ -34,19 +34,21 @@ HIGHWAY: dict[str, Any] = {
             "clear_seconds": 5.0,
             "low_speed": 0.02,
         },
+        # Lanes: wrong way must last 3 s; a vision worker that falls behind (frames dropped)
+        # or the clip's loop makes the tracker pair two cars for a second, never for three.
         {
             "id": "away",
             "kind": "lane",
             "direction": [0.3, -1.0],
             "polygon": [[0.74, 0.15], [0.88, 0.15], [0.73, 1.0], [0.06, 1.0]],
-            "min_seconds": 1.0,
+            "min_seconds": 3.0,
         },
         {
             "id": "toward",
             "kind": "lane",
             "direction": [-0.8, 0.6],
             "polygon": [[0.0, 0.30], [0.55, 0.09], [0.70, 0.11], [0.0, 0.62]],
-            "min_seconds": 1.0,
+            "min_seconds": 3.0,
         },
     ],
     "lines": [

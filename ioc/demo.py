@@ -27,6 +27,7 @@ from protocol import Severity
 from store import Connection, StoreConfig, connect
 
 from .alerts_commands import AlertsSettings
+from .backfill import BackfillReport, backfill
 from .board import StatusBoard
 from .runtime import DEMO_DATABASE_FILE, Infrastructure, infrastructure
 from .servers import free_port
@@ -174,6 +175,37 @@ def _summary(board: StatusBoard, by_severity: dict[str, int]) -> Table:
     return table
 
 
+class History:
+    """The first start's backfill, run beside the services; its line on the board."""
+
+    def __init__(self) -> None:
+        self.report: BackfillReport | None = None
+        self.error: str | None = None
+        self.done = False
+
+    async def run(self, infra: Infrastructure) -> None:
+        try:
+            self.report = await backfill(infra.store, infra.province)
+        except Exception as exc:  # the demo goes on without history; the board says why
+            logger.exception("history backfill failed")
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.done = True
+
+    def line(self) -> str:
+        if not self.done:
+            return "History: backfilling 90 days of traffic and Wi-Fi ..."
+        if self.error is not None:
+            return f"History: backfill failed ({self.error})"
+        if self.report is None:
+            return "History: kept from an earlier start (the store was not empty)"
+        r = self.report
+        return (
+            f"History: {r.days} days backfilled ({r.traffic_rows:,} traffic and "
+            f"{r.wifi_rows:,} Wi-Fi rows) in {r.seconds:.1f} s"
+        )
+
+
 async def open_by_severity(conn: Connection) -> dict[str, int]:
     rows = await conn.fetch(
         "SELECT severity, count(*) AS n FROM alerts WHERE state <> 'resolved' GROUP BY severity"
@@ -259,6 +291,9 @@ async def run_demo(
             police_rules(AlertsSettings().alert_rules, state_dir, police_port).resolve()
         )
         supervisor = await stack.enter_async_context(Supervisor(environment, state_dir / "logs"))
+        history = History()
+        filling = asyncio.create_task(history.run(infra), name="history backfill")
+        stack.push_async_callback(_finish, filling)
         await start_province(supervisor, vision_workers, incidents, police_port)
         console.print(
             f"Console on http://{settings.api_host}:{settings.api_port} (users "
@@ -272,7 +307,15 @@ async def run_demo(
         conn = await connect(infra.store)
         stack.push_async_callback(conn.close)
         await _watch(
-            board, supervisor, conn, console, started=started, duration=duration, stop=stop
+            board,
+            supervisor,
+            conn,
+            console,
+            history,
+            f"Broker: {infra.broker_note}. Database: {infra.store_note}.",
+            started=started,
+            duration=duration,
+            stop=stop,
         )
         by_severity = await open_by_severity(conn)
         scripted, seen, missing = await incidents_seen(
@@ -310,6 +353,8 @@ async def _watch(
     supervisor: Supervisor,
     conn: Connection,
     console: Console,
+    history: History,
+    servers: str,
     *,
     started: float,
     duration: float | None,
@@ -332,11 +377,20 @@ async def _watch(
             view = Group(
                 board.table(f"Province demo, {time.monotonic() - started:,.0f} s"),
                 _summary(board, await open_by_severity(conn)),
+                history.line(),
+                servers,
             )
             if console.is_terminal:
                 live.update(view, refresh=True)
             else:
                 console.print(view)
+
+
+async def _finish(task: asyncio.Task[None]) -> None:
+    """Let a backfill that is still running end with the demo (its transaction rolls back)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def main(
