@@ -11,6 +11,7 @@ TimescaleDB the continuous aggregates are refreshed over the span).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import logging
 import time
@@ -24,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protocol import Province
-from store import Connection, StoreConfig, connect, insert_rolled_up, rollups_of, write_mode
+from store import Connection, StoreConfig, connect, load, rollups_of, write_mode
 
 from .settings import PROJECT_ROOT
 
@@ -180,14 +181,28 @@ async def is_empty(conn: Connection) -> bool:
 
 
 async def _write(
-    conn: Connection, table: str, rows: list[tuple[object, ...]], store: StoreConfig
+    store: StoreConfig, table: str, rows: list[tuple[object, ...]], end: datetime
 ) -> None:
-    mode = await write_mode(conn, store)
-    async with conn.transaction():
-        await insert_rolled_up(conn, table, rows, mode)
-    if not mode.maintains_rollups:  # TimescaleDB: materialise the span now
-        for rollup in rollups_of(table):
-            await conn.execute(f"CALL refresh_continuous_aggregate('{rollup.name}', NULL, NULL)")
+    """COPY ``rows`` into ``table``, then bring its rollups up to date in the same
+    transaction: on plain PostgreSQL each rollup merges the aggregate of the rows before
+    ``end`` (ours: the table was empty, and the services write only from ``end`` on); on
+    TimescaleDB the continuous aggregates are refreshed over the span."""
+    conn = await connect(store)
+    try:
+        mode = await write_mode(conn, store)
+        async with conn.transaction():
+            await load(conn, table, rows, use_copy=mode.use_copy)
+            if mode.maintains_rollups:
+                ours = f"(SELECT * FROM {table} WHERE ts < $1) AS backfilled"
+                for rollup in rollups_of(table):
+                    await conn.execute(rollup.upsert_from(ours), end)
+        if not mode.maintains_rollups:
+            for rollup in rollups_of(table):
+                await conn.execute(
+                    f"CALL refresh_continuous_aggregate('{rollup.name}', NULL, $1)", end
+                )
+    finally:
+        await conn.close()
 
 
 async def backfill(
@@ -201,12 +216,15 @@ async def backfill(
     try:
         if not await is_empty(conn):
             return None
-        traffic = traffic_rows(province, end, days)
-        wifi = wifi_rows(province, end, days)
-        await _write(conn, "traffic_counts", list(traffic), store)
-        await _write(conn, "wifi_samples", list(wifi), store)
     finally:
         await conn.close()
+    traffic = traffic_rows(province, end, days)
+    wifi = wifi_rows(province, end, days)
+    # Two connections: the server aggregates one table while it receives the other.
+    await asyncio.gather(
+        _write(store, "traffic_counts", list(traffic), end),
+        _write(store, "wifi_samples", list(wifi), end),
+    )
     report = BackfillReport(days, len(traffic), len(wifi), time.monotonic() - started)
     logger.info(
         "history backfilled: %d days, %d traffic rows, %d Wi-Fi rows in %.1f s",

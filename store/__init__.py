@@ -2,7 +2,7 @@
 
 ``store.history`` holds the planners' queries (traffic, congestion, Wi-Fi, visitors)."""
 
-from ._bulk import WriteMode, insert_rolled_up, write_mode
+from ._bulk import WriteMode, load, write_mode
 from ._dead_letters import DeadLetter, record_dead_letters
 from ._health import write_camera_states, write_edge_states
 from ._maintenance import MaintenanceReport, maintain
@@ -43,7 +43,7 @@ __all__ = [
     "connect",
     "create_pool",
     "detect_flavor",
-    "insert_rolled_up",
+    "load",
     "maintain",
     "migrate",
     "record_dead_letters",
