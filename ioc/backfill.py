@@ -6,7 +6,9 @@ counter (data/traffic, derived from I-94 counts, CC BY 4.0, see SOURCES.md there
 the province's local week, scaled per road class, lowered on Vietnam's public holidays
 (Tết, 30/4-1/5, 2/9, from the ``holidays`` package) where sites fill up instead. Rows go
 through the store's own bulk path (COPY into a staging table, rollups merged from it; on
-TimescaleDB the continuous aggregates are refreshed over the span).
+TimescaleDB the continuous aggregates are refreshed over the span). The rollups are merged
+after the raw rows are committed, each in its own transaction, several at once: a demo
+stopped half-way keeps raw rows whose rollups are short, which only a demo can afford.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import csv
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protocol import Province
-from store import Connection, StoreConfig, connect, load, rollups_of, write_mode
+from store import Connection, Rollup, StoreConfig, connect, load, rollups_of, write_mode
 
 from .settings import PROJECT_ROOT
 
@@ -43,6 +46,7 @@ HOLIDAY_TRAFFIC = 0.7
 HOLIDAY_VISITORS = 2.2
 """Visitors at tourist sites on a public holiday (festival days), against usual."""
 TET_VISITORS = 3.0
+PARALLEL_ROLLUPS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,29 +184,38 @@ async def is_empty(conn: Connection) -> bool:
     )
 
 
-async def _write(
-    store: StoreConfig, table: str, rows: list[tuple[object, ...]], end: datetime
-) -> None:
-    """COPY ``rows`` into ``table``, then bring its rollups up to date in the same
-    transaction: on plain PostgreSQL each rollup merges the aggregate of the rows before
-    ``end`` (ours: the table was empty, and the services write only from ``end`` on); on
-    TimescaleDB the continuous aggregates are refreshed over the span."""
+async def _copy(store: StoreConfig, table: str, rows: list[tuple[object, ...]]) -> None:
     conn = await connect(store)
     try:
         mode = await write_mode(conn, store)
         async with conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = off")
             await load(conn, table, rows, use_copy=mode.use_copy)
-            if mode.maintains_rollups:
-                ours = f"(SELECT * FROM {table} WHERE ts < $1) AS backfilled"
-                for rollup in rollups_of(table):
-                    await conn.execute(rollup.upsert_from(ours), end)
-        if not mode.maintains_rollups:
-            for rollup in rollups_of(table):
-                await conn.execute(
-                    f"CALL refresh_continuous_aggregate('{rollup.name}', NULL, $1)", end
-                )
     finally:
         await conn.close()
+
+
+async def _roll_up(store: StoreConfig, rollup: Rollup, end: datetime) -> None:
+    """Bring one rollup up to date with the backfilled rows (those before ``end``: the
+    table was empty, and the services write only from ``end`` on). On TimescaleDB, refresh
+    the continuous aggregate over the span."""
+    conn = await connect(store)
+    try:
+        mode = await write_mode(conn, store)
+        if mode.maintains_rollups:
+            ours = f"(SELECT * FROM {rollup.source} WHERE ts < $1) AS backfilled"
+            async with conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit = off")
+                await conn.execute(rollup.upsert_from(ours), end)
+        else:
+            await conn.execute(f"CALL refresh_continuous_aggregate('{rollup.name}', NULL, $1)", end)
+    finally:
+        await conn.close()
+
+
+async def _bounded(limit: asyncio.Semaphore, work: Awaitable[None]) -> None:
+    async with limit:
+        await work
 
 
 async def backfill(
@@ -220,10 +233,18 @@ async def backfill(
         await conn.close()
     traffic = traffic_rows(province, end, days)
     wifi = wifi_rows(province, end, days)
-    # Two connections: the server aggregates one table while it receives the other.
+    # Raw rows first, both tables at once; then every rollup of them, a few at a time, each
+    # on its own connection (the server's cores aggregate side by side).
     await asyncio.gather(
-        _write(store, "traffic_counts", list(traffic), end),
-        _write(store, "wifi_samples", list(wifi), end),
+        _copy(store, "traffic_counts", list(traffic)), _copy(store, "wifi_samples", list(wifi))
+    )
+    limit = asyncio.Semaphore(PARALLEL_ROLLUPS)
+    await asyncio.gather(
+        *(
+            _bounded(limit, _roll_up(store, rollup, end))
+            for table in ("traffic_counts", "wifi_samples")
+            for rollup in rollups_of(table)
+        )
     )
     report = BackfillReport(days, len(traffic), len(wifi), time.monotonic() - started)
     logger.info(
