@@ -6,12 +6,16 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 from conftest import ROOT
 
 from ioc.backfill import backfill
+from ioc.runtime import DEMO_DATABASE_FILE, NotConfigured, database_url
+from ioc.settings import Settings
 from protocol import Province, load_province
 from store import StoreConfig, connect, sync_registry
 from store.history import Bucket, Period, traffic_totals, wifi_usage
@@ -81,3 +85,15 @@ async def test_backfill_gives_planners_90_days_with_the_source_weekly_shape(
         assert len({u.bucket for u in usage if u.samples > 0}) >= 90
     finally:
         await conn.close()
+
+
+def test_ioc_commands_find_the_running_demos_database(tmp_path: Path) -> None:
+    """`ioc users add` and friends without IOC_DATABASE_URL: the demo's URL file in the state
+    folder while it runs; without one, an error that says where it looked."""
+    settings = Settings(state_dir=tmp_path, database_url=None)
+    with pytest.raises(NotConfigured, match=str(tmp_path)):
+        database_url(settings)
+    (tmp_path / DEMO_DATABASE_FILE).write_text("postgresql://ioc:pw@127.0.0.1:5999/ioc\n")
+    assert database_url(settings) == "postgresql://ioc:pw@127.0.0.1:5999/ioc"
+    configured = Settings(state_dir=tmp_path, database_url="postgresql://elsewhere/db")
+    assert database_url(configured) == "postgresql://elsewhere/db"
