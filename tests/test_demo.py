@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -36,6 +39,16 @@ def _small_province(path: Path) -> Path:
 
 
 NO_INCIDENTS = ("--incidents", str(ROOT / "tests" / "data" / "no-incidents.yaml"))
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A folder outside pytest's own: any pytest starting meanwhile (other suites on the
+    machine) takes o+x off /tmp/pytest-of-<user>, and the postgres and mosquitto users must
+    reach the state folder."""
+    root = Path(tempfile.mkdtemp(prefix="ioc-demo-test-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _environment(tmp_path: Path, province: Path | None = None) -> dict[str, str]:
