@@ -21,6 +21,20 @@ logger = logging.getLogger(__name__)
 _CAP_FIELD = re.compile(rb"<(identifier|msgType|event)>([^<]{0,200})</\1>")
 
 
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
+    """One HTTP/1.1 request: (path, lower-cased headers, body of Content-Length bytes, at
+    most 1 MB)."""
+    request_line = (await reader.readline()).decode("latin-1")
+    headers: dict[str, str] = {}
+    while (line := (await reader.readline()).decode("latin-1").strip()) != "":
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = min(int(headers.get("content-length", "0") or 0), 1_000_000)
+    body = await reader.readexactly(length)
+    parts = request_line.split(" ")
+    return parts[1] if len(parts) > 1 else "/", headers, body
+
+
 @dataclass
 class ReceiverStats:
     received: int = 0
@@ -39,17 +53,6 @@ class PoliceReceiver:
 
     def __post_init__(self) -> None:
         self._verifier = Webhook(self.secret)
-
-    async def _read(self, reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
-        request_line = (await reader.readline()).decode("latin-1")
-        headers: dict[str, str] = {}
-        while (line := (await reader.readline()).decode("latin-1").strip()) != "":
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = min(int(headers.get("content-length", "0") or 0), 1_000_000)
-        body = await reader.readexactly(length)
-        parts = request_line.split(" ")
-        return parts[1] if len(parts) > 1 else "/", headers, body
 
     def _verdict(self, path: str, headers: dict[str, str], body: bytes) -> str:
         self.stats.received += 1
@@ -80,7 +83,7 @@ class PoliceReceiver:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            path, headers, body = await self._read(reader)
+            path, headers, body = await read_request(reader)
             status = self._verdict(path, headers, body)
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
