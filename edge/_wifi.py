@@ -72,7 +72,8 @@ class WifiFleet:
         self.down: set[str] = set()
         """AP ids scripted to be down (an incident)."""
         self.crowds: dict[str, float] = {}
-        """Site id -> load multiplier, scripted crowds (3.0: three times the usual clients)."""
+        """Site or AP id -> load multiplier, scripted crowds (3.0: three times the usual
+        clients, and at least half a busy day's)."""
 
     def sample(self, now: float, period: float) -> None:
         local = datetime.fromtimestamp(now, self._tz)
@@ -80,9 +81,11 @@ class WifiFleet:
         rnd = self._random
         for state in self._aps:
             state.up = state.ap.id not in self.down
-            surge = self.crowds.get(state.ap.site, 1.0)
+            surge = self.crowds.get(state.ap.id) or self.crowds.get(state.ap.site, 1.0)
+            # A crowd comes on top of at least a middling day's visitors, at any hour.
+            here = max(load, 0.5) if surge > 1.0 else load
             target = (
-                state.ap.capacity * load * surge * (0.6 + 0.4 * rnd.random()) if state.up else 0
+                state.ap.capacity * here * surge * (0.6 + 0.4 * rnd.random()) if state.up else 0
             )
             if state.up:
                 state.clients = max(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -60,11 +61,32 @@ def _settings() -> Settings:
 def demo(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
     vision_workers: Annotated[int, typer.Option(min=1, max=16, help="Vision processes")] = 2,
+    incidents: Annotated[
+        Path | None, typer.Option(help="Scripted incidents (default config/incidents-demo.yaml)")
+    ] = None,
 ) -> None:
     """Run the simulated province end to end (embedded broker and database by default)."""
     from .demo import main as run
 
-    run(Settings(), duration, vision_workers)
+    raise typer.Exit(run(Settings(), duration, vision_workers, incidents))
+
+
+@app.command("police-receiver")
+def police_receiver(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1")],
+    key_variable: Annotated[
+        str,
+        typer.Option("--secret-env", help="Environment variable holding the whsec_ secret"),
+    ] = "IOC_POLICE_SECRET_DEMO",
+) -> None:
+    """A local police dispatch receiver: verifies signatures, logs the CAP it receives."""
+    from .police_receiver import serve
+
+    _settings()
+    secret = os.environ.get(key_variable)
+    if not secret:
+        raise typer.BadParameter(f"{key_variable} is not set", param_hint="--secret-env")
+    asyncio.run(serve(secret, "127.0.0.1", port))
 
 
 @app.command()

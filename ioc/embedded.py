@@ -34,6 +34,25 @@ class _Subscriptions(dict[str, list[Any]]):
         return self._snapshot().items()
 
 
+def _retained_to_holders_only(broker: Any) -> None:
+    """Patch amqtt 0.12's broker against a flood: on every CONNECT it replayed each retained
+    message matching ANY session's subscription (``for topic in self._subscriptions``) to the
+    new client, whatever that client subscribed to. So each service met hundreds of camera
+    and service states it never asked for ("matches none of its subscriptions"), the
+    simulator's snapshot session took them for requests ("unknown field `instance`"), and a
+    console asking for a snapshot waited behind the flood until its 504. Now a retained
+    message goes only to a session that holds the subscription (a reconnecting persistent
+    session, or one that just subscribed), as MQTT says."""
+    replay = broker._publish_retained_messages_for_subscription
+
+    async def to_holders(subscription: tuple[str, int], session: Any) -> None:
+        holders = dict.get(broker._subscriptions, subscription[0], [])
+        if any(holder is session for holder, _ in holders):
+            await replay(subscription, session)
+
+    broker._publish_retained_messages_for_subscription = to_holders
+
+
 class EmbeddedBroker:
     """amqtt on 127.0.0.1; anonymous, because it listens only on loopback for this process
     and its children. Production uses Mosquitto with passwords and ACLs."""
@@ -63,6 +82,7 @@ class EmbeddedBroker:
             logging.getLogger(name).setLevel(logging.WARNING)
         self._broker = Broker(config)
         self._broker._subscriptions = _Subscriptions()  # see the class
+        _retained_to_holders_only(self._broker)
         await self._broker.start()
         logger.info("embedded MQTT broker on %s", self.url)
         return self

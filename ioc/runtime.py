@@ -13,7 +13,7 @@ from protocol import MqttEndpoint, Province, Topics, load_province
 from store import ALL_MIGRATIONS, StoreConfig, connect, migrate, sync_registry
 
 from .embedded import EmbeddedBroker
-from .servers import PostgresCluster
+from .servers import MosquittoBroker, PostgresCluster, mosquitto_binary, mosquitto_version
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -21,6 +21,24 @@ logger = logging.getLogger(__name__)
 
 class NotConfigured(RuntimeError):
     """A production service started without the URL it needs."""
+
+
+DEMO_DATABASE_FILE = "demo-database-url"
+"""In the state folder while a demo runs: its database's URL (mode 0600)."""
+
+
+def database_url(settings: Settings) -> str:
+    """IOC_DATABASE_URL, else the URL of the demo running on ``settings.state_dir``."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    demo = settings.state_dir / DEMO_DATABASE_FILE
+    try:
+        return demo.read_text().strip()
+    except FileNotFoundError:
+        raise NotConfigured(
+            f"IOC_DATABASE_URL is not set and no demo is running in {settings.state_dir.resolve()}"
+            f" (no {DEMO_DATABASE_FILE} there)"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +53,9 @@ class BrokerSide:
 @dataclass(frozen=True, slots=True)
 class Infrastructure(BrokerSide):
     store: StoreConfig
+    broker_note: str = "configured broker"
+    """Which broker is in use, for people (the demo's board)."""
+    store_note: str = "configured database"
 
 
 def broker_endpoint(settings: Settings, url: str | None = None) -> MqttEndpoint:
@@ -84,23 +105,54 @@ async def infrastructure(
     async with contextlib.AsyncExitStack() as stack:
         if settings.mqtt_url is not None:
             endpoint = broker_endpoint(settings)
+            broker_note = f"broker {endpoint.redacted()} (IOC_MQTT_URL)"
         elif embedded:
-            broker = await stack.enter_async_context(EmbeddedBroker())
-            endpoint = MqttEndpoint.from_url(broker.url, mqtt5=False)
+            endpoint, broker_note = await _local_broker(settings, stack)
         else:
             raise NotConfigured("IOC_MQTT_URL is not set")
         if settings.database_url is not None:
             store = store_config(settings, settings.database_url.get_secret_value())
+            store_note = "database from IOC_DATABASE_URL"
         elif embedded:
             cluster = PostgresCluster(settings.state_dir / "postgres")
             await asyncio.to_thread(cluster.start)
             stack.callback(cluster.stop)
-            logger.info(
-                "private PostgreSQL on 127.0.0.1:%d (data in %s)", cluster.port, cluster.data
+            binaries = cluster.binaries
+            store_note = (
+                f"PostgreSQL {await asyncio.to_thread(binaries.version)} "
+                f"({binaries.origin} binaries, {binaries.bin_dir}) on 127.0.0.1:{cluster.port}, "
+                f"data in {cluster.data}"
             )
+            logger.info("private %s", store_note)
             store = store_config(settings, cluster.url)
         else:
             raise NotConfigured("IOC_DATABASE_URL is not set")
         if prepare:
             await prepare_store(store, province)
-        yield Infrastructure(endpoint, province, Topics(settings.topic_prefix), store)
+        yield Infrastructure(
+            endpoint,
+            province,
+            Topics(settings.topic_prefix),
+            store,
+            broker_note=broker_note,
+            store_note=store_note,
+        )
+
+
+async def _local_broker(
+    settings: Settings, stack: contextlib.AsyncExitStack
+) -> tuple[MqttEndpoint, str]:
+    """A private Mosquitto (MQTT 5) when installed, else the in-process amqtt (3.1.1)."""
+    binary = mosquitto_binary()
+    if settings.demo_broker == "mosquitto" and binary is None:
+        raise NotConfigured("IOC_DEMO_BROKER=mosquitto but mosquitto is not installed")
+    if binary is not None and settings.demo_broker != "amqtt":
+        mosquitto = MosquittoBroker(settings.state_dir / "mosquitto", persistence=False)
+        await asyncio.to_thread(mosquitto.start)
+        stack.callback(mosquitto.stop)
+        note = f"Mosquitto {mosquitto_version(binary)} (MQTT 5) on 127.0.0.1:{mosquitto.port}"
+        logger.info("private %s", note)
+        return MqttEndpoint.from_url(mosquitto.url, mqtt5=True), note
+    broker = await stack.enter_async_context(EmbeddedBroker())
+    note = f"amqtt in-process (MQTT 3.1.1) on 127.0.0.1:{broker.port}"
+    return MqttEndpoint.from_url(broker.url, mqtt5=False), note

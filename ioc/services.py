@@ -30,6 +30,7 @@ from .runtime import (
     NotConfigured,
     broker_endpoint,
     broker_side,
+    database_url,
     infrastructure,
     prepare_store,
     store_config,
@@ -208,9 +209,7 @@ def add_console_user(settings: Settings, username: str, role: str) -> None:
     if len(password) < 10:
         raise typer.BadParameter("the password must have at least 10 characters")
 
-    if settings.database_url is None:
-        raise NotConfigured("IOC_DATABASE_URL is not set")
-    store = store_config(settings, settings.database_url.get_secret_value())
+    store = store_config(settings, database_url(settings))
 
     async def run() -> None:
         await prepare_store(store, load_province(settings.province))
@@ -225,9 +224,7 @@ def add_console_user(settings: Settings, username: str, role: str) -> None:
 
 
 def revoke_console_sessions(settings: Settings, username: str) -> None:
-    if settings.database_url is None:
-        raise NotConfigured("IOC_DATABASE_URL is not set")
-    store = store_config(settings, settings.database_url.get_secret_value())
+    store = store_config(settings, database_url(settings))
 
     async def run() -> int:
         conn = await connect(store)

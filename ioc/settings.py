@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,3 +44,8 @@ class Settings(BaseSettings):
         " province's reference data",
     )
     log_level: str = Field("INFO", description="Python logging level")
+    demo_broker: Literal["auto", "mosquitto", "amqtt"] = Field(
+        "auto",
+        description="Broker the demo starts without IOC_MQTT_URL: auto = Mosquitto when "
+        "installed, else the in-process amqtt",
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
@@ -29,11 +30,17 @@ def enable_manual_ack(client: aiomqtt.Client) -> None:
     client._client.manual_ack_set(True)
 
 
+UNSOLICITED: Counter[str] = Counter()
+"""Messages per session identifier that matched none of its subscriptions."""
+
+
 def unsolicited(identifier: str, message: aiomqtt.Message) -> None:
-    """Log a message that matches none of the session's subscriptions. A broker bug, not a
-    bad payload: the embedded amqtt now and then replays a retained message to the wrong
-    session. It is dropped (acknowledged), not judged as a dead letter."""
-    logger.info("%s: %s matches none of its subscriptions; ignored", identifier, message.topic)
+    """Count (and log at DEBUG) a message that matches none of the session's subscriptions.
+    A broker bug, not a bad payload: amqtt 0.12 replayed retained messages to sessions that
+    never asked (ioc/embedded.py now stops that). It is dropped (acknowledged), not judged as
+    a dead letter."""
+    UNSOLICITED[identifier] += 1
+    logger.debug("%s: %s matches none of its subscriptions; ignored", identifier, message.topic)
 
 
 def acknowledge(client: aiomqtt.Client, message: aiomqtt.Message) -> None:

