@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright
 
@@ -73,6 +74,11 @@ async def open_page(
     await page.click("#login-form button[type=submit]")
     await page.locator("#room:not([hidden])").wait_for()
     return watched
+
+
+async def incident_of(db: asyncpg.Connection, alert_id: str) -> str:
+    """The incident the alerts engine put ``alert_id`` in (the page lists incidents)."""
+    return str(await db.fetchval("SELECT incident_id FROM alerts WHERE id = $1", alert_id))
 
 
 def row(page: Page, incident_id: str, extra: str = "") -> Locator:

@@ -15,7 +15,7 @@ from console_support import (
     route_to_police,
     seed_registry,
 )
-from page_support import PAGE_MARKS, chromium, open_page, row
+from page_support import PAGE_MARKS, chromium, incident_of, open_page, row
 from playwright.async_api import Page
 
 from console_api import Role
@@ -61,22 +61,23 @@ async def test_the_map_shows_cameras_and_incidents_at_their_coordinates(
     await seed_registry(db)
     await create_latest_state_tables(db)
     alert_id, _ = await raise_alert(db, camera="cam-b", district="go-cong", zone=None)
+    incident = await incident_of(db, alert_id)
     async with console(database, db) as c, chromium() as browser:
         await c.user(Role.OPERATOR)
         watched = await open_page(browser, c.url, "operator-1", lang="en")
         page = watched.page
-        await row(page, alert_id).wait_for()
+        await row(page, incident).wait_for()
         for camera, lat, lon in await db.fetch("SELECT id, lat, lon FROM cameras"):
             await _assert_at(page, f'.camera-marker[data-camera-id="{camera}"]', lat, lon)
-        marker = f'.incident-marker[data-incident-id="{alert_id}"]'
+        marker = f'.incident-marker[data-incident-id="{incident}"]'
         await _assert_at(page, marker, 10.3601, 106.6712)  # cam-b's place
         # Unacknowledged: it pulses; selecting it in the list centres the map on it.
         assert "pulse" in (await page.get_attribute(marker, "class") or "")
-        await row(page, alert_id).locator(".title").click()
+        await row(page, incident).locator(".title").click()
         centre = await page.evaluate(_CENTRE)
         assert abs(centre[0] - 10.3601) < 1e-4
         assert abs(centre[1] - 106.6712) < 1e-4
-        await page.locator(f'#detail[data-incident-id="{alert_id}"]').wait_for()
+        await page.locator(f'#detail[data-incident-id="{incident}"]').wait_for()
         assert _problems(watched.problems) == []
 
 
@@ -86,20 +87,21 @@ async def test_an_acknowledgement_and_an_assignment_reach_another_operator_withi
     await seed_registry(db)
     await create_latest_state_tables(db)
     alert_id, _ = await raise_alert(db)
+    incident = await incident_of(db, alert_id)
     async with console(database, db) as c, chromium() as browser:
         await c.user(Role.OPERATOR)
         await c.user(Role.OPERATOR, "operator-2")
         one = (await open_page(browser, c.url, "operator-1")).page
         two = (await open_page(browser, c.url, "operator-2")).page
         for page in (one, two):
-            await row(page, alert_id).wait_for()
+            await row(page, incident).wait_for()
 
         started = time.monotonic()
-        await row(one, alert_id).locator("button.ack").click()
-        await row(two, alert_id, '[data-state="acknowledged"]').wait_for(timeout=1000)
+        await row(one, incident).locator("button.ack").click()
+        await row(two, incident, '[data-state="acknowledged"]').wait_for(timeout=1000)
         assert time.monotonic() - started < 1.0
 
-        await row(one, alert_id).locator("button.assign").click()
+        await row(one, incident).locator("button.assign").click()
         assignee = one.locator("#assignee")
         if await assignee.evaluate("e => e.tagName") == "SELECT":
             await assignee.select_option("operator-2")
@@ -107,9 +109,9 @@ async def test_an_acknowledgement_and_an_assignment_reach_another_operator_withi
             await assignee.fill("operator-2")
         started = time.monotonic()
         await one.click("#menu-save")
-        await row(two, alert_id, '[data-state="assigned"]').wait_for(timeout=1000)
+        await row(two, incident, '[data-state="assigned"]').wait_for(timeout=1000)
         assert time.monotonic() - started < 1.0
-        assert "operator-2" in await row(two, alert_id).inner_text()
+        assert "operator-2" in await row(two, incident).inner_text()
         stored = await db.fetchval("SELECT assigned_to FROM alerts WHERE id = $1", alert_id)
         assert stored == "operator-2"
 
@@ -120,8 +122,8 @@ async def test_police_see_only_their_incidents_with_their_cap_history(
     await seed_registry(db)
     await create_latest_state_tables(db)
     routing = await route_to_police(db)
-    theirs, _ = await raise_alert(db, routing=routing)
-    others, _ = await raise_alert(
+    theirs_alert, _ = await raise_alert(db, routing=routing)
+    others_alert, _ = await raise_alert(
         db,
         camera="cam-b",
         district="go-cong",
@@ -129,6 +131,8 @@ async def test_police_see_only_their_incidents_with_their_cap_history(
         zone=None,
         routing=routing,
     )
+    theirs = await incident_of(db, theirs_alert)
+    others = await incident_of(db, others_alert)
     async with console(database, db) as c, chromium() as browser:
         await c.user(Role.OPERATOR)
         await c.user(Role.POLICE)
