@@ -2,7 +2,14 @@
 
 from ._background import Background, Work
 from ._endpoint import MqttEndpoint
-from ._frames import FRAME_SCHEMA_VERSION, FrameDecodeError, FrameHeader, decode_frame, encode_frame
+from ._frames import (
+    FRAME_SCHEMA_VERSION,
+    FrameDecodeError,
+    FrameHeader,
+    decode_frame,
+    encode_frame,
+    jpeg_size,
+)
 from ._messages import (
     ALERT,
     CAMERA_STATE,
@@ -52,6 +59,7 @@ from ._session import (
     unsolicited,
 )
 from ._snapshot import SnapshotClient, SnapshotError, request_snapshot
+from ._times import UNBOUNDED, TimeOutOfWindow, TimeWindow, edge_times
 from ._topics import DEFAULT_PREFIX, ParsedTopic, Stream, TopicError, Topics, shared
 from ._vocabulary import PROFILES, EventKind, KindProfile, Severity, severity_rank
 
@@ -68,6 +76,7 @@ __all__ = [
     "SNAPSHOT_REQUEST",
     "TELEMETRY",
     "TRAFFIC",
+    "UNBOUNDED",
     "AccessPoint",
     "AlertMessage",
     "Analytics",
@@ -99,6 +108,8 @@ __all__ = [
     "SnapshotRequest",
     "Stream",
     "TelemetryBatch",
+    "TimeOutOfWindow",
+    "TimeWindow",
     "TopicError",
     "Topics",
     "TrafficMetrics",
@@ -110,8 +121,10 @@ __all__ = [
     "acknowledge",
     "backoff_delay",
     "decode_frame",
+    "edge_times",
     "enable_manual_ack",
     "encode_frame",
+    "jpeg_size",
     "load_province",
     "parse_province",
     "request_snapshot",
