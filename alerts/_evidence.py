@@ -24,7 +24,9 @@ from protocol import (
     Background,
     FrameDecodeError,
     MqttEndpoint,
+    PayloadError,
     SnapshotRequest,
+    TimeWindow,
     TopicError,
     Topics,
     Work,
@@ -164,7 +166,8 @@ class EvidenceCollector(Background):
             payload = message.payload if isinstance(message.payload, bytes) else b""
             try:
                 header, jpeg = decode_frame(payload)
-            except FrameDecodeError as exc:
+                TimeWindow().check(header)
+            except (FrameDecodeError, PayloadError) as exc:
                 logger.warning("evidence for alert %s unreadable: %s", alert_id, exc)
                 self._count("rejected")
                 continue

@@ -6,10 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.responses import JSONResponse, Response
 
 from alerts import AlertFeed
 from protocol import MqttEndpoint, Topics
-from store import StoreConfig, create_pool
+from store import DB_ERRORS, StoreConfig, create_pool
 
 from . import (
     _alerts,
@@ -96,6 +97,8 @@ def create_app(
     ):
         app.include_router(router)
     app.add_api_route("/healthz", health, methods=["GET"], tags=["health"])
+    for error in DB_ERRORS:  # the pool's acquire timeout (TimeoutError) among them
+        app.add_exception_handler(error, store_unavailable)
     app.mount("/static", _page.static_files(), name="static")
     # Outermost first: metrics see every answer, including the body limit's 413.
     app.add_middleware(_page.PageHeaders)
@@ -103,6 +106,16 @@ def create_app(
     app.add_middleware(_metrics.RequestMetrics, metrics=metrics)
     _openapi.install(app)
     return app
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After when the store is away or every pooled connection stays busy
+    past the acquire timeout: the client may try again, nothing else waits on it."""
+    return JSONResponse(
+        {"detail": f"the database is unavailable or busy ({type(exc).__name__}); try again"},
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "2"},
+    )
 
 
 async def health(request: Request) -> dict[str, str]:

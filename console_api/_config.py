@@ -19,6 +19,9 @@ class ConsoleConfig:
     by logout or revocation, a disabled user or a changed role closes it (4401) within this."""
     ws_queue: int = 512
     """Changes that may wait for one websocket client; a client further behind is closed."""
+    ws_send_timeout: float = 5.0
+    """Seconds one websocket message may take to leave; a client slower than that (one that
+    stopped reading) is closed with 4429 and resumes with ``after_seq``."""
     ws_replay_limit: int = 20_000
     """A resume further behind than this gets a fresh snapshot instead of a replay."""
     alert_list_limit: int = 1000
@@ -38,7 +41,7 @@ class ConsoleConfig:
         for name in ("max_body_bytes", "ws_queue", "ws_replay_limit", "alert_list_limit"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("ws_auth_timeout", "ws_session_check", "snapshot_timeout"):
+        for name in ("ws_auth_timeout", "ws_session_check", "ws_send_timeout", "snapshot_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.snapshot_ttl < 0:
