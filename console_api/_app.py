@@ -29,6 +29,7 @@ from . import (
 from ._bounds import BodyLimit
 from ._config import ConsoleConfig
 from ._hub import ChangeHub
+from ._throttle import LoginThrottle, PasswordHashing
 
 PUBLIC_PATHS = frozenset(
     {"/api/v1/auth/token:POST", "/healthz:GET", "/metrics:GET", "/:GET", "/console/:GET"}
@@ -58,6 +59,9 @@ def create_app(
             pool = await create_pool(store)
             stack.push_async_callback(pool.close)
             app.state.pool = pool
+            app.state.hashing = await stack.enter_async_context(
+                PasswordHashing(config.password_workers)
+            )
             feed = await stack.enter_async_context(
                 AlertFeed(store, subscriber_capacity=FEED_CAPACITY)
             )
@@ -82,6 +86,7 @@ def create_app(
     )
     app.state.config = config
     app.state.metrics = metrics
+    app.state.throttle = LoginThrottle(config.login_limits)
     for router in (
         _users.router,
         _alerts.router,

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+
+from ._throttle import ThrottleLimits
 
 
 @dataclass(frozen=True, slots=True)
 class ConsoleConfig:
     token_lifetime: timedelta = timedelta(hours=12)
     """How long a bearer token from a login stays valid (a shift, with margin)."""
+    login_limits: ThrottleLimits = field(default_factory=ThrottleLimits)
+    """Failed logins per client address and per username before 429 (per window)."""
+    password_workers: int = 2
+    """Threads hashing passwords (Argon2id, 64 MiB each): at most this many at once."""
     max_body_bytes: int = 64 * 1024
     """Largest request body accepted; larger ones get 413 before anything reads them."""
     ws_auth_timeout: float = 10.0
@@ -38,7 +44,13 @@ class ConsoleConfig:
     def __post_init__(self) -> None:
         if self.token_lifetime <= timedelta(0):
             raise ValueError("token_lifetime must be positive")
-        for name in ("max_body_bytes", "ws_queue", "ws_replay_limit", "alert_list_limit"):
+        for name in (
+            "password_workers",
+            "max_body_bytes",
+            "ws_queue",
+            "ws_replay_limit",
+            "alert_list_limit",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("ws_auth_timeout", "ws_session_check", "ws_send_timeout", "snapshot_timeout"):

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from protocol import MqttEndpoint, Province, Topics, load_province
+from protocol import MqttEndpoint, Province, TimeWindow, Topics, load_province
 from store import ALL_MIGRATIONS, StoreConfig, connect, migrate, sync_registry
 
 from .embedded import EmbeddedBroker
@@ -63,7 +63,13 @@ def store_config(settings: Settings, url: str) -> StoreConfig:
         url=url,
         statement_cache_size=settings.db_statement_cache_size,
         use_copy=settings.db_use_copy,
+        acquire_timeout=settings.db_acquire_timeout,
     )
+
+
+def time_window(settings: Settings) -> TimeWindow:
+    """The window around the receiver's clock that edge times must fall in."""
+    return TimeWindow(past=settings.edge_time_past, future=settings.edge_time_future)
 
 
 async def prepare_store(store: StoreConfig, province: Province) -> None:

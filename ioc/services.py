@@ -32,6 +32,7 @@ from .runtime import (
     infrastructure,
     prepare_store,
     store_config,
+    time_window,
 )
 from .settings import PROJECT_ROOT, Settings
 from .status import StatusReporter, counters_of
@@ -104,6 +105,7 @@ def run_vision(settings: Settings, shard: str) -> None:
             topics=infra.topics,
             timezone=infra.province.timezone,
             identifier=instance,
+            time_window=time_window(settings),
         ) as worker:
             await _report_until_stopped(
                 infra, instance, "vision", worker.stats, worker.wait_until_subscribed
@@ -124,6 +126,7 @@ def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
                 topics=infra.topics,
                 identifier=identifier,
                 shared_group=group,
+                time_window=time_window(settings),
             ) as ingest,
         ):
             await _report_until_stopped(

@@ -39,3 +39,14 @@ class Settings(BaseSettings):
         True, description="Bulk writes through COPY; off for engines that cannot take COPY"
     )
     log_level: str = Field("INFO", description="Python logging level")
+    edge_time_past: Annotated[float, Field(ge=0)] = Field(
+        86_400.0,
+        description="Seconds before the receiver's clock an edge's time may lie; older "
+        "messages become dead letters (raise it when edges may spool longer outages)",
+    )
+    edge_time_future: Annotated[float, Field(ge=0)] = Field(
+        300.0, description="Seconds of edge clock skew into the future accepted"
+    )
+    db_acquire_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+        10.0, description="Seconds to wait for a pooled database connection before giving up"
+    )
