@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from console_support import PASSWORD, console, raise_alert, seed_registry
+from console_support import PASSWORD, console, raise_alert, route_to_police, seed_registry
 from websockets.client import ClientProtocol
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -203,3 +203,20 @@ async def test_a_login_flood_does_not_stall_the_live_feed(
     assert set(codes) <= {401, 429}
     assert codes.count(401) >= 1
     assert _p99(flooded) - _p99(quiet) <= 0.050, (_p99(quiet), _p99(flooded))
+
+
+async def test_control_characters_are_refused_at_the_edge_with_the_field_named(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    """A vertical tab in a note would reach the CAP message (lxml refuses it: a 500); the one
+    text rule refuses it first, and lets tabs, newlines and Vietnamese through."""
+    await seed_registry(db)
+    alert_id, _ = await raise_alert(db, routing=await route_to_police(db))
+    async with console(database, db) as c, await c.as_role(Role.OPERATOR) as http:
+        url = f"/api/v1/alerts/{alert_id}/acknowledge"
+        for bad in ("xe\x0bmáy", "bell\x07", "del\x7f", "nope\ufffe"):
+            response = await http.post(url, json={"note": bad})
+            assert response.status_code == 422, (bad, response.text)
+            assert response.json()["detail"][0]["loc"] == ["body", "note"]
+        response = await http.post(url, json={"note": "Đã xem\n\tđội tuần tra 7 🚓"})
+        assert response.status_code == 200, response.text
