@@ -215,3 +215,17 @@ async def test_bad_frames_are_dead_letters_and_the_camera_goes_on(
         await edge.publish(topics.frames(cam.id), encode_frame(good, room.tobytes()))
         await asyncio.wait_for(worker.wait_for_frames(len(bad) + 1), 10)
     assert (worker.stats.frames_rejected, worker.stats.frames_processed) == (len(bad), 1)
+
+
+def test_csv_cells_that_look_like_formulas_stay_text() -> None:
+    from datetime import UTC, datetime
+
+    from console_api._planner import Point, Ranked, Series
+    from console_api._render import ranking_csv, to_csv
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    series = [Series(key={"road": '=HYPERLINK("http://evil")'}, points=[Point(at, -3.0)])]
+    rows = to_csv(series, "vehicles").splitlines()
+    assert rows[1].endswith(""",\"'=HYPERLINK(\"\"http://evil\"\")\",-3""")
+    ranking = ranking_csv([Ranked(rank=1, id="cam-1", name="@SUM(A1)", total=5)], "vehicles")
+    assert ranking.splitlines()[1] == "1,cam-1,'@SUM(A1),5"
