@@ -36,7 +36,16 @@ from protocol import (
     run_subscriber,
     shared,
 )
-from store import DB_ERRORS, StoreConfig, WriteMode, close_pool, create_pool, maintain, write_mode
+from store import (
+    DB_ERRORS,
+    Retention,
+    StoreConfig,
+    WriteMode,
+    close_pool,
+    create_pool,
+    maintain,
+    write_mode,
+)
 
 from ._decode import Decoded, decode_message
 from ._flush import STORE_ERRORS, FlushResult, is_transient, store_decoded, store_isolating_bad
@@ -86,6 +95,7 @@ class IngestService(Background):
         writers: int = 2,
         maintenance_interval: float | None = 3_600.0,
         time_window: TimeWindow | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.store = store
@@ -99,6 +109,7 @@ class IngestService(Background):
         self.maintenance_interval = maintenance_interval
         self.time_window = time_window or TimeWindow()
         """Edge times outside it make the message a dead letter."""
+        self.retention = retention
         self.stats = IngestStats()
         # Never fuller than the broker's window of unacknowledged messages. Device states
         # have a queue and a writer of their own: their order decides the latest status,
@@ -261,7 +272,7 @@ class IngestService(Background):
     async def _maintain(self) -> None:
         try:
             async with self.pool.acquire() as conn:
-                await maintain(conn)
+                await maintain(conn, retention=self.retention)
         except DB_ERRORS as exc:
             logger.warning("store maintenance failed (%s); trying again later", exc)
         async with self._progress:

@@ -31,6 +31,7 @@ from .runtime import (
     broker_side,
     infrastructure,
     prepare_store,
+    retention,
     store_config,
     time_window,
 )
@@ -127,6 +128,7 @@ def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
                 identifier=identifier,
                 shared_group=group,
                 time_window=time_window(settings),
+                retention=retention(settings),
             ) as ingest,
         ):
             await _report_until_stopped(
