@@ -115,7 +115,8 @@ async def record_login(conn: Connection, username: str, address: str, outcome: s
     """One line of the login audit: who tried, from where, and what came of it."""
     await conn.execute(
         "INSERT INTO login_audit (username, address, outcome) VALUES ($1, $2, $3)",
-        username[:64],
+        # As typed, but storable and printable: control characters (NUL) become '?'.
+        re.sub(r"[\x00-\x1f\x7f]", "?", username[:64]),
         address[:64],
         outcome,
     )
