@@ -29,6 +29,7 @@ from . import (
 from ._bounds import BodyLimit
 from ._config import ConsoleConfig
 from ._hub import ChangeHub
+from ._internals import InternalsGate
 from ._throttle import LoginThrottle, PasswordHashing
 
 PUBLIC_PATHS = frozenset(
@@ -109,6 +110,7 @@ def create_app(
     app.add_middleware(_page.PageHeaders)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     app.add_middleware(_metrics.RequestMetrics, metrics=metrics)
+    app.add_middleware(InternalsGate, exposure=config.internals)
     _openapi.install(app)
     return app
 

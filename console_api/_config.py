@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from ._internals import Exposure
 from ._throttle import ThrottleLimits
 
 
@@ -12,6 +13,9 @@ from ._throttle import ThrottleLimits
 class ConsoleConfig:
     token_lifetime: timedelta = timedelta(hours=12)
     """How long a bearer token from a login stays valid (a shift, with margin)."""
+    internals: Exposure = "open"
+    """/metrics, /docs, /redoc, /openapi.json: "open" (the demo), "admin" (a bearer token
+    of an administrator) or "off" (404); production sets admin or off."""
     login_limits: ThrottleLimits = field(default_factory=ThrottleLimits)
     """Failed logins per client address and per username before 429 (per window)."""
     password_workers: int = 2

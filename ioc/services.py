@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from console_api import Role, add_user, create_app, revoke_tokens
+from console_api import ConsoleConfig, Role, add_user, create_app, revoke_tokens
 from edge import CitySimulator, ClipLibrary, incident_targets, load_incidents
 from ingest import IngestService
 from protocol import Topics, load_province
@@ -171,7 +171,9 @@ def run_api(settings: Settings) -> None:
 
     async def main() -> None:
         await prepare_store(store, province)
-        app = create_app(store, mqtt=mqtt, topics=topics)
+        app = create_app(
+            store, config=ConsoleConfig(internals=settings.api_internals), mqtt=mqtt, topics=topics
+        )
         config = uvicorn.Config(
             app,
             host=settings.api_host,

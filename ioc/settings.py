@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     )
     retain_login_audit_days: Annotated[int, Field(ge=1)] = Field(
         90, description="Days the login audit is kept"
+    )
+    api_internals: Literal["open", "admin", "off"] = Field(
+        "open",
+        description="Who may read the API's /metrics, /docs and /openapi.json: open (the "
+        "demo), admin (an administrator's token) or off; production: admin or off",
     )
     db_acquire_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
         10.0, description="Seconds to wait for a pooled database connection before giving up"

@@ -23,6 +23,7 @@ from websockets.uri import parse_uri
 from alerts import changes_since
 from alerts._repository import record_change
 from console_api import WS_TOO_SLOW, ConsoleConfig, Role, ThrottleLimits
+from console_api._internals import Exposure
 from store import StoreConfig
 
 pytestmark = pytest.mark.postgres
@@ -220,3 +221,18 @@ async def test_control_characters_are_refused_at_the_edge_with_the_field_named(
             assert response.json()["detail"][0]["loc"] == ["body", "note"]
         response = await http.post(url, json={"note": "Đã xem\n\tđội tuần tra 7 🚓"})
         assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(("exposure", "anyone", "admin"), [("admin", 403, 200), ("off", 404, 404)])
+async def test_internals_are_admin_only_or_off_when_configured(
+    database: StoreConfig, db: asyncpg.Connection, exposure: Exposure, anyone: int, admin: int
+) -> None:
+    async with console(database, db, ConsoleConfig(internals=exposure)) as c:
+        operator = await c.as_role(Role.OPERATOR)
+        administrator = await c.as_role(Role.ADMIN)
+        async with c.http() as nobody, operator, administrator:
+            for path in ("/metrics", "/docs", "/openapi.json"):
+                assert (await nobody.get(path)).status_code == anyone, path
+                assert (await operator.get(path)).status_code == anyone, path
+                assert (await administrator.get(path)).status_code == admin, path
+            assert (await nobody.get("/healthz")).status_code == 200
