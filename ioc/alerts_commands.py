@@ -211,6 +211,7 @@ def send_test_rules(
                     {
                         "id": SEND_TEST_ENDPOINT,
                         "url": to,
+                        "allow_plain_http": True,
                         "secret_env": "IOC_SEND_TEST_SECRET",
                         "timeout_seconds": 10,
                     }

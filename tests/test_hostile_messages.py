@@ -229,3 +229,22 @@ def test_csv_cells_that_look_like_formulas_stay_text() -> None:
     assert rows[1].endswith(""",\"'=HYPERLINK(\"\"http://evil\"\")\",-3""")
     ranking = ranking_csv([Ranked(rank=1, id="cam-1", name="@SUM(A1)", total=5)], "vehicles")
     assert ranking.splitlines()[1] == "1,cam-1,'@SUM(A1),5"
+
+
+def test_police_webhooks_must_be_https_unless_a_test_endpoint_says_so(
+    clips_province: Province,
+) -> None:
+    from alerts import parse_rules
+    from protocol import ConfigError
+
+    def rules(**endpoint: object) -> dict[str, object]:
+        entry = {"id": "dispatch", "secret_env": "IOC_S", **endpoint}
+        return {"police": {"endpoints": [entry]}}
+
+    secret = {"IOC_S": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+    with pytest.raises(ConfigError, match="must be https://"):
+        parse_rules(rules(url="http://dispatch.example/cap"), clips_province, environ=secret)
+    parse_rules(rules(url="https://dispatch.example/cap"), clips_province, environ=secret)
+    parse_rules(
+        rules(url="http://127.0.0.1:9/cap", allow_plain_http=True), clips_province, environ=secret
+    )
