@@ -50,6 +50,7 @@ from ._province import (
     load_province,
     parse_province,
 )
+from ._redact import redact_url
 from ._session import (
     acknowledge,
     backoff_delay,
@@ -127,6 +128,7 @@ __all__ = [
     "jpeg_size",
     "load_province",
     "parse_province",
+    "redact_url",
     "request_snapshot",
     "run_subscriber",
     "severity_rank",

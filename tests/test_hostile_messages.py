@@ -248,3 +248,16 @@ def test_police_webhooks_must_be_https_unless_a_test_endpoint_says_so(
     parse_rules(
         rules(url="http://127.0.0.1:9/cap", allow_plain_http=True), clips_province, environ=secret
     )
+
+
+def test_urls_lose_their_passwords_and_query_secrets() -> None:
+    from protocol import redact_url
+
+    assert (
+        redact_url("https://ctl.example/api/aps?site=1&apikey=s3cr3t&x=2")
+        == "https://ctl.example/api/aps?site=1&apikey=***&x=2"
+    )
+    assert (
+        redact_url("https://u:pw@h/p?access_token=abc#f") == "https://u:***@h/p?access_token=***#f"
+    )
+    assert redact_url("https://h/p?page=2") == "https://h/p?page=2"
