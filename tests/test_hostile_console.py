@@ -236,3 +236,30 @@ async def test_internals_are_admin_only_or_off_when_configured(
                 assert (await operator.get(path)).status_code == anyone, path
                 assert (await administrator.get(path)).status_code == admin, path
             assert (await nobody.get("/healthz")).status_code == 200
+
+
+async def test_the_fiware_traffic_feed_is_bounded_to_what_memory_allows(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    """~4 KB of Python objects per entity: 20,000 at most (~80 MB), not the 250,000 points
+    (~1 GiB) the history endpoints allow."""
+    await seed_registry(db)
+    await db.execute(
+        """INSERT INTO cameras (id, name, kind, district_id, road, lat, lon, fps, zones, lines)
+           SELECT 'cam-' || i, 'Camera ' || i, 'traffic', 'my-tho', 'QL1A', 10.36, 106.37, 5,
+                  '[]', '[{"id": "count", "points": [[0.1, 0.7], [0.9, 0.7]]}]'
+           FROM generate_series(1, 10) AS i"""
+    )
+    async with console(database, db) as c, await c.as_role(Role.PLANNER) as http:
+        query = {"bucket": "hour", "since": "2026-01-01T00:00:00+07:00"}
+        too_many = await http.get(  # 11 lines x 2 directions x 1,440 hours
+            "/api/v1/fiware/TrafficFlowObserved",
+            params={**query, "until": "2026-03-01T00:00:00+07:00"},
+        )
+        assert too_many.status_code == 422, too_many.text
+        assert "over 20000 points" in too_many.text
+        fine = await http.get(
+            "/api/v1/fiware/TrafficFlowObserved",
+            params={**query, "until": "2026-01-02T00:00:00+07:00"},
+        )
+        assert fine.status_code == 200, fine.text
