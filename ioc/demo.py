@@ -66,7 +66,14 @@ async def start_province(supervisor: Supervisor, vision_workers: int) -> None:
     await supervisor.add("simulator", "simulate")
 
 
-def _summary(board: StatusBoard, open_alerts: int) -> Table:
+def restarts(supervisor: Supervisor) -> str:
+    """Which services the supervisor had to start again, and how often ("none" when none):
+    a service in a crash loop shows here even though the supervisor keeps it running."""
+    again = {n: s.starts - 1 for n, s in supervisor.services.items() if s.starts > 1}
+    return ", ".join(f"{n} {k}" for n, k in sorted(again.items())) or "none"
+
+
+def _summary(board: StatusBoard, open_alerts: int, restarted: str = "none") -> Table:
     table = Table(show_header=True)
     for column in (
         "frames/s analysed",
@@ -74,6 +81,7 @@ def _summary(board: StatusBoard, open_alerts: int) -> Table:
         "open alerts",
         "dropped frames",
         "dead letters",
+        "restarts",
     ):
         table.add_column(column, justify="right")
     table.add_row(
@@ -82,6 +90,7 @@ def _summary(board: StatusBoard, open_alerts: int) -> Table:
         f"{open_alerts:,}",
         f"{board.total('vision', 'frames_dropped'):,.0f}",
         f"{board.total('ingest', 'dead_letters') + board.total('alerts', 'dead_letters'):,.0f}",
+        restarted,
     )
     return table
 
@@ -159,7 +168,7 @@ async def _watch(
             )
             view = Group(
                 board.table(f"Province demo, {time.monotonic() - started:,.0f} s"),
-                _summary(board, open_alerts),
+                _summary(board, open_alerts, restarts(supervisor)),
             )
             if console.is_terminal:
                 live.update(view, refresh=True)

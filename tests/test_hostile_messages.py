@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiomqtt
 import asyncpg
@@ -261,3 +262,17 @@ def test_urls_lose_their_passwords_and_query_secrets() -> None:
         redact_url("https://u:pw@h/p?access_token=abc#f") == "https://u:***@h/p?access_token=***#f"
     )
     assert redact_url("https://h/p?page=2") == "https://h/p?page=2"
+
+
+def test_the_demo_board_names_restarted_services(tmp_path: Path) -> None:
+    from ioc.demo import restarts
+    from ioc.supervisor import ServiceProcess, Supervisor
+
+    supervisor = Supervisor({}, tmp_path)
+    for name, starts in (("ingest", 1), ("alerts", 3), ("vision-1", 2)):
+        service = ServiceProcess(name, (), {}, tmp_path)
+        service.starts = starts
+        supervisor.services[name] = service
+    assert restarts(supervisor) == "alerts 2, vision-1 1"
+    supervisor.services = {"ingest": supervisor.services["ingest"]}
+    assert restarts(supervisor) == "none"
