@@ -30,7 +30,7 @@ from ._bounds import BodyLimit
 from ._config import ConsoleConfig
 from ._hub import ChangeHub
 from ._internals import InternalsGate
-from ._throttle import LoginThrottle, PasswordHashing
+from ._throttle import LoginFloodGate, LoginThrottle, PasswordHashing
 
 PUBLIC_PATHS = frozenset(
     {"/api/v1/auth/token:POST", "/healthz:GET", "/metrics:GET", "/:GET", "/console/:GET"}
@@ -87,7 +87,7 @@ def create_app(
     )
     app.state.config = config
     app.state.metrics = metrics
-    app.state.throttle = LoginThrottle(config.login_limits)
+    app.state.throttle = throttle = LoginThrottle(config.login_limits)
     for router in (
         _users.router,
         _alerts.router,
@@ -111,6 +111,7 @@ def create_app(
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     app.add_middleware(_metrics.RequestMetrics, metrics=metrics)
     app.add_middleware(InternalsGate, exposure=config.internals)
+    app.add_middleware(LoginFloodGate, throttle=throttle, path="/api/v1/auth/token")
     _openapi.install(app)
     return app
 

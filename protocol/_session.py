@@ -82,7 +82,7 @@ async def run_subscriber(
                         unsolicited(identifier, message)
                         acknowledge(client, message)
                         continue
-                    await _handle_one(identifier, handle, client, message)
+                    await _handle_one(identifier, handle, client, message, manual_ack)
         except aiomqtt.MqttError as exc:
             attempt += 1
             delay = backoff_delay(attempt)
@@ -93,7 +93,11 @@ async def run_subscriber(
 
 
 async def _handle_one(
-    identifier: str, handle: MessageHandler, client: aiomqtt.Client, message: aiomqtt.Message
+    identifier: str,
+    handle: MessageHandler,
+    client: aiomqtt.Client,
+    message: aiomqtt.Message,
+    manual_ack: bool,
 ) -> None:
     """``handle`` the message; an exception it lets out (a bug, or a payload nobody
     foresaw) is poison: logged with the message's topic and acknowledged, so one message can
@@ -105,7 +109,8 @@ async def _handle_one(
         raise
     except Exception:
         logger.exception("%s could not handle a message on %s; dropped", identifier, message.topic)
-        acknowledge(client, message)
+        if manual_ack:
+            acknowledge(client, message)
 
 
 async def stop_tasks(tasks: Sequence[asyncio.Task[object]], *, retry_every: float = 0.5) -> None:
