@@ -284,8 +284,15 @@ class DeliveryWorker:
         try:
             # httpx's timeout bounds each read; this bounds the whole exchange (a server
             # dripping one byte a second must not hold the endpoint's queue forever).
-            async with asyncio.timeout(endpoint.timeout_seconds):
-                response = await http.post(endpoint.url, content=body.encode(), headers=headers)
+            async with (
+                asyncio.timeout(endpoint.timeout_seconds),
+                # Streamed and never read: only the status and headers count, so a receiver
+                # answering with gigabytes costs nothing.
+                http.stream(
+                    "POST", endpoint.url, content=body.encode(), headers=headers
+                ) as response,
+            ):
+                pass
         except TimeoutError:
             return Outcome(False, error=f"no answer within {endpoint.timeout_seconds:g} s")
         except httpx.HTTPError as exc:

@@ -27,6 +27,7 @@ from protocol import (
     MqttEndpoint,
     PayloadError,
     Province,
+    TimeWindow,
     Topics,
     VisionEvent,
     Work,
@@ -90,6 +91,7 @@ class AlertsEngine(Background):
         wifi_group: str | None = None,
         evidence: EvidenceCollector | None = None,
         publish_mqtt: bool = True,
+        time_window: TimeWindow | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.store = store
@@ -100,6 +102,8 @@ class AlertsEngine(Background):
         self.watch_wifi = watch_wifi
         self.wifi_group = wifi_group
         self.evidence = evidence
+        self.time_window = time_window or TimeWindow()
+        """Events and telemetry with an edge time outside it are refused (dead letters)."""
         self.publisher = (
             MqttPublisher(endpoint, store, identifier=f"{identifier}-publisher")
             if publish_mqtt
@@ -243,7 +247,29 @@ class AlertsEngine(Background):
             # the broker sends it again on the new session, where it is handled.
             batch = [(c, m) for c, m in batch if c is self._events_client]
             if batch:
-                await self._retry(functools.partial(self._handle_events, batch))
+                await self._retry(functools.partial(self._handle_isolating, batch))
+
+    async def _handle_isolating(self, batch: list[tuple[aiomqtt.Client, aiomqtt.Message]]) -> None:
+        """Handle the batch; when something other than the store fails, handle its events one
+        by one, so the one the code cannot take becomes a dead letter and the rest go on."""
+        try:
+            await self._handle_events(batch)
+        except DB_ERRORS:
+            raise
+        except Exception as exc:
+            if len(batch) > 1:
+                for item in batch:
+                    await self._retry(functools.partial(self._handle_isolating, [item]))
+                return
+            client, message = batch[0]
+            logger.exception("event on %s cannot be handled; dead letter", message.topic.value)
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            reason = f"cannot handle: {type(exc).__name__}: {exc}"
+            letter = DeadLetter(CONSUMER, message.topic.value, reason, payload)
+            async with self.pool.acquire() as conn:
+                await record_dead_letters(conn, [letter])
+            acknowledge(client, message)
+            await self._advance(dead_letters=1)
 
     async def _handle_events(self, batch: list[tuple[aiomqtt.Client, aiomqtt.Message]]) -> None:
         events: dict[tuple[str, str], VisionEvent] = {}
@@ -252,6 +278,7 @@ class AlertsEngine(Background):
             payload = message.payload if isinstance(message.payload, bytes) else b""
             try:
                 event = EVENT.decode(payload)
+                self.time_window.check(event)
             except PayloadError as exc:
                 logger.warning("dead letter on %s: %s", message.topic.value, exc.reason)
                 dead.append(DeadLetter(CONSUMER, message.topic.value, exc.reason, payload))
@@ -362,6 +389,7 @@ class AlertsEngine(Background):
         payload = message.payload if isinstance(message.payload, bytes) else b""
         try:
             batch = TELEMETRY.decode(payload)
+            self.time_window.check(batch)
         except PayloadError as exc:
             # Ingest keeps the dead letter for this payload; one copy is enough.
             logger.debug("unreadable telemetry on %s: %s", message.topic.value, exc.reason)

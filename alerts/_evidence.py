@@ -26,7 +26,9 @@ from protocol import (
     ClipOrder,
     FrameDecodeError,
     MqttEndpoint,
+    PayloadError,
     SnapshotRequest,
+    TimeWindow,
     TopicError,
     Topics,
     Work,
@@ -214,7 +216,8 @@ class EvidenceCollector(Background):
             payload = message.payload if isinstance(message.payload, bytes) else b""
             try:
                 header, jpeg = decode_frame(payload)
-            except FrameDecodeError as exc:
+                TimeWindow().check(header)
+            except (FrameDecodeError, PayloadError) as exc:
                 logger.warning("evidence for alert %s unreadable: %s", alert_id, exc)
                 self._count("rejected")
                 continue

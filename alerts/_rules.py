@@ -128,6 +128,8 @@ class Escalation(_Strict):
 class PoliceEndpoint(_Strict):
     id: Identifier
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    allow_plain_http: bool = False
+    """A test endpoint (a local receiver) may take plain http://; every real one is https."""
     secret_env: EnvName
     """Environment variable holding the Standard Webhooks secret (``whsec_`` + base64)."""
     districts: list[str] = []
@@ -136,6 +138,15 @@ class PoliceEndpoint(_Strict):
     concurrency: Annotated[int, Field(ge=1, le=32)] = 4
     """Requests in flight at once, each for a different incident (an incident's messages
     always go one after the other)."""
+
+    @model_validator(mode="after")
+    def _https_unless_allowed(self) -> PoliceEndpoint:
+        if self.url.startswith("http://") and not self.allow_plain_http:
+            raise ValueError(
+                "url must be https:// (signed CAP alerts must not cross a network in clear; "
+                "set allow_plain_http: true only for a test endpoint)"
+            )
+        return self
 
 
 class Police(_Strict):

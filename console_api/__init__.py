@@ -9,7 +9,6 @@ from ._auth import (
     add_user,
     authenticate,
     issue_token,
-    login,
     logout,
     revoke_tokens,
 )
@@ -18,6 +17,7 @@ from ._deps import RoleGate
 from ._live import WS_BAD_MESSAGE, WS_FORBIDDEN, WS_TOO_SLOW, WS_UNAUTHENTICATED
 from ._planner import Series
 from ._snapshots import CameraSnapshots, Snapshot, SnapshotUnavailable
+from ._throttle import ThrottleLimits
 
 __all__ = [
     "PUBLIC_PATHS",
@@ -34,12 +34,12 @@ __all__ = [
     "Series",
     "Snapshot",
     "SnapshotUnavailable",
+    "ThrottleLimits",
     "User",
     "add_user",
     "authenticate",
     "create_app",
     "issue_token",
-    "login",
     "logout",
     "revoke_tokens",
 ]

@@ -6,13 +6,14 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.responses import JSONResponse, Response
 
 from alerts import AlertFeed
 from citizens import PUBLIC_PATHS as OPEN311_PATHS
 from citizens import open311_router
 from evidence import EvidenceCentre
 from protocol import MqttEndpoint, Topics
-from store import StoreConfig, create_pool
+from store import DB_ERRORS, StoreConfig, create_pool
 
 from . import (
     _alerts,
@@ -35,6 +36,8 @@ from . import (
 from ._bounds import BodyLimit
 from ._config import ConsoleConfig
 from ._hub import ChangeHub
+from ._internals import InternalsGate
+from ._throttle import LoginFloodGate, LoginThrottle, PasswordHashing
 
 PUBLIC_PATHS = (
     frozenset({"/api/v1/auth/token:POST", "/healthz:GET", "/metrics:GET", "/:GET", "/console/:GET"})
@@ -67,6 +70,9 @@ def create_app(
             pool = await create_pool(store)
             stack.push_async_callback(pool.close)
             app.state.pool = pool
+            app.state.hashing = await stack.enter_async_context(
+                PasswordHashing(config.password_workers)
+            )
             feed = await stack.enter_async_context(
                 AlertFeed(store, subscriber_capacity=FEED_CAPACITY)
             )
@@ -92,6 +98,7 @@ def create_app(
     app.state.config = config
     app.state.evidence = evidence  # None: the evidence endpoints answer 503
     app.state.metrics = metrics
+    app.state.throttle = throttle = LoginThrottle(config.login_limits)
     for router in (
         _users.router,
         _alerts.router,
@@ -111,6 +118,8 @@ def create_app(
         app.include_router(router)
     app.include_router(open311_router(operators=_deps.LIVE, admins=_deps.ADMIN))
     app.add_api_route("/healthz", health, methods=["GET"], tags=["health"])
+    for error in DB_ERRORS:  # the pool's acquire timeout (TimeoutError) among them
+        app.add_exception_handler(error, store_unavailable)
     app.mount("/static", _page.static_files(), name="static")
     # Outermost first: metrics see every answer, including the body limit's 413.
     app.add_middleware(_page.PageHeaders, tiles_origin=config.map_tiles_origin)
@@ -118,8 +127,20 @@ def create_app(
         BodyLimit, limit=config.max_body_bytes, larger=[(_clips.UPLOADS, _clips.MAX_CHUNK)]
     )
     app.add_middleware(_metrics.RequestMetrics, metrics=metrics)
+    app.add_middleware(InternalsGate, exposure=config.internals)
+    app.add_middleware(LoginFloodGate, throttle=throttle, path="/api/v1/auth/token")
     _openapi.install(app)
     return app
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After when the store is away or every pooled connection stays busy
+    past the acquire timeout: the client may try again, nothing else waits on it."""
+    return JSONResponse(
+        {"detail": f"the database is unavailable or busy ({type(exc).__name__}); try again"},
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "2"},
+    )
 
 
 async def health(request: Request) -> dict[str, str]:

@@ -16,7 +16,6 @@ from enum import StrEnum
 
 import asyncpg
 from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
 
 from store import Connection
 
@@ -80,30 +79,22 @@ async def add_user(
         await revoke_tokens(conn, username)
 
 
-async def login(
-    conn: Connection, username: str, password: str, lifetime: timedelta = TOKEN_LIFETIME
-) -> IssuedToken | None:
-    """A new token for valid credentials, else None."""
-    record = None
+async def password_hash_of(conn: Connection, username: str) -> str | None:
+    """The stored Argon2 hash of an enabled user, else None (verify it with
+    :class:`PasswordHashing`, off the event loop and without holding ``conn``)."""
     # A name no user can have (a NUL byte would not even reach the database) is unknown.
-    if re.fullmatch(USERNAME_PATTERN, username):
-        record = await conn.fetchrow(
-            "SELECT password_hash FROM users WHERE username = $1 AND NOT disabled", username
-        )
-    if record is None:
-        _hasher.hash(password)  # same work either way: no user enumeration by timing
+    if not re.fullmatch(USERNAME_PATTERN, username):
         return None
-    try:
-        _hasher.verify(record["password_hash"], password)
-    except VerificationError:
-        return None
-    return await issue_token(conn, username, lifetime)
+    found: str | None = await conn.fetchval(
+        "SELECT password_hash FROM users WHERE username = $1 AND NOT disabled", username
+    )
+    return found
 
 
 async def issue_token(
     conn: Connection, username: str, lifetime: timedelta = TOKEN_LIFETIME
 ) -> IssuedToken:
-    """A new session for a user whose identity is already established (by :func:`login`)."""
+    """A new session for a user whose identity is already established (its password)."""
     token = secrets.token_urlsafe(32)
     async with conn.transaction():
         # Expired tokens are useless; dropping the user's old ones here keeps the table small.
@@ -118,6 +109,17 @@ async def issue_token(
             lifetime,
         )
     return IssuedToken(token, expires_at)
+
+
+async def record_login(conn: Connection, username: str, address: str, outcome: str) -> None:
+    """One line of the login audit: who tried, from where, and what came of it."""
+    await conn.execute(
+        "INSERT INTO login_audit (username, address, outcome) VALUES ($1, $2, $3)",
+        # As typed, but storable and printable: control characters (NUL) become '?'.
+        re.sub(r"[\x00-\x1f\x7f]", "?", username[:64]),
+        address[:64],
+        outcome,
+    )
 
 
 async def logout(conn: Connection, token: str) -> bool:

@@ -21,10 +21,13 @@ IDENTIFIER = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Ident = Annotated[str, Field(pattern=IDENTIFIER)]
 Ids = list[Ident] | None
 """A repeatable query parameter of ids; None when absent."""
-TEXT = r"^[^\x00]*$"
-"""Free text (notes): anything PostgreSQL can store, which is anything but NUL."""
-LINE = r"^[^\x00-\x1f\x7f]*$"
-"""One line of text (names, assignees, roads): no control characters."""
+_PRINTABLE = r"\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff"
+TEXT = rf"^[\t\n\r{_PRINTABLE}]*$"
+"""Free text (notes): the one rule for text that can reach XML (CAP), CSV or the page.
+What XML 1.0 can carry, less the C1 controls: no control character but tab and newlines,
+no U+FFFE/U+FFFF. A vertical tab in a note is a 422 here, not a 500 in lxml later."""
+LINE = rf"^[{_PRINTABLE}]*$"
+"""One line of text (names, assignees, roads): :data:`TEXT` without tab and newlines."""
 
 
 def invalid(field: str, message: str, where: str = "query") -> HTTPException:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
+
+from ._internals import Exposure
+from ._throttle import ThrottleLimits
 
 
 @dataclass(frozen=True, slots=True)
 class ConsoleConfig:
     token_lifetime: timedelta = timedelta(hours=12)
     """How long a bearer token from a login stays valid (a shift, with margin)."""
+    internals: Exposure = "open"
+    """/metrics, /docs, /redoc, /openapi.json: "open" (the demo), "admin" (a bearer token
+    of an administrator) or "off" (404); production sets admin or off."""
+    login_limits: ThrottleLimits = field(default_factory=ThrottleLimits)
+    """Failed logins per client address and per username before 429 (per window)."""
+    password_workers: int = 2
+    """Threads hashing passwords (Argon2id, 64 MiB each): at most this many at once."""
     max_body_bytes: int = 64 * 1024
     """Largest request body accepted; larger ones get 413 before anything reads them."""
     ws_auth_timeout: float = 10.0
@@ -20,6 +30,9 @@ class ConsoleConfig:
     by logout or revocation, a disabled user or a changed role closes it (4401) within this."""
     ws_queue: int = 512
     """Changes that may wait for one websocket client; a client further behind is closed."""
+    ws_send_timeout: float = 5.0
+    """Seconds one websocket message may take to leave; a client slower than that (one that
+    stopped reading) is closed with 4429 and resumes with ``after_seq``."""
     ws_replay_limit: int = 20_000
     """A resume further behind than this gets a fresh snapshot instead of a replay."""
     alert_list_limit: int = 1000
@@ -47,10 +60,16 @@ class ConsoleConfig:
     def __post_init__(self) -> None:
         if self.token_lifetime <= timedelta(0):
             raise ValueError("token_lifetime must be positive")
-        for name in ("max_body_bytes", "ws_queue", "ws_replay_limit", "alert_list_limit"):
+        for name in (
+            "password_workers",
+            "max_body_bytes",
+            "ws_queue",
+            "ws_replay_limit",
+            "alert_list_limit",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("ws_auth_timeout", "ws_session_check", "snapshot_timeout"):
+        for name in ("ws_auth_timeout", "ws_session_check", "ws_send_timeout", "snapshot_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.snapshot_ttl < 0:

@@ -121,6 +121,12 @@ def alert_entity(
     return entity
 
 
+MAX_ENTITIES = 20_000
+"""Most TrafficFlowObserved entities one answer may hold. Each is ~4 KB of Python objects
+before encoding: the history endpoints' 250,000 points would be ~1 GiB per request; this is
+~80 MB (docs/production.md, "Limits")."""
+
+
 def traffic_flow_entities(
     series: Series,
     bucket: Bucket,
@@ -210,7 +216,7 @@ async def traffic_flow_feed(
     period = period_of(bucket, since, until)
     places = Places(cameras=tuple(camera or ()))
     async with pool.acquire() as conn:
-        check_points(await planner.traffic_cost(conn, "line", places), period)
+        check_points(await planner.traffic_cost(conn, "line", places), period, MAX_ENTITIES)
         series = await planner.traffic(conn, period, "line", places)
         cams = {
             r["id"]: r

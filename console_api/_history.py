@@ -105,12 +105,12 @@ def period_of(bucket: Bucket, since: datetime | None, until: datetime | None) ->
         raise invalid("since", str(exc)) from exc
 
 
-def check_points(series_count: int, period: h.Period) -> None:
+def check_points(series_count: int, period: h.Period, limit: int = MAX_POINTS) -> None:
     buckets = (period.end - period.start) / BUCKET_SIZE[_BUCKETS[period.bucket]]
-    if series_count * buckets > MAX_POINTS:
+    if series_count * buckets > limit:
         raise invalid(
             "bucket",
-            f"{series_count} series x {buckets:.0f} buckets is over {MAX_POINTS} points: "
+            f"{series_count} series x {buckets:.0f} buckets is over {limit} points: "
             "filter, group coarser, use larger buckets or a shorter range",
         )
 

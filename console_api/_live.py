@@ -93,8 +93,19 @@ async def _receive(websocket: WebSocket) -> Auth | Subscribe | Ping:
         raise Refused(WS_BAD_MESSAGE, f"bad message: {exc}") from exc
 
 
-async def _send(websocket: WebSocket, message: dict[str, Any]) -> None:
-    await websocket.send_text(_json.encode(message).decode())
+async def _send(websocket: WebSocket, message: dict[str, Any], last: int = 0) -> None:
+    await _send_text(websocket, _json.encode(message).decode(), last)
+
+
+async def _send_text(websocket: WebSocket, text: str, last: int) -> None:
+    """Send, or give up on a client that takes longer than ``ws_send_timeout`` to take it
+    (one that stopped reading): it is closed with 4429 and may resume after ``last``."""
+    config: ConsoleConfig = websocket.app.state.config
+    try:
+        async with asyncio.timeout(config.ws_send_timeout):
+            await websocket.send_text(text)
+    except TimeoutError as exc:
+        raise Refused(WS_TOO_SLOW, f"too slow; resume with after_seq {last}") from exc
 
 
 async def _authenticate(websocket: WebSocket, config: ConsoleConfig) -> tuple[Principal, str]:
@@ -126,14 +137,18 @@ async def _catch_up(
     websocket: WebSocket, client: LiveClient, who: Principal, request: Subscribe, position: int
 ) -> int:
     """Send the snapshot (or the resume notice), then the changes up to ``position`` from the
-    change log; returns the last sequence number the client is up to date with."""
+    change log; returns the last sequence number the client is up to date with. Each read
+    returns its pooled connection before anything is sent: a client that does not read
+    holds a socket, never a connection everyone else needs."""
     config: ConsoleConfig = websocket.app.state.config
-    async with websocket.app.state.pool.acquire() as conn:
+    pool = websocket.app.state.pool
+    resume: int | None = None
+    last: int
+    async with pool.acquire() as conn:
         newest: int = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_changes")
         after = request.after_seq
         if after is not None and after <= newest and newest - after <= config.ws_replay_limit:
-            await _send(websocket, {"type": "resumed", "after_seq": after})
-            last = after
+            resume = after
         else:
             # One snapshot of the database: the open alerts are exactly the result of the
             # changes up to `last`, so the stream continues from there without a gap.
@@ -141,19 +156,24 @@ async def _catch_up(
                 last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_changes")
                 wanted = [a for a in await open_alerts(conn) if client.wants(a)]
                 alerts = await admit(conn, who, wanted)
-            await _send(websocket, {"type": "snapshot", "seq": last, "alerts": alerts})
-        while last < position:
+    if resume is not None:
+        last = resume
+        await _send(websocket, {"type": "resumed", "after_seq": resume}, last)
+    else:
+        await _send(websocket, {"type": "snapshot", "seq": last, "alerts": alerts}, last)
+    while last < position:
+        async with pool.acquire() as conn:
             page = await changes_since(conn, last, limit=_REPLAY_PAGE)
             wanted = [c.alert for c in page if c.seq <= position and client.wants(c.alert)]
             shown = {a.id for a in await admit(conn, who, wanted)}
-            for change in page:
-                if change.seq > position:
-                    return last
-                if change.alert.id in shown:
-                    await websocket.send_text(change_message(change.seq, change.alert))
-                last = change.seq
-            if len(page) < _REPLAY_PAGE:
-                break
+        for change in page:
+            if change.seq > position:
+                return last
+            if change.alert.id in shown:
+                await _send_text(websocket, change_message(change.seq, change.alert), last)
+            last = change.seq
+        if len(page) < _REPLAY_PAGE:
+            break
     return last
 
 
@@ -199,7 +219,7 @@ async def _stream(
                 if queued.seq <= last:
                     continue  # already in the snapshot or the replay
                 if routed is None or queued.alert_id in routed:
-                    await websocket.send_text(queued.text)
+                    await _send_text(websocket, queued.text, last)
                 last = queued.seq
 
     async def listen() -> None:
@@ -207,7 +227,7 @@ async def _stream(
             message = await _receive(websocket)
             if not isinstance(message, Ping):
                 raise Refused(WS_BAD_MESSAGE, "already subscribed; reconnect to change")
-            await _send(websocket, {"type": "pong", "seq": last})
+            await _send(websocket, {"type": "pong", "seq": last}, last)
 
     async def too_slow() -> None:
         await client.too_slow.wait()
@@ -256,7 +276,9 @@ async def live(websocket: WebSocket) -> None:
     except Refused as refusal:
         metrics.ws_closed.labels(str(refusal.code)).inc()
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await asyncio.wait_for(websocket.close(refusal.code, refusal.reason), 10)
+            await asyncio.wait_for(
+                websocket.close(refusal.code, refusal.reason), config.ws_send_timeout
+            )
     except WebSocketDisconnect:
         pass
     except Exception:

@@ -25,6 +25,16 @@ MAX_CHART_SERIES = 12
 """A chart with more lines is unreadable: the busiest are drawn, the rest are named."""
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: object) -> str:
+    """A text cell a spreadsheet shows as text: one starting like a formula (``=HYPERLINK``
+    in a camera's name) gets a leading apostrophe (OWASP's CSV injection advice)."""
+    text = str(value)
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
+
+
 def to_csv(series: Sequence[Series], value_name: str) -> str:
     keys: list[str] = []
     for s in series:
@@ -33,7 +43,7 @@ def to_csv(series: Sequence[Series], value_name: str) -> str:
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line ends
     writer.writerow(["bucket_start_utc", "bucket_start_local", *keys, value_name])
     for s in series:
-        key_values = [s.key.get(k, "") for k in keys]
+        key_values = [text_cell(s.key.get(k, "")) for k in keys]
         for p in s.points:
             writer.writerow(
                 [
@@ -51,7 +61,7 @@ def ranking_csv(ranking: Sequence[Ranked], measure: str) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["rank", "id", "name", measure])
     for r in ranking:
-        writer.writerow([r.rank, r.id, r.name, r.total])
+        writer.writerow([r.rank, text_cell(r.id), text_cell(r.name), r.total])
     return out.getvalue()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -17,15 +18,20 @@ from ._auth import (
     add_user,
     get_user,
     list_users,
-    login,
     logout,
+    password_hash_of,
+    record_login,
     revoke_tokens,
     update_user,
+)
+from ._auth import (
+    issue_token as start_session,
 )
 from ._bounds import LINE
 from ._deps import AUTH_RESPONSES, Admin, Anyone, Config, Credentials, Pool
 from ._metrics import ConsoleMetrics
 from ._openapi import Responses, documented, json_response
+from ._throttle import LoginThrottle, LoginThrottled, PasswordHashing
 
 router = APIRouter(prefix="/api/v1")
 Username = Annotated[str, Path(pattern=USERNAME_PATTERN, description="A user's name")]
@@ -49,7 +55,11 @@ class Me:
 @router.post(
     "/auth/token",
     tags=["auth"],
-    responses={**documented(TokenAnswer), 401: {"description": "Wrong username or password"}},
+    responses={
+        **documented(TokenAnswer),
+        401: {"description": "Wrong username or password"},
+        429: {"description": "Too many failed logins from this address or for this user"},
+    },
 )
 async def issue_token(
     request: Request,
@@ -59,17 +69,41 @@ async def issue_token(
     password: Annotated[str, Form(min_length=1, max_length=256)],
 ) -> Response:
     """OAuth2 password flow: form fields ``username`` and ``password``; the token goes in
-    ``Authorization: Bearer ...`` and, on the websocket, in the first message."""
+    ``Authorization: Bearer ...`` and, on the websocket, in the first message. Failed
+    logins are limited per client address and per username (429 with ``Retry-After``);
+    the login audit has every login, every refused password and the first 429 of a key."""
     metrics: ConsoleMetrics = request.app.state.metrics
+    throttle: LoginThrottle = request.app.state.throttle
+    hashing: PasswordHashing = request.app.state.hashing
+    address = request.client.host if request.client else "unknown"
+    try:
+        throttle.attempt(address, username)
+    except LoginThrottled as refusal:
+        metrics.logins.labels("throttled").inc()
+        if refusal.first:
+            async with pool.acquire() as conn:
+                await record_login(conn, username, address, "throttled")
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            str(refusal),
+            headers={"Retry-After": str(max(1, math.ceil(refusal.retry_after)))},
+        ) from refusal
+    # The connection goes back to the pool while the password is hashed (~0.1 s).
     async with pool.acquire() as conn:
-        issued = await login(conn, username, password, config.token_lifetime)
-    if issued is None:
+        password_hash = await password_hash_of(conn, username)
+    if not await hashing.verify(password_hash, password):
         metrics.logins.labels("refused").inc()
+        async with pool.acquire() as conn:
+            await record_login(conn, username, address, "refused")
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "wrong username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    throttle.succeeded(address, username)
+    async with pool.acquire() as conn:
+        issued = await start_session(conn, username, config.token_lifetime)
+        await record_login(conn, username, address, "accepted")
     metrics.logins.labels("accepted").inc()
     return json_response(TokenAnswer(issued.token, "bearer", issued.expires_at))
 

@@ -1,6 +1,8 @@
 """Edge agents: camera sources, frame encoding, Wi-Fi collectors, the spool, agent health,
 and the city simulator."""
 
+from protocol import redact_url
+
 from ._agent import AgentStats, EdgeAgent, build_collectors
 from ._camera import CameraReader, CameraSettings, EncodedFrame, FrameSlot
 from ._clip_upload import ClipOutbox, ClipUploader, UploadStats
@@ -12,7 +14,6 @@ from ._collectors import (
     NewVisitors,
     SimulatedCollector,
     WifiCollector,
-    redact_url,
 )
 from ._config import AgentConfig, AgentPlan, load_agent, parse_agent_config, resolve
 from ._identity import SERVICES, ServiceAccess, hash_password, write_mosquitto_config

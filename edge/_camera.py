@@ -27,10 +27,9 @@ from urllib.parse import urlsplit
 import cv2
 from cv2.typing import MatLike
 
-from protocol import Camera, CameraState, FrameHeader, backoff_delay
+from protocol import Camera, CameraState, FrameHeader, backoff_delay, redact_url
 
 from ._clips import analysis_frame
-from ._collectors import redact_url
 from ._ring import ClipRing
 
 logger = logging.getLogger(__name__)

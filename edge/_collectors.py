@@ -19,7 +19,6 @@ mapped to ours with ``id_map``; APs that belong to other agents are skipped.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,17 +28,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import msgspec
 
-from protocol import WifiSample
+from protocol import WifiSample, redact_url
 
 from ._wifi import VisitorHasher, WifiFleet
 
 _MAC = r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$"
-_SECRET_IN_URL = re.compile(r"(//[^:/@]+:)[^@/]+@")
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for logs: any password replaced by ``***``."""
-    return _SECRET_IN_URL.sub(r"\1***@", url)
 
 
 class CollectorError(RuntimeError):

@@ -17,6 +17,7 @@ from protocol import (
     PayloadError,
     Stream,
     TelemetryBatch,
+    TimeWindow,
     TopicError,
     Topics,
     TrafficMetrics,
@@ -51,7 +52,11 @@ def _source_of(payload: Payload) -> str:
     return payload.camera_id
 
 
-def decode_message(topics: Topics, message: aiomqtt.Message) -> Decoded:
+def decode_message(
+    topics: Topics, message: aiomqtt.Message, window: TimeWindow, now: float | None = None
+) -> Decoded:
+    """The typed payload, or a dead letter: unreadable, from another source than its topic
+    names, or carrying an edge time outside ``window`` around ``now``."""
     topic = message.topic.value
     raw = message.payload if isinstance(message.payload, bytes) else b""
     try:
@@ -77,6 +82,7 @@ def decode_message(topics: Topics, message: aiomqtt.Message) -> Decoded:
                 f"{type(payload).__name__} of {_source_of(payload)!r} does not match the "
                 f"topic {topic!r}"
             )
+        window.check(payload, now)
     except (PayloadError, TopicError) as exc:
         reason = exc.reason if isinstance(exc, PayloadError) else str(exc)
         return Decoded(topic, None, DeadLetter(CONSUMER, topic, reason, raw))

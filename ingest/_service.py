@@ -28,6 +28,7 @@ from protocol import (
     EdgeState,
     MqttEndpoint,
     TelemetryBatch,
+    TimeWindow,
     Topics,
     Work,
     acknowledge,
@@ -35,7 +36,16 @@ from protocol import (
     run_subscriber,
     shared,
 )
-from store import DB_ERRORS, StoreConfig, WriteMode, close_pool, create_pool, maintain, write_mode
+from store import (
+    DB_ERRORS,
+    Retention,
+    StoreConfig,
+    WriteMode,
+    close_pool,
+    create_pool,
+    maintain,
+    write_mode,
+)
 
 from ._decode import Decoded, decode_message
 from ._flush import STORE_ERRORS, FlushResult, is_transient, store_decoded, store_isolating_bad
@@ -84,6 +94,8 @@ class IngestService(Background):
         receive_maximum: int = 1_000,
         writers: int = 2,
         maintenance_interval: float | None = 3_600.0,
+        time_window: TimeWindow | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.store = store
@@ -95,6 +107,9 @@ class IngestService(Background):
         self.receive_maximum = receive_maximum
         self.writers = writers
         self.maintenance_interval = maintenance_interval
+        self.time_window = time_window or TimeWindow()
+        """Edge times outside it make the message a dead letter."""
+        self.retention = retention
         self.stats = IngestStats()
         # Never fuller than the broker's window of unacknowledged messages. Device states
         # have a queue and a writer of their own: their order decides the latest status,
@@ -178,7 +193,7 @@ class IngestService(Background):
 
     async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         self.stats.messages += 1
-        decoded = decode_message(self.topics, message)
+        decoded = decode_message(self.topics, message, self.time_window)
         if decoded.dead is not None:
             logger.warning("dead letter on %s: %s", decoded.dead.topic, decoded.dead.reason)
         queue = (
@@ -257,7 +272,7 @@ class IngestService(Background):
     async def _maintain(self) -> None:
         try:
             async with self.pool.acquire() as conn:
-                await maintain(conn)
+                await maintain(conn, retention=self.retention)
         except DB_ERRORS as exc:
             logger.warning("store maintenance failed (%s); trying again later", exc)
         async with self._progress:

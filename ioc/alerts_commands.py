@@ -37,10 +37,10 @@ from alerts import (
     transition,
 )
 from alerts._repository import observe
-from protocol import EventKind, Province, Severity, load_province, stop_tasks
+from protocol import EventKind, Province, Severity, TimeWindow, load_province, stop_tasks
 from store import StoreConfig, connect
 
-from .runtime import Infrastructure, infrastructure, prepare_store, store_config
+from .runtime import Infrastructure, infrastructure, prepare_store, store_config, time_window
 from .servers import PostgresCluster
 from .settings import PROJECT_ROOT, Settings
 from .status import StatusReporter, counters_of
@@ -76,6 +76,7 @@ async def alerts_service(
     delivery: bool = True,
     wifi_group: str | None = None,
     evidence_timeout: float = 5.0,
+    time_window: TimeWindow | None = None,
 ) -> AsyncIterator[AlertsEngine]:
     """The engine (with its MQTT publisher) and evidence collector, and (optionally) the
     police delivery worker."""
@@ -94,6 +95,7 @@ async def alerts_service(
                 rules=book,
                 wifi_group=wifi_group,
                 evidence=evidence,
+                time_window=time_window,
             )
         )
         if delivery:
@@ -119,6 +121,7 @@ def run_alerts(settings: Settings) -> None:
                     delivery=own.alerts_delivery,
                     wifi_group=own.alerts_wifi_group,
                     evidence_timeout=own.alerts_evidence_timeout,
+                    time_window=time_window(settings),
                 ) as engine:
                     # "running" is reported once the subscriptions exist (benchmarks wait
                     # for it before anything publishes events).
@@ -208,6 +211,7 @@ def send_test_rules(
                     {
                         "id": SEND_TEST_ENDPOINT,
                         "url": to,
+                        "allow_plain_http": True,
                         "secret_env": "IOC_SEND_TEST_SECRET",
                         "timeout_seconds": 10,
                     }

@@ -186,13 +186,29 @@ def alerts_run() -> None:
 @alerts_app.command("send-test")
 def alerts_send_test(
     to: Annotated[str, typer.Option(help="Police endpoint URL to POST to")],
-    secret: Annotated[str, typer.Option(help="Standard Webhooks secret, whsec_<base64>")],
+    secret_env: Annotated[
+        str,
+        typer.Option(help="Environment variable holding the whsec_<base64> secret"),
+    ] = "IOC_SEND_TEST_SECRET",  # noqa: S107  # the name of a variable, not a secret
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the secret instead (never on the command line)"),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds")] = 60.0,
     max_failures: Annotated[int, typer.Option(help="Give up after this many failures")] = 5,
 ) -> None:
-    """Send one sample incident (Alert, Update, Cancel; CAP status Test) through the outbox."""
+    """Send one sample incident (Alert, Update, Cancel; CAP status Test) through the outbox.
+    The secret comes from the environment or a file: a command line is visible to every
+    user of the machine (ps) and stays in shell histories."""
     from .alerts_commands import run_send_test
 
+    if secret_file is not None:
+        secret = secret_file.read_text(encoding="utf-8").strip()
+    elif os.environ.get(secret_env):
+        secret = os.environ[secret_env]
+    else:
+        sys.stderr.write(f"error: set {secret_env} (or give --secret-file) to the secret\n")
+        raise typer.Exit(2)
     code = run_send_test(_settings(), to, secret, timeout=timeout, max_failures=max_failures)
     raise typer.Exit(code)
 

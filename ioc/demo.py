@@ -119,6 +119,7 @@ def police_rules(source: Path, state_dir: Path, port: int) -> Path:
             "secret_env": POLICE_KEY_VARIABLE,
             "districts": [],
             "timeout_seconds": 5,
+            "allow_plain_http": True,  # the demo's own receiver on loopback
         },
     ]
     target = state_dir / "alert-rules.yaml"
@@ -162,7 +163,16 @@ async def start_province(
     await supervisor.add("simulator", "simulate", *script)
 
 
-def _summary(board: StatusBoard, by_severity: dict[str, int], open_incidents: int) -> Table:
+def restarts(supervisor: Supervisor) -> str:
+    """Which services the supervisor had to start again, and how often ("none" when none):
+    a service in a crash loop shows here even though the supervisor keeps it running."""
+    again = {n: s.starts - 1 for n, s in supervisor.services.items() if s.starts > 1}
+    return ", ".join(f"{n} {k}" for n, k in sorted(again.items())) or "none"
+
+
+def _summary(
+    board: StatusBoard, by_severity: dict[str, int], open_incidents: int, restarted: str = "none"
+) -> Table:
     table = Table(show_header=True)
     for column in (
         "frames/s analysed",
@@ -171,6 +181,7 @@ def _summary(board: StatusBoard, by_severity: dict[str, int], open_incidents: in
         "open incidents",
         "dropped frames",
         "dead letters",
+        "restarts",
     ):
         table.add_column(column, justify="right")
     table.add_row(
@@ -181,6 +192,7 @@ def _summary(board: StatusBoard, by_severity: dict[str, int], open_incidents: in
         f"{open_incidents:,}",
         f"{board.total('vision', 'frames_dropped'):,.0f}",
         f"{board.total('ingest', 'dead_letters') + board.total('alerts', 'dead_letters'):,.0f}",
+        restarted,
     )
     return table
 
@@ -403,7 +415,7 @@ async def _watch(
             _, open_incidents = await open_counts(conn)
             view = Group(
                 board.table(f"Province demo, {time.monotonic() - started:,.0f} s"),
-                _summary(board, await open_by_severity(conn), open_incidents),
+                _summary(board, await open_by_severity(conn), open_incidents, restarts(supervisor)),
                 history.line(),
                 servers,
             )

@@ -8,9 +8,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
-from protocol import MqttEndpoint, Province, Topics, load_province
-from store import ALL_MIGRATIONS, StoreConfig, connect, migrate, sync_registry
+from protocol import MqttEndpoint, Province, TimeWindow, Topics, load_province
+from store import ALL_MIGRATIONS, Retention, StoreConfig, connect, migrate, sync_registry
 
 from .embedded import EmbeddedBroker
 from .servers import MosquittoBroker, PostgresCluster, mosquitto_binary, mosquitto_version
@@ -84,7 +85,24 @@ def store_config(settings: Settings, url: str) -> StoreConfig:
         url=url,
         statement_cache_size=settings.db_statement_cache_size,
         use_copy=settings.db_use_copy,
+        acquire_timeout=settings.db_acquire_timeout,
     )
+
+
+def retention(settings: Settings) -> Retention:
+    """How long the growing tables keep their rows (``ioc store maintain``, ingest)."""
+    return Retention(
+        dead_letters=timedelta(days=settings.retain_dead_letters_days),
+        alert_changes=timedelta(days=settings.retain_alert_changes_days),
+        alert_evidence=timedelta(days=settings.retain_alert_evidence_days),
+        cap_messages=timedelta(days=settings.retain_cap_messages_days),
+        login_audit=timedelta(days=settings.retain_login_audit_days),
+    )
+
+
+def time_window(settings: Settings) -> TimeWindow:
+    """The window around the receiver's clock that edge times must fall in."""
+    return TimeWindow(past=settings.edge_time_past, future=settings.edge_time_future)
 
 
 async def prepare_store(store: StoreConfig, province: Province) -> None:

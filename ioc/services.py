@@ -33,7 +33,9 @@ from .runtime import (
     database_url,
     infrastructure,
     prepare_store,
+    retention,
     store_config,
+    time_window,
 )
 from .settings import PROJECT_ROOT, Settings
 from .status import StatusReporter, counters_of
@@ -106,6 +108,7 @@ def run_vision(settings: Settings, shard: str) -> None:
             topics=infra.topics,
             timezone=infra.province.timezone,
             identifier=instance,
+            time_window=time_window(settings),
         ) as worker:
             await _report_until_stopped(
                 infra, instance, "vision", worker.stats, worker.wait_until_subscribed
@@ -126,6 +129,8 @@ def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:
                 topics=infra.topics,
                 identifier=identifier,
                 shared_group=group,
+                time_window=time_window(settings),
+                retention=retention(settings),
             ) as ingest,
         ):
             await _report_until_stopped(
@@ -171,7 +176,7 @@ def run_api(settings: Settings) -> None:
         await prepare_store(store, province)
         app = create_app(
             store,
-            config=ConsoleConfig(map_tiles=settings.map_tiles),
+            config=ConsoleConfig(map_tiles=settings.map_tiles, internals=settings.api_internals),
             mqtt=mqtt,
             topics=topics,
             evidence=evidence_centre(settings, province),

@@ -49,3 +49,34 @@ class Settings(BaseSettings):
         description="Broker the demo starts without IOC_MQTT_URL: auto = Mosquitto when "
         "installed, else the in-process amqtt",
     )
+    edge_time_past: Annotated[float, Field(ge=0)] = Field(
+        86_400.0,
+        description="Seconds before the receiver's clock an edge's time may lie; older "
+        "messages become dead letters (raise it when edges may spool longer outages)",
+    )
+    edge_time_future: Annotated[float, Field(ge=0)] = Field(
+        300.0, description="Seconds of edge clock skew into the future accepted"
+    )
+    retain_dead_letters_days: Annotated[int, Field(ge=1)] = Field(
+        30, description="Days dead letters are kept"
+    )
+    retain_alert_changes_days: Annotated[int, Field(ge=1)] = Field(
+        30, description="Days the change log of a resolved alert is kept"
+    )
+    retain_alert_evidence_days: Annotated[int, Field(ge=1)] = Field(
+        90, description="Days the evidence snapshot of a resolved alert is kept"
+    )
+    retain_cap_messages_days: Annotated[int, Field(ge=1)] = Field(
+        365, description="Days CAP messages (and done deliveries) of a resolved alert are kept"
+    )
+    retain_login_audit_days: Annotated[int, Field(ge=1)] = Field(
+        90, description="Days the login audit is kept"
+    )
+    api_internals: Literal["open", "admin", "off"] = Field(
+        "open",
+        description="Who may read the API's /metrics, /docs and /openapi.json: open (the "
+        "demo), admin (an administrator's token) or off; production: admin or off",
+    )
+    db_acquire_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+        10.0, description="Seconds to wait for a pooled database connection before giving up"
+    )

@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 from store import connect, maintain
 
-from .runtime import infrastructure
+from .runtime import infrastructure, retention
 from .settings import Settings
 
 
@@ -21,7 +21,7 @@ def run_maintenance(settings: Settings) -> None:
         async with infrastructure(settings) as infra:
             conn = await connect(infra.store)
             try:
-                report = await maintain(conn)
+                report = await maintain(conn, retention=retention(settings))
             finally:
                 await conn.close()
         sys.stdout.write(json.dumps(asdict(report) if report else None) + "\n")

@@ -2,7 +2,14 @@
 
 from ._background import Background, Work
 from ._endpoint import MqttEndpoint
-from ._frames import FRAME_SCHEMA_VERSION, FrameDecodeError, FrameHeader, decode_frame, encode_frame
+from ._frames import (
+    FRAME_SCHEMA_VERSION,
+    FrameDecodeError,
+    FrameHeader,
+    decode_frame,
+    encode_frame,
+    jpeg_size,
+)
 from ._messages import (
     ALERT,
     CAMERA_STATE,
@@ -47,6 +54,7 @@ from ._province import (
     load_province,
     parse_province,
 )
+from ._redact import redact_url
 from ._session import (
     acknowledge,
     backoff_delay,
@@ -56,6 +64,7 @@ from ._session import (
     unsolicited,
 )
 from ._snapshot import SnapshotClient, SnapshotError, request_snapshot
+from ._times import UNBOUNDED, TimeOutOfWindow, TimeWindow, edge_times
 from ._topics import DEFAULT_PREFIX, ParsedTopic, Stream, TopicError, Topics, shared
 from ._vocabulary import PROFILES, EventKind, KindProfile, Severity, severity_rank
 
@@ -73,6 +82,7 @@ __all__ = [
     "SNAPSHOT_REQUEST",
     "TELEMETRY",
     "TRAFFIC",
+    "UNBOUNDED",
     "AccessPoint",
     "AlertMessage",
     "Analytics",
@@ -107,6 +117,8 @@ __all__ = [
     "SpeedGate",
     "Stream",
     "TelemetryBatch",
+    "TimeOutOfWindow",
+    "TimeWindow",
     "TopicError",
     "Topics",
     "TrafficMetrics",
@@ -118,10 +130,13 @@ __all__ = [
     "acknowledge",
     "backoff_delay",
     "decode_frame",
+    "edge_times",
     "enable_manual_ack",
     "encode_frame",
+    "jpeg_size",
     "load_province",
     "parse_province",
+    "redact_url",
     "request_snapshot",
     "run_subscriber",
     "severity_rank",

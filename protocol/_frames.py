@@ -80,3 +80,40 @@ def decode_frame(payload: bytes) -> tuple[FrameHeader, memoryview]:
     if bytes(jpeg[:2]) != _JPEG_SOI:
         raise FrameDecodeError("frame body is not a JPEG (no start-of-image marker)")
     return FrameHeader(camera_id, seq, captured, width, height), jpeg
+
+
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+"""Start-of-frame markers (baseline, progressive, lossless ...); C4, C8, CC are not."""
+_STANDALONE = frozenset(range(0xD0, 0xDA)) | {0x01}
+"""Markers without a length field (RSTn, SOI, EOI, TEM)."""
+
+
+def jpeg_size(jpeg: bytes | memoryview) -> tuple[int, int]:
+    """(width, height) from the JPEG's frame header, read without decoding anything, so a
+    picture's size can be judged before the decoder allocates it."""
+    data = memoryview(jpeg)
+    i = 2 if bytes(data[:2]) == _JPEG_SOI else -1
+    if i < 0:
+        raise FrameDecodeError("frame body is not a JPEG (no start-of-image marker)")
+    end = len(data)
+    while i + 4 <= end:
+        if data[i] != 0xFF:
+            raise FrameDecodeError(f"JPEG marker expected at byte {i}")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _STANDALONE:
+            i += 2
+            continue
+        length = (data[i + 2] << 8) | data[i + 3]
+        if marker in _SOF:
+            if i + 9 > end or length < 7:
+                break
+            height = (data[i + 5] << 8) | data[i + 6]
+            width = (data[i + 7] << 8) | data[i + 8]
+            return width, height
+        if marker == 0xDA:  # start of scan: image data follows, no frame header came
+            break
+        i += 2 + length
+    raise FrameDecodeError("JPEG has no frame header (truncated or not a JPEG)")

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._redact import redact_url
 from ._topics import IDENTIFIER
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER.pattern)]
@@ -213,8 +214,8 @@ class Camera(_Strict):
         return _ENV_REFERENCE.sub(lambda m: os.environ.get(m.group(1), ""), self.source)
 
     def redacted_source(self) -> str:
-        """The source with any password hidden, for logs and APIs."""
-        return re.sub(r"(//[^:/@]+:)[^@/]+@", r"\1***@", self.source)
+        """The source with any password or query secret hidden, for logs and APIs."""
+        return redact_url(self.source)
 
 
 class District(_Strict):

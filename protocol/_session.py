@@ -89,7 +89,7 @@ async def run_subscriber(
                         unsolicited(identifier, message)
                         acknowledge(client, message)
                         continue
-                    await handle(client, message)
+                    await _handle_one(identifier, handle, client, message, manual_ack)
         except aiomqtt.MqttError as exc:
             attempt += 1
             delay = backoff_delay(attempt)
@@ -97,6 +97,27 @@ async def run_subscriber(
                 "%s lost the broker (%s); reconnecting in %.2f seconds", identifier, exc, delay
             )
             await asyncio.sleep(delay)
+
+
+async def _handle_one(
+    identifier: str,
+    handle: MessageHandler,
+    client: aiomqtt.Client,
+    message: aiomqtt.Message,
+    manual_ack: bool,
+) -> None:
+    """``handle`` the message; an exception it lets out (a bug, or a payload nobody
+    foresaw) is poison: logged with the message's topic and acknowledged, so one message can
+    neither end the consumer nor come back after a restart. Handlers retry what is
+    transient (the store away) themselves; losing the broker still reconnects."""
+    try:
+        await handle(client, message)
+    except aiomqtt.MqttError:
+        raise
+    except Exception:
+        logger.exception("%s could not handle a message on %s; dropped", identifier, message.topic)
+        if manual_ack:
+            acknowledge(client, message)
 
 
 async def stop_tasks(tasks: Sequence[asyncio.Task[object]], *, retry_every: float = 0.5) -> None:

@@ -20,6 +20,7 @@ from ._background import Background, Work
 from ._endpoint import MqttEndpoint
 from ._frames import FrameDecodeError, FrameHeader, decode_frame
 from ._messages import SNAPSHOT_REQUEST, SnapshotRequest
+from ._times import TimeOutOfWindow, TimeWindow
 from ._topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ class SnapshotClient(Background):
                 await self._client.unsubscribe(answer_topic)
         try:
             header, jpeg = decode_frame(payload)
-        except FrameDecodeError as exc:
+            TimeWindow().check(header)
+        except (FrameDecodeError, TimeOutOfWindow) as exc:
             raise SnapshotError(camera_id, f"unreadable answer: {exc}") from exc
         if header.camera_id != camera_id:
             raise SnapshotError(camera_id, f"answer is for camera {header.camera_id!r}")

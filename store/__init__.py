@@ -17,6 +17,7 @@ from ._pool import (
     create_pool,
 )
 from ._registry import sync_registry
+from ._retention import Retention
 from ._rollups import LOCAL_TIMEZONE, ROLLUPS, Rollup, rollups_of
 from ._telemetry import WriteResult, telemetry_source, visitor_key, write_telemetry
 from ._traffic import traffic_source, write_traffic
@@ -32,6 +33,7 @@ __all__ = [
     "Flavor",
     "MaintenanceReport",
     "Migration",
+    "Retention",
     "Rollup",
     "StoreConfig",
     "WriteMode",

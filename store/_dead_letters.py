@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ._bulk import load
 from ._pool import Connection
+from ._retention import MAX_DEAD_LETTER_PAYLOAD
 
 _COLUMNS = (("consumer", "text"), ("topic", "text"), ("reason", "text"), ("payload", "bytea"))
 
@@ -20,5 +21,9 @@ class DeadLetter:
 
 
 async def record_dead_letters(conn: Connection, letters: Sequence[DeadLetter]) -> None:
-    rows = [(d.consumer, d.topic, d.reason[:2000], d.payload) for d in letters]
+    # Bounded: a 10 MB hostile payload is kept by its start, which names what it was.
+    rows = [
+        (d.consumer, d.topic[:512], d.reason[:2000], d.payload[:MAX_DEAD_LETTER_PAYLOAD])
+        for d in letters
+    ]
     await load(conn, "dead_letters", rows, use_copy=False, columns=_COLUMNS)

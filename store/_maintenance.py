@@ -9,11 +9,12 @@ but the batch ledger, which both paths trim the same way.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ._migrations import Flavor, applied_flavor
 from ._pool import Connection
+from ._retention import Retention, apply_retention
 from .schema.timeseries import INGEST_BATCH_RETENTION
 
 logger = logging.getLogger(__name__)
@@ -27,18 +28,22 @@ class MaintenanceReport:
     partitions_dropped: int
     expired_rows: int
     batch_ids_forgotten: int
+    retained: dict[str, int] = field(default_factory=dict)
+    """Rows deleted per table by :class:`Retention` (dead letters, change log ...)."""
 
 
-async def maintain(conn: Connection, *, at: datetime | None = None) -> MaintenanceReport | None:
+async def maintain(
+    conn: Connection, *, at: datetime | None = None, retention: Retention | None = None
+) -> MaintenanceReport | None:
     """Bring partitions and retention up to date as of ``at`` (default: now); None when
     another process is doing it right now (every ingest process runs this periodically)."""
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK_KEY):
             return None
-        return await _maintain(conn, at or datetime.now(UTC))
+        return await _maintain(conn, at or datetime.now(UTC), retention or Retention())
 
 
-async def _maintain(conn: Connection, when: datetime) -> MaintenanceReport:
+async def _maintain(conn: Connection, when: datetime, retention: Retention) -> MaintenanceReport:
     flavor = await applied_flavor(conn)
     created = dropped = expired = 0
     if flavor is Flavor.PLAIN:
@@ -52,14 +57,16 @@ async def _maintain(conn: Connection, when: datetime) -> MaintenanceReport:
         INGEST_BATCH_RETENTION,
     )
     forgotten = int(status.split()[-1])
-    report = MaintenanceReport(flavor, created, dropped, expired, forgotten)
+    retained = await apply_retention(conn, when, retention)
+    report = MaintenanceReport(flavor, created, dropped, expired, forgotten, retained)
     logger.info(
         "store maintenance (%s): %d partitions created, %d dropped, %d expired rows, "
-        "%d batch ids forgotten",
+        "%d batch ids forgotten; retention deleted %s",
         flavor,
         created,
         dropped,
         expired,
         forgotten,
+        retained,
     )
     return report

@@ -28,12 +28,17 @@ class StoreConfig:
     max_size: int = 10
     close_grace: float = 10.0
     """Seconds a closing pool waits for the server's goodbye before dropping connections."""
+    acquire_timeout: float = 10.0
+    """Seconds to wait for a free pooled connection before ``TimeoutError`` (an
+    ``OSError``, so in :data:`DB_ERRORS`): a stuck holder never blocks everyone else."""
     search_path: str | None = None
     """Schemas to search, set on every connection and again on every pool acquire (a
     pool's RESET ALL drops it; PGlite then falls back to ``pg_catalog`` alone). None: the
     server's default."""
 
     def __post_init__(self) -> None:
+        if not self.acquire_timeout > 0:
+            raise ValueError("acquire_timeout must be positive")
         if self.search_path is not None and not _SEARCH_PATH.fullmatch(self.search_path):
             raise ValueError(f"search_path {self.search_path!r} is not a list of schema names")
 
@@ -44,19 +49,38 @@ class StoreConfig:
         return settings
 
 
+class BoundedPool(asyncpg.Pool):
+    """asyncpg's pool whose every acquire (``pool.acquire()``, ``pool.fetch(...)`` ...)
+    waits at most ``acquire_timeout`` seconds unless the caller gives its own timeout."""
+
+    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
 async def create_pool(config: StoreConfig) -> asyncpg.Pool:
     async def restore_search_path(conn: PoolConnectionProxy[Any]) -> None:
         await conn.execute(f"SET search_path = {config.search_path}")
 
-    pool = await asyncpg.create_pool(
+    pool = BoundedPool(
         config.url,
+        acquire_timeout=config.acquire_timeout,
         min_size=config.min_size,
         max_size=config.max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         statement_cache_size=config.statement_cache_size,
         command_timeout=60,
         server_settings=config.server_settings(),
         setup=restore_search_path if config.search_path is not None else None,
     )
+    await pool
     return pool
 
 

@@ -58,6 +58,7 @@ def _rules(
                     {
                         "id": name,
                         "url": receiver.url(f"/{name}"),
+                        "allow_plain_http": True,
                         "secret_env": "IOC_POLICE_SECRET",
                         "timeout_seconds": timeout,
                         "concurrency": concurrency,

@@ -90,6 +90,7 @@ async def test_police_messages_go_out_after_the_listener_is_dropped(
                         {
                             "id": "dispatch",
                             "url": receiver.url("/cap"),
+                            "allow_plain_http": True,
                             "secret_env": "S",
                             # One slot: with more, a slot that found a sibling's message
                             # taken looks again after 5 s, notification or not.

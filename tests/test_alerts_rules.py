@@ -132,8 +132,18 @@ def test_an_invalid_file_is_refused_with_every_problem_named(province: Province)
         "police": {
             "sender": "has space",
             "endpoints": [
-                {"id": "dispatch", "url": "ftp://x", "secret_env": "IOC_TEST_UNSET_SECRET"},
-                {"id": "dispatch", "url": "http://127.0.0.1:9/cap", "secret_env": "IOC_WEAK"},
+                {
+                    "id": "dispatch",
+                    "url": "ftp://x",
+                    "allow_plain_http": True,
+                    "secret_env": "IOC_TEST_UNSET_SECRET",
+                },
+                {
+                    "id": "dispatch",
+                    "url": "http://127.0.0.1:9/cap",
+                    "allow_plain_http": True,
+                    "secret_env": "IOC_WEAK",
+                },
             ],
         },
         "access_points": {"overload_ratio": 1.0, "clear_ratio": 1.5},
@@ -176,8 +186,18 @@ def test_an_invalid_file_is_refused_with_every_problem_named(province: Province)
         ],
         "police": {
             "endpoints": [
-                {"id": "dispatch", "url": "http://127.0.0.1:9/a", "secret_env": "IOC_UNSET_X"},
-                {"id": "dispatch", "url": "http://127.0.0.1:9/b", "secret_env": "IOC_WEAK"},
+                {
+                    "id": "dispatch",
+                    "url": "http://127.0.0.1:9/a",
+                    "allow_plain_http": True,
+                    "secret_env": "IOC_UNSET_X",
+                },
+                {
+                    "id": "dispatch",
+                    "url": "http://127.0.0.1:9/b",
+                    "allow_plain_http": True,
+                    "secret_env": "IOC_WEAK",
+                },
             ]
         },
     }
@@ -239,7 +259,12 @@ async def test_sighup_reloads_the_rules(tmp_path: Path, province: Province) -> N
                 "auto_resolve_seconds": 20,
                 "police": {
                     "endpoints": [
-                        {"id": "a", "url": "http://127.0.0.1:9/", "secret_env": "IOC_SECRET_A"}
+                        {
+                            "id": "a",
+                            "url": "http://127.0.0.1:9/",
+                            "allow_plain_http": True,
+                            "secret_env": "IOC_SECRET_A",
+                        }
                     ]
                 },
             },

@@ -32,6 +32,7 @@ async def _start(database: StoreConfig, url: str, *extra: str) -> asyncio.subpro
         "IOC_PROVINCE": str(DATA / "clips.yaml"),
         "IOC_ALERT_RULES": str(ROOT / "config" / "alert-rules.yaml"),
         "IOC_LOG_LEVEL": "WARNING",
+        "IOC_SEND_TEST_SECRET": SECRET,  # never on the command line
     }
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -41,8 +42,6 @@ async def _start(database: StoreConfig, url: str, *extra: str) -> asyncio.subpro
         "send-test",
         "--to",
         url,
-        "--secret",
-        SECRET,
         *extra,
         env=env,
         cwd=ROOT,

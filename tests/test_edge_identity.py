@@ -223,7 +223,8 @@ async def test_an_agent_runs_fully_within_its_acl(
     )
     console = _login(broker, auth, "console")
     async with (
-        Recorder(console, [f"{PREFIX}/#"], "console-watch") as seen,
+        Recorder(_login(broker, auth, "ingest"), [f"{PREFIX}/#"], "ingest-watch") as seen,
+        Recorder(console, [f"{PREFIX}/#"], "console-watch") as console_sees,
         EdgeAgent(plan) as agent,
     ):
         await seen.wait_for(
@@ -236,6 +237,11 @@ async def test_an_agent_runs_fully_within_its_acl(
         )
         header, _ = await request_snapshot(console, topics, "cam-a", max_width=320)
         assert header.camera_id == "cam-a"
+        # Least privilege: the console reads snapshot answers, never frames or telemetry.
+        await console_sees.wait_for(
+            lambda: any("/snapshot/" in m.topic for m in console_sees.messages)
+        )
+        assert all("/snapshot/" in m.topic for m in console_sees.messages)
         assert agent.forwarder.stats.refused == 0
         assert agent.stats.connects == 1
 

@@ -20,7 +20,7 @@ from alerts import AlertsEngine
 from console_api import Role, add_user, create_app
 from edge import encode_clip
 from ingest import IngestService
-from protocol import FrameHeader, MqttEndpoint, Province, Topics, encode_frame
+from protocol import UNBOUNDED, FrameHeader, MqttEndpoint, Province, Topics, encode_frame
 from store import StoreConfig, sync_registry
 from vision import VisionWorker
 
@@ -66,10 +66,19 @@ async def test_person_walking_in_raises_one_alert_on_the_websocket(
     clip = encode_clip(VIDEO / "indoor_people_walkby_768x432.mp4", (320, 180))
     async with contextlib.AsyncExitStack() as stack:
         engine = await stack.enter_async_context(
-            AlertsEngine(mqtt, database, clips_province, topics=topics, identifier="alerts-e2e")
+            AlertsEngine(
+                mqtt,
+                database,
+                clips_province,
+                topics=topics,
+                identifier="alerts-e2e",
+                time_window=UNBOUNDED,
+            )
         )
         worker = await stack.enter_async_context(
-            VisionWorker([camera], mqtt, topics=topics, identifier="vision-e2e")
+            VisionWorker(
+                [camera], mqtt, topics=topics, identifier="vision-e2e", time_window=UNBOUNDED
+            )
         )
         base = await stack.enter_async_context(console_server(database))
         publisher = await stack.enter_async_context(mqtt.client("edge-e2e"))
@@ -127,10 +136,14 @@ async def test_malformed_frame_becomes_a_dead_letter_and_the_camera_goes_on(
     clip = encode_clip(VIDEO / "indoor_people_walkby_768x432.mp4", (320, 180))
     async with contextlib.AsyncExitStack() as stack:
         ingest = await stack.enter_async_context(
-            IngestService(mqtt, database, topics=topics, identifier="ingest-dl")
+            IngestService(
+                mqtt, database, topics=topics, identifier="ingest-dl", time_window=UNBOUNDED
+            )
         )
         worker = await stack.enter_async_context(
-            VisionWorker([camera], mqtt, topics=topics, identifier="vision-dl")
+            VisionWorker(
+                [camera], mqtt, topics=topics, identifier="vision-dl", time_window=UNBOUNDED
+            )
         )
         publisher = await stack.enter_async_context(mqtt.client("edge-dl"))
         await ingest.wait_until_subscribed()

@@ -21,7 +21,7 @@ import pytest
 from ingest import IngestService
 from ioc.bench.synthetic import synthetic_province, telemetry_stream
 from ioc.servers import MosquittoBroker, PostgresCluster
-from protocol import TELEMETRY, MqttEndpoint, TelemetryBatch, Topics, backoff_delay
+from protocol import TELEMETRY, UNBOUNDED, MqttEndpoint, TelemetryBatch, Topics, backoff_delay
 from store import ALL_MIGRATIONS, StoreConfig, migrate
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres, pytest.mark.slow]
@@ -74,7 +74,9 @@ async def test_broker_restart_mid_stream(
 ) -> None:
     endpoint = MqttEndpoint.from_url(own_broker.url)
     first, second = _stream(60)[:30], _stream(60)[30:]
-    async with IngestService(endpoint, database, topics=topics, identifier="ingest-f1") as ingest:
+    async with IngestService(
+        endpoint, database, topics=topics, identifier="ingest-f1", time_window=UNBOUNDED
+    ) as ingest:
         await ingest.wait_until_subscribed()
         await _publish(endpoint, topics, first)
         await asyncio.wait_for(ingest.wait_until(lambda s: s.flushes >= 1), 30)
@@ -111,7 +113,9 @@ async def test_database_restart_mid_stream(
     own_database: StoreConfig,
 ) -> None:
     batches = _stream(60)
-    async with IngestService(mqtt, own_database, topics=topics, identifier="ingest-f2") as ingest:
+    async with IngestService(
+        mqtt, own_database, topics=topics, identifier="ingest-f2", time_window=UNBOUNDED
+    ) as ingest:
         await ingest.wait_until_subscribed()
         await _publish(mqtt, topics, batches[:20])
         await asyncio.wait_for(ingest.wait_until(lambda s: s.flushes >= 1), 30)
@@ -140,6 +144,7 @@ def _start_ingest(
         "IOC_PROVINCE": str(ROOT / "tests" / "data" / "clips.yaml"),
         "IOC_TOPIC_PREFIX": topics.prefix,
         "IOC_LOG_LEVEL": "WARNING",
+        "IOC_EDGE_TIME_FUTURE": "1e6",  # the stream runs hours ahead of the clock
     }
     return subprocess.Popen(
         [sys.executable, "-m", "ioc", "ingest", "--identifier", "ingest-proc"],
@@ -162,7 +167,9 @@ async def test_ingest_process_killed_and_restarted(
     committed: asyncio.Queue[str] = asyncio.Queue()
     await db.add_listener("batches", lambda *args: committed.put_nowait(args[3]))
     # The process's persistent session exists before it runs: the broker keeps what comes.
-    async with IngestService(mqtt, database, topics=topics, identifier="ingest-proc") as probe:
+    async with IngestService(
+        mqtt, database, topics=topics, identifier="ingest-proc", time_window=UNBOUNDED
+    ) as probe:
         await probe.wait_until_subscribed()
     await _publish(mqtt, topics, batches[:40])
     process = _start_ingest(mqtt, topics, database)

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from ingest import IngestService
-from protocol import TELEMETRY, MqttEndpoint, TelemetryBatch, Topics, WifiSample
+from protocol import TELEMETRY, UNBOUNDED, MqttEndpoint, TelemetryBatch, Topics, WifiSample
 from store import StoreConfig
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres]
@@ -40,7 +40,9 @@ async def test_samples_stored_exactly_once_even_when_redelivered(
     db: asyncpg.Connection,
 ) -> None:
     batches = [_batch(f"ap-{a}", seq, 50) for a in range(4) for seq in range(1, 6)]
-    async with IngestService(mqtt, database, topics=topics, identifier="ingest-t1") as ingest:
+    async with IngestService(
+        mqtt, database, topics=topics, identifier="ingest-t1", time_window=UNBOUNDED
+    ) as ingest:
         async with mqtt.client("publisher-t1") as client:
             await ingest.wait_until_subscribed()
             for batch in batches:
@@ -63,7 +65,9 @@ async def test_malformed_telemetry_becomes_a_dead_letter_and_ingest_goes_on(
     db: asyncpg.Connection,
 ) -> None:
     good = _batch("ap-good", 1, 10)
-    async with IngestService(mqtt, database, topics=topics, identifier="ingest-t2") as ingest:
+    async with IngestService(
+        mqtt, database, topics=topics, identifier="ingest-t2", time_window=UNBOUNDED
+    ) as ingest:
         async with mqtt.client("publisher-t2") as client:
             await ingest.wait_until_subscribed()
             await client.publish(
@@ -103,7 +107,9 @@ async def test_redelivered_after_unacknowledged_crash(
             await client.publish(topics.telemetry("ap-crash"), TELEMETRY.encode(batch), qos=1)
         async for _message in doomed.messages:
             break  # received, never acknowledged
-    async with IngestService(mqtt, database, topics=topics, identifier="ingest-t3") as ingest:
+    async with IngestService(
+        mqtt, database, topics=topics, identifier="ingest-t3", time_window=UNBOUNDED
+    ) as ingest:
         await asyncio.wait_for(ingest.wait_for_messages(1), 30)
     assert await db.fetchval("SELECT count(*) FROM wifi_samples") == 25
 
@@ -115,12 +121,16 @@ async def test_publish_before_consumer_exists_is_kept_by_persistent_session(
     db: asyncpg.Connection,
 ) -> None:
     # Register the persistent session, go away, then publish while the consumer is down.
-    async with IngestService(mqtt, database, topics=topics, identifier="ingest-t4") as ingest:
+    async with IngestService(
+        mqtt, database, topics=topics, identifier="ingest-t4", time_window=UNBOUNDED
+    ) as ingest:
         await ingest.wait_until_subscribed()
     async with aiomqtt.Client(mqtt.host, mqtt.port, identifier="publisher-t4") as client:
         await client.publish(
             topics.telemetry("ap-late"), TELEMETRY.encode(_batch("ap-late", 1, 5)), qos=1
         )
-    async with IngestService(mqtt, database, topics=topics, identifier="ingest-t4") as ingest:
+    async with IngestService(
+        mqtt, database, topics=topics, identifier="ingest-t4", time_window=UNBOUNDED
+    ) as ingest:
         await asyncio.wait_for(ingest.wait_for_messages(1), 30)
     assert await db.fetchval("SELECT count(*) FROM wifi_samples") == 5

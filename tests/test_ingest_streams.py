@@ -16,6 +16,7 @@ from protocol import (
     EDGE_STATE,
     TELEMETRY,
     TRAFFIC,
+    UNBOUNDED,
     CameraState,
     EdgeState,
     MqttEndpoint,
@@ -48,7 +49,9 @@ async def test_traffic_and_device_states_are_stored(
 ) -> None:
     province = synthetic_province(cameras=3, access_points=1)
     metrics = list(traffic_stream(province, START, 10))
-    async with IngestService(mqtt, database, topics=topics, identifier="ingest-s1") as ingest:
+    async with IngestService(
+        mqtt, database, topics=topics, identifier="ingest-s1", time_window=UNBOUNDED
+    ) as ingest:
         await ingest.wait_until_subscribed()
         async with mqtt.client("publisher-s1") as client:
             for m in metrics:
@@ -86,6 +89,7 @@ async def test_two_services_in_a_shared_group_store_every_sample_once(
                     database,
                     topics=topics,
                     identifier=f"ingest-share-{i}",
+                    time_window=UNBOUNDED,
                     shared_group="ingest",
                     max_delay=0.02,
                 )
@@ -119,7 +123,7 @@ async def test_a_value_the_database_refuses_becomes_a_dead_letter_alone(
     good = [batch(f"ap-{i}", 5) for i in range(4)]
     bad = batch("ap-huge", 2**40)  # valid JSON and schema, too big for the integer column
     async with IngestService(
-        mqtt, database, topics=topics, identifier="ingest-s3", max_delay=1.0
+        mqtt, database, topics=topics, identifier="ingest-s3", time_window=UNBOUNDED, max_delay=1.0
     ) as ingest:
         await ingest.wait_until_subscribed()
         async with mqtt.client("publisher-s3") as client:

@@ -23,6 +23,7 @@ from ioc.bench.synthetic import synthetic_province, telemetry_stream, traffic_st
 from protocol import (
     TELEMETRY,
     TRAFFIC,
+    UNBOUNDED,
     MqttEndpoint,
     Province,
     TelemetryBatch,
@@ -243,7 +244,7 @@ async def test_ingest_service_writes_through_the_engine_settings(
     ]
     ts.terminate()  # the engine takes one connection at a time: the service's
     async with IngestService(
-        mqtt, pglite.store, topics=topics, identifier="ingest-pglite"
+        mqtt, pglite.store, topics=topics, identifier="ingest-pglite", time_window=UNBOUNDED
     ) as ingest:
         await ingest.wait_until_subscribed()
         async with mqtt.client("publisher-pglite") as client:

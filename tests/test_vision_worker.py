@@ -19,6 +19,7 @@ from protocol import (
     DEAD_LETTER,
     EVENT,
     TRAFFIC,
+    UNBOUNDED,
     EventKind,
     FrameHeader,
     MqttEndpoint,
@@ -59,7 +60,9 @@ async def test_traffic_metrics_per_interval_carry_the_crossings(
     frames = 300  # 12 s at 25 fps: two whole 5 s intervals and a part
     async with (
         listening(mqtt, "listener-traffic", topics.traffic(highway.id), topics.all_events()) as sub,
-        VisionWorker([highway], mqtt, topics=topics, identifier="vision-traffic") as worker,
+        VisionWorker(
+            [highway], mqtt, topics=topics, identifier="vision-traffic", time_window=UNBOUNDED
+        ) as worker,
         mqtt.client("edge-traffic") as edge,
     ):
         await worker.wait_until_subscribed()
@@ -101,7 +104,12 @@ async def test_silent_camera_goes_offline_and_comes_back(
     async with (
         listening(mqtt, "listener-offline", topics.events(cam.id)) as sub,
         VisionWorker(
-            [cam], mqtt, topics=topics, identifier="vision-offline", check_every=0.1
+            [cam],
+            mqtt,
+            topics=topics,
+            identifier="vision-offline",
+            time_window=UNBOUNDED,
+            check_every=0.1,
         ) as worker,
         mqtt.client("edge-offline") as edge,
     ):
@@ -130,7 +138,9 @@ async def test_frame_of_another_size_is_a_dead_letter_and_the_camera_goes_on(
     assert ok
     async with (
         listening(mqtt, "listener-dl", topics.dead_letters("vision")) as sub,
-        VisionWorker([cam], mqtt, topics=topics, identifier="vision-size") as worker,
+        VisionWorker(
+            [cam], mqtt, topics=topics, identifier="vision-size", time_window=UNBOUNDED
+        ) as worker,
         mqtt.client("edge-size") as edge,
     ):
         await worker.wait_until_subscribed()

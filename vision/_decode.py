@@ -3,7 +3,9 @@
 A JPEG two, four or eight times the analysis size is decoded straight at the analysis size
 (libjpeg scales while it decodes, ``IMREAD_REDUCED_GRAYSCALE_*``); any other size is decoded
 in gray and resized. A frame that cannot be read is refused with its reason and the batch
-goes on with the other cameras.
+goes on with the other cameras. The JPEG's own frame header is read before decoding: a
+picture larger than ``max_pixels``, or of another size than the frame header announced, is
+refused without allocating it (a 1.7 MB JPEG can claim 12000x12000 pixels, 144 MB).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from protocol import FrameHeader
+from protocol import FrameDecodeError, FrameHeader, jpeg_size
 
 from ._batch import FrameBatch
 
+MAX_PIXELS = 3840 * 2160
+"""Largest picture decoded (4K UHD); analysis frames are far smaller."""
 _REDUCED = {
     1: cv2.IMREAD_GRAYSCALE,
     2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
@@ -44,8 +48,9 @@ class RefusedFrame:
 class FrameDecoder:
     """Decodes up to ``capacity`` frames per batch into one reused buffer."""
 
-    def __init__(self, size: tuple[int, int], capacity: int) -> None:
+    def __init__(self, size: tuple[int, int], capacity: int, max_pixels: int = MAX_PIXELS) -> None:
         self.width, self.height = size
+        self.max_pixels = max_pixels
         self.buffer = np.empty((max(capacity, 1), self.height, self.width), np.uint8)
         self._plans: dict[tuple[int, int], tuple[int, tuple[int, int]]] = {}
 
@@ -69,6 +74,10 @@ class FrameDecoder:
             if plan is None:
                 plan = plans[header.width, header.height] = self._plan(header.width, header.height)
             flag, expected = plan
+            problem = self._judge_size(header, frame.jpeg)
+            if problem is not None:
+                refused.append(RefusedFrame(frame.camera, problem))
+                continue
             image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), flag)
             slot = len(cameras)
             if image is None:
@@ -106,6 +115,24 @@ class FrameDecoder:
                 factor = f
                 break
         return _REDUCED[factor], (-(-height // factor), -(-width // factor))
+
+    def _judge_size(self, header: FrameHeader, jpeg: bytes | memoryview) -> str | None:
+        """Why this JPEG must not be decoded, or None."""
+        try:
+            width, height = jpeg_size(jpeg)
+        except FrameDecodeError as exc:
+            return f"corrupt JPEG: {exc}"
+        if width * height > self.max_pixels:
+            return (
+                f"frame size: the JPEG is {width}x{height}, more than the {self.max_pixels} "
+                "pixels decoded"
+            )
+        if (width, height) != (header.width, header.height):
+            return (
+                f"frame size: the header says {header.width}x{header.height} but the JPEG is "
+                f"{width}x{height}"
+            )
+        return None
 
     @staticmethod
     def _wrong_size(header: FrameHeader, flag: int, shape: tuple[int, ...]) -> str:

@@ -27,6 +27,7 @@ from protocol import (
     DeadLetterMessage,
     FrameDecodeError,
     MqttEndpoint,
+    TimeWindow,
     Topics,
     Work,
     backoff_delay,
@@ -40,6 +41,8 @@ from ._pipeline import ANALYSIS_SIZE, BatchResult, VisionPipeline
 
 logger = logging.getLogger(__name__)
 CONSUMER = "vision"
+MAX_FRAME_BYTES = 1024 * 1024
+"""Largest frame payload analysed; analysis frames are tens of kilobytes."""
 
 
 @dataclass
@@ -84,6 +87,8 @@ class VisionWorker(Background):
         identifier: str = "vision-1",
         size: tuple[int, int] = ANALYSIS_SIZE,
         check_every: float = 1.0,
+        time_window: TimeWindow | None = None,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         self.endpoint = endpoint
         self.topics = topics or Topics()
@@ -91,6 +96,9 @@ class VisionWorker(Background):
         self.pipeline = VisionPipeline(cameras, timezone=timezone, size=size)
         self.decoder = FrameDecoder(size, len(cameras))
         self.check_every = check_every
+        self.time_window = time_window or TimeWindow()
+        """A frame captured outside it is refused (a dead letter)."""
+        self.max_frame_bytes = max_frame_bytes
         self.stats = VisionStats()
         self._latest: dict[int, EncodedFrame] = {}
         self._unsent: collections.deque[tuple[str, bytes, bool]] = collections.deque()
@@ -135,7 +143,13 @@ class VisionWorker(Background):
             self.stats.frames_received += 1
             payload = message.payload if isinstance(message.payload, bytes) else b""
             try:
+                if len(payload) > self.max_frame_bytes:
+                    raise FrameDecodeError(
+                        f"frame payload of {len(payload)} bytes is larger than the "
+                        f"{self.max_frame_bytes} accepted"
+                    )
                 header, jpeg = decode_frame(payload)
+                self.time_window.check(header)
                 index = self.pipeline.index.get(header.camera_id)
                 if index is None:
                     raise FrameDecodeError(f"camera {header.camera_id!r} is not configured here")
@@ -198,7 +212,20 @@ class VisionWorker(Background):
             )
         if batch is None:
             return
-        result = await asyncio.to_thread(self.pipeline.process, batch, time.time())
+        try:
+            result = await asyncio.to_thread(self.pipeline.process, batch, time.time())
+        except Exception as exc:
+            # A bug meeting a frame nobody foresaw: these frames are lost (dead letters with
+            # the reason), the worker goes on with the next ones.
+            logger.exception("vision could not analyse a batch of %d frames", len(batch.cameras))
+            for frame in (by_camera[int(c)] for c in batch.cameras):
+                await self._reject(
+                    client,
+                    self.topics.frames(self.pipeline.cameras[frame.camera].id),
+                    f"analysis failed: {type(exc).__name__}: {exc}",
+                    encode_frame(frame.header, bytes(frame.jpeg)),
+                )
+            return
         self.stats.batches += 1
         await self._publish(client, result)
         async with self._progress:

@@ -78,6 +78,7 @@ def write_rules(
         {
             "id": "bench-police",
             "url": police_url,
+            "allow_plain_http": True,
             "secret_env": POLICE_SECRET_ENV,
             "timeout_seconds": 10,
             "concurrency": 4,

@@ -47,7 +47,23 @@ def _v301_change_order(flavor: Flavor) -> str:
     """
 
 
+def _v320_login_audit(flavor: Flavor) -> str:
+    # Every refused, throttled and accepted login (issue 17): who tried, from where. The
+    # username is as typed (it may name no user), so no foreign key.
+    return """
+    CREATE TABLE login_audit (
+        id bigserial PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        username text NOT NULL,
+        address text NOT NULL,
+        outcome text NOT NULL CHECK (outcome IN ('accepted', 'refused', 'throttled'))
+    );
+    CREATE INDEX login_audit_time ON login_audit (at);
+    """
+
+
 MIGRATIONS = [
     Migration(300, "console users and tokens", _v300_users),
     Migration(301, "alert change log in commit order", _v301_change_order),
+    Migration(320, "login audit", _v320_login_audit),
 ]

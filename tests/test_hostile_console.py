@@ -1,0 +1,265 @@
+"""Clients that try to starve the console API (issue 17, items 2 and 3): websockets that never
+read hold no pooled connection and are dropped with a resumable close code; a login flood
+is throttled and does not stall the live feed. Real uvicorn and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+from console_support import PASSWORD, console, raise_alert, route_to_police, seed_registry
+from websockets.client import ClientProtocol
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+from alerts import changes_since
+from alerts._repository import record_change
+from console_api import WS_TOO_SLOW, ConsoleConfig, Role, ThrottleLimits
+from console_api._internals import Exposure
+from store import StoreConfig
+
+pytestmark = pytest.mark.postgres
+
+
+class StalledClient:
+    """A websocket client that authenticates, subscribes and then reads nothing at all (a
+    raw socket with a tiny receive buffer, driven by websockets' sans-I/O protocol), until
+    :meth:`close_code` reads what the server sent."""
+
+    def __init__(self, host: str) -> None:
+        address, port = host.split(":")
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect((address, int(port)))
+        self.sock.setblocking(False)
+        self.protocol = ClientProtocol(parse_uri(f"ws://{host}/ws"), max_size=None)
+
+    async def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                await asyncio.get_running_loop().sock_sendall(self.sock, data)
+
+    async def subscribe(self, token: str, **subscribe: Any) -> None:
+        loop = asyncio.get_running_loop()
+        self.protocol.send_request(self.protocol.connect())
+        await self._flush()
+        while self.protocol.state is State.CONNECTING:
+            self.protocol.receive_data(await loop.sock_recv(self.sock, 4096))
+        assert self.protocol.state is State.OPEN, self.protocol.handshake_exc
+        self.protocol.send_text(json.dumps({"type": "auth", "token": token}).encode())
+        self.protocol.send_text(json.dumps({"type": "subscribe", **subscribe}).encode())
+        await self._flush()
+
+    async def close_code(self) -> tuple[int | None, str]:
+        """Read everything until the server closes; its close code and reason."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(30):
+            while self.protocol.close_rcvd is None:
+                data = await loop.sock_recv(self.sock, 1 << 20)
+                if not data:
+                    break
+                self.protocol.receive_data(data)
+                self.protocol.events_received()
+        closing = self.protocol.close_rcvd
+        return (closing.code, closing.reason) if closing else (None, "")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def _until(predicate: Callable[[], bool], deadline: float = 10.0) -> None:
+    """Wait for a condition of the server's state that has no event of its own."""
+    async with asyncio.timeout(deadline):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+async def test_websockets_that_never_read_hold_no_connection_and_are_dropped(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    await seed_registry(db)
+    await raise_alert(db)
+    big = msgspec.structs.replace(
+        (await changes_since(db, 0))[0].alert, title_en="congestion " * 2000
+    )
+    async with db.transaction():
+        for _ in range(40):  # 800 kB of replay, far more than the socket buffers hold
+            await record_change(db, big)
+    clients = 12  # more than the pool's connections
+    config = ConsoleConfig(ws_send_timeout=2.0)
+    async with console(database, db, config, send_buffer=8192) as c:
+        hub = c.app.state.hub
+        operator = await c.user(Role.OPERATOR)
+        stuck = [StalledClient(c.host) for _ in range(clients)]
+        try:
+            for client in stuck:
+                await client.subscribe(operator, after_seq=0)
+            await _until(lambda: len(hub._clients) == clients)
+            # Every one of them is in its replay, stuck on a full socket; the API answers.
+            started = time.perf_counter()
+            async with c.http() as http:
+                response = await asyncio.wait_for(http.get("/healthz"), 1.5)
+            assert response.status_code == 200
+            assert time.perf_counter() - started < 1.5
+            # Too slow for the send timeout: each is dropped and told where to resume.
+            await _until(lambda: not hub._clients)
+            for client in stuck:
+                code, reason = await client.close_code()
+                assert code == WS_TOO_SLOW
+                assert "resume with after_seq" in reason
+        finally:
+            for client in stuck:
+                client.close()
+
+
+async def test_failed_logins_are_throttled_per_user_and_address_and_audited(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    config = ConsoleConfig(login_limits=ThrottleLimits(per_address=8, per_user=3))
+    async with console(database, db, config) as c:
+        await c.user(Role.OPERATOR, "ops-1")
+        async with c.http() as http:
+
+            async def attempt(username: str, password: str = "not the password") -> int:  # noqa: S107
+                form = {"username": username, "password": password}
+                response = await http.post("/api/v1/auth/token", data=form)
+                if response.status_code == 429:
+                    assert 1 <= int(response.headers["Retry-After"]) <= 300
+                return response.status_code
+
+            # Per user: three wrong passwords, then even the right one waits.
+            assert [await attempt("ops-1") for _ in range(4)] == [401, 401, 401, 429]
+            assert await attempt("ops-1", PASSWORD) == 429
+            # Per address: unknown names count against the address that sends them.
+            codes = [await attempt(f"guess-{i}") for i in range(6)]
+            assert codes == [401] * 5 + [429]
+    audit = await db.fetch("SELECT username, outcome FROM login_audit ORDER BY id")
+    outcomes = [(r["username"], r["outcome"]) for r in audit]
+    assert outcomes[:4] == [("ops-1", "accepted")] + [("ops-1", "refused")] * 3
+    assert outcomes.count(("ops-1", "throttled")) == 1  # the first 429 of a key only
+    assert outcomes[-1] == ("guess-5", "throttled")
+
+
+_FLOOD = """
+import concurrent.futures, json, sys, httpx
+def attempt(i):
+    form = {"username": f"nobody-{i % 50}", "password": "x" * 20}
+    with httpx.Client(base_url=sys.argv[1], timeout=60) as http:
+        return http.post("/api/v1/auth/token", data=form).status_code
+print("started", flush=True)
+with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    print(json.dumps(list(pool.map(attempt, range(200)))))
+"""
+"""200 login attempts, 8 at a time, from another process; prints the status codes."""
+
+
+def _p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+@pytest.mark.slow
+async def test_a_login_flood_does_not_stall_the_live_feed(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    """200 bad logins, 8 at a time, while changes flow to a websocket: the p99 from commit
+    to delivery may move by at most 50 ms (measured side by side in this run)."""
+    await seed_registry(db)
+    await raise_alert(db)
+    alert = (await changes_since(db, 0))[0].alert
+    async with console(database, db, ConsoleConfig()) as c:
+        operator = await c.user(Role.OPERATOR)
+        async with c.live(operator) as (ws, _):
+
+            async def delivery() -> float:
+                """From a change's commit to its arrival on the websocket."""
+                await record_change(db, alert)
+                started = time.perf_counter()
+                await asyncio.wait_for(ws.recv(), 10)
+                return time.perf_counter() - started
+
+            quiet = [await delivery() for _ in range(100)]
+            # The attacker is another process (its own CPU work is not the server's).
+            flood = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", _FLOOD, c.url, stdout=asyncio.subprocess.PIPE
+            )
+            assert flood.stdout is not None
+            assert await flood.stdout.readline() == b"started\n"
+            flooded: list[float] = []
+            output = asyncio.ensure_future(flood.communicate())
+            while not output.done() or len(flooded) < 100:
+                flooded.append(await delivery())
+            codes = json.loads((await output)[0])
+            # Quiet again: the machine's own jitter is measured on both sides of the flood.
+            quiet += [await delivery() for _ in range(100)]
+    assert len(codes) == 200
+    assert set(codes) <= {401, 429}
+    assert codes.count(401) >= 1
+    assert _p99(flooded) - _p99(quiet) <= 0.050, (_p99(quiet), _p99(flooded))
+
+
+async def test_control_characters_are_refused_at_the_edge_with_the_field_named(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    """A vertical tab in a note would reach the CAP message (lxml refuses it: a 500); the one
+    text rule refuses it first, and lets tabs, newlines and Vietnamese through."""
+    await seed_registry(db)
+    alert_id, _ = await raise_alert(db, routing=await route_to_police(db))
+    async with console(database, db) as c, await c.as_role(Role.OPERATOR) as http:
+        url = f"/api/v1/alerts/{alert_id}/acknowledge"
+        for bad in ("xe\x0bmáy", "bell\x07", "del\x7f", "nope\ufffe"):
+            response = await http.post(url, json={"note": bad})
+            assert response.status_code == 422, (bad, response.text)
+            assert response.json()["detail"][0]["loc"] == ["body", "note"]
+        response = await http.post(url, json={"note": "Đã xem\n\tđội tuần tra 7 🚓"})
+        assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(("exposure", "anyone", "admin"), [("admin", 403, 200), ("off", 404, 404)])
+async def test_internals_are_admin_only_or_off_when_configured(
+    database: StoreConfig, db: asyncpg.Connection, exposure: Exposure, anyone: int, admin: int
+) -> None:
+    async with console(database, db, ConsoleConfig(internals=exposure)) as c:
+        operator = await c.as_role(Role.OPERATOR)
+        administrator = await c.as_role(Role.ADMIN)
+        async with c.http() as nobody, operator, administrator:
+            for path in ("/metrics", "/docs", "/openapi.json"):
+                assert (await nobody.get(path)).status_code == anyone, path
+                assert (await operator.get(path)).status_code == anyone, path
+                assert (await administrator.get(path)).status_code == admin, path
+            assert (await nobody.get("/healthz")).status_code == 200
+
+
+async def test_the_fiware_traffic_feed_is_bounded_to_what_memory_allows(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    """~4 KB of Python objects per entity: 20,000 at most (~80 MB), not the 250,000 points
+    (~1 GiB) the history endpoints allow."""
+    await seed_registry(db)
+    await db.execute(
+        """INSERT INTO cameras (id, name, kind, district_id, road, lat, lon, fps, zones, lines)
+           SELECT 'cam-' || i, 'Camera ' || i, 'traffic', 'my-tho', 'QL1A', 10.36, 106.37, 5,
+                  '[]', '[{"id": "count", "points": [[0.1, 0.7], [0.9, 0.7]]}]'
+           FROM generate_series(1, 10) AS i"""
+    )
+    async with console(database, db) as c, await c.as_role(Role.PLANNER) as http:
+        query = {"bucket": "hour", "since": "2026-01-01T00:00:00+07:00"}
+        too_many = await http.get(  # 11 lines x 2 directions x 1,440 hours
+            "/api/v1/fiware/TrafficFlowObserved",
+            params={**query, "until": "2026-03-01T00:00:00+07:00"},
+        )
+        assert too_many.status_code == 422, too_many.text
+        assert "over 20000 points" in too_many.text
+        fine = await http.get(
+            "/api/v1/fiware/TrafficFlowObserved",
+            params={**query, "until": "2026-01-02T00:00:00+07:00"},
+        )
+        assert fine.status_code == 200, fine.text
