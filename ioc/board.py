@@ -45,6 +45,9 @@ class _Seen:
     latest: ServiceStatus
     window: deque[ServiceStatus] = field(default_factory=deque)
     rates: dict[str, float] = field(default_factory=dict)
+    peaks: dict[str, float] = field(default_factory=dict)
+    """The highest value of each counter this process reported: a last report with fewer or
+    zeroed counters (a service going down) does not take back the work it did."""
 
 
 class StatusFollower(Background):
@@ -95,12 +98,21 @@ class StatusBoard(StatusFollower):
     def __init__(self, endpoint: MqttEndpoint, topics: Topics) -> None:
         super().__init__(endpoint, topics)
         self.services: dict[str, _Seen] = {}
+        self._earlier: dict[tuple[str, str], float] = {}
+        """Work counted by processes that have since been replaced (a restart), per
+        (service, counter), so totals cover the whole run."""
 
     async def _took(self, status: ServiceStatus) -> None:
         seen = self.services.get(status.instance)
         if seen is None or seen.latest.pid != status.pid:
+            if seen is not None:
+                for name, value in seen.peaks.items():
+                    key = (seen.latest.service, name)
+                    self._earlier[key] = self._earlier.get(key, 0.0) + value
             seen = self.services[status.instance] = _Seen(status)
         seen.latest = status
+        for name, value in status.counters.items():
+            seen.peaks[name] = max(seen.peaks.get(name, 0.0), value)
         seen.window.append(status)
         while status.reported_at - seen.window[0].reported_at > RATE_WINDOW:
             seen.window.popleft()
@@ -113,10 +125,9 @@ class StatusBoard(StatusFollower):
             }
 
     def total(self, service: str, counter: str) -> float:
-        return sum(
-            s.latest.counters.get(counter, 0.0)
-            for s in self.services.values()
-            if s.latest.service == service
+        """All the work of ``service`` so far, its restarted processes included."""
+        return self._earlier.get((service, counter), 0.0) + sum(
+            s.peaks.get(counter, 0.0) for s in self.services.values() if s.latest.service == service
         )
 
     def rate(self, service: str, counter: str) -> float:

@@ -32,7 +32,8 @@ from store.forecasts import (
 )
 
 LINE = SeriesKey(SeriesKind.LINE, "indoor-room/count-1")
-START = datetime(2026, 12, 1, tzinfo=UTC)
+# Recent hours: the alerts engine refuses edge times more than a day old (protocol.TimeWindow).
+START = (datetime.now(UTC) - timedelta(hours=12)).replace(minute=0, second=0, microsecond=0)
 
 
 def _band(hour: int) -> BandPoint:

@@ -95,7 +95,8 @@ def write_rules(
 def write_incidents(path: Path, province: Province, seconds: float) -> None:
     """Incidents from start to ``seconds``: a camera covered every 6 s for 15 s (a tamper
     alert after 10 s), an access point down every 20 s for 30 s, a crowd at a site every
-    60 s for 40 s. Targets rotate so that each incident opens a new alert."""
+    60 s for 40 s, a wrong-way motorbike every 30 s. Targets rotate so that each incident
+    opens a new alert."""
     cameras = [c.id for c in reversed(province.cameras)]
     aps = [a.id for a in province.access_points]
     sites = sorted({a.site for a in province.access_points})
@@ -108,5 +109,20 @@ def write_incidents(path: Path, province: Province, seconds: float) -> None:
     for i, at in enumerate(range(15, int(seconds), 60)):
         site = sites[i % len(sites)]
         incidents.append({"kind": "crowd", "target": site, "at": at, "duration": 40, "factor": 4})
+    # A wrong-way motorbike every 30 s on a camera with a lane (critical, a police kind): the
+    # run's police receiver gets CAP messages to account for.
+    lanes = [c.id for c in province.cameras if any(z.kind == "lane" for z in c.zones)]
+    for i, at in enumerate(range(20, int(seconds), 30) if lanes else ()):
+        incidents.append(
+            {
+                "kind": "wrong_way",
+                "target": lanes[i % len(lanes)],
+                "at": at,
+                "duration": 25,
+                "box": [0.55, 0.40, 0.05, 0.10],
+                "to": [0.15, 0.88],
+                "travel": 8,
+            }
+        )
     path.write_text(yaml.safe_dump({"incidents": incidents}, sort_keys=False), encoding="utf-8")
     load_incidents(path, incident_targets(province))  # refuse a bad script now
