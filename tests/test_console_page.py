@@ -6,6 +6,7 @@ origin, no error in the browser's console; a screenshot at 1600x1000."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,8 +33,11 @@ from page_support import (
 from playwright.async_api import Page
 
 from console_api import Role
+from forecast import Calendar, Forecaster, from_observations
+from forecast._store import write_forecast
 from protocol import EventKind, LineCount, MqttEndpoint, Topics, TrafficMetrics
 from store import StoreConfig, write_mode, write_traffic
+from store.forecasts import Resolution, SeriesKey, SeriesKind
 
 pytestmark = PAGE_MARKS
 LABELS = Path(__file__).resolve().parent.parent / "console_api" / "static" / "i18n.js"
@@ -71,6 +75,17 @@ async def _some_traffic(database: StoreConfig, db: asyncpg.Connection) -> None:
         for i in range(30)
     ]
     await write_traffic(db, metrics, await write_mode(db, database))
+
+
+async def _site_forecast(db: asyncpg.Connection) -> None:
+    """A 48-hour forecast of the seeded site's visitors, as the forecast service writes it."""
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = 24 * 7 * 6
+    values = [50 + 40 * math.sin(2 * math.pi * (i % 24) / 24) + 3 * (i % 5) for i in range(hours)]
+    series = from_observations([now - timedelta(hours=hours - i) for i in range(hours)], values)
+    fc = Forecaster(Calendar("VN")).forecast(series, 48)
+    key = SeriesKey(SeriesKind.SITE, "vinh-trang")
+    await write_forecast(db, key, Resolution.HOUR, fc, now)
 
 
 async def _untranslated(page: Page, lang: str) -> list[str]:
@@ -178,11 +193,29 @@ async def test_a_planner_hovers_and_compares_in_an_interactive_chart(
     await seed_registry(db)
     await create_latest_state_tables(db)
     await _some_traffic(database, db)
+    await _site_forecast(db)
     async with console(database, db) as c, chromium() as browser:
         await c.user(Role.PLANNER)
         watched = await open_page(browser, c.url, "planner-1")
         page = watched.page
         await page.locator("#history-panel:not([hidden])").wait_for()
+        # At once, with no click: the site's forecast after its observed line, with its
+        # 80% and 95% bands, and its backtest error beside it.
+        await page.locator("#chart .uplot canvas").wait_for()
+        assert await page.input_value("#history-compare") == "forecast"
+        drawn = await page.evaluate(
+            "() => ({bands: planner.plot.bands.map(b => b.series),"
+            " forecast: planner.plot.data[2].filter(v => v !== null).length,"
+            " band: planner.plot.data.slice(3).map(c => c.filter(v => v !== null).length)})"
+        )
+        assert drawn == {"bands": [[4, 3], [6, 5]], "forecast": 48, "band": [48] * 4}
+        legend = await page.inner_text("#chart .u-legend")
+        for label in ("Thực tế", "Dự báo", "Cao 95%"):
+            assert label in legend, legend
+        skill = await page.inner_text("#forecast-skill")
+        for part in ("MAE", "MAPE", "Độ phủ 80%", "Tốt hơn dự báo tuần trước"):
+            assert part in skill, skill
+        assert await _untranslated(page, "vi") == []
         # No websocket for planners, so no badge that would say "offline".
         assert await page.locator("#link").is_hidden()
         assert await page.locator("#incidents-panel").is_hidden()
