@@ -216,6 +216,8 @@ async def test_a_planner_hovers_and_compares_in_an_interactive_chart(
         for part in ("MAE", "MAPE", "Độ phủ 80%", "Tốt hơn dự báo tuần trước"):
             assert part in skill, skill
         assert await _untranslated(page, "vi") == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=ARTIFACTS / "planner-forecast.png")
         # No websocket for planners, so no badge that would say "offline".
         assert await page.locator("#link").is_hidden()
         assert await page.locator("#incidents-panel").is_hidden()
@@ -223,7 +225,8 @@ async def test_a_planner_hovers_and_compares_in_an_interactive_chart(
         await page.select_option("#history-compare", "traffic-district")
         await page.select_option("#history-items", ["my-tho", "go-cong"])
         await page.click("#history-form button[type=submit]")
-        await page.locator("#chart .uplot canvas").wait_for()
+        await page.wait_for_function("() => planner.answer.comparison === 'traffic-district'")
+        assert await page.locator("#forecast-skill").is_hidden()
         legend = await page.inner_text("#chart .u-legend")
         assert "TP. Mỹ Tho" in legend
         assert await page.evaluate("planner.plot.axes[1].label") == "Số xe"  # in Vietnamese
