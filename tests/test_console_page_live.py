@@ -1,9 +1,11 @@
 """The page's map and its live incidents, across browsers and roles: cameras and incidents
 at their coordinates, an acknowledgement and an assignment in one operator's browser seen
-in another's within a second, and the police seeing only their incidents."""
+in another's within a second, the police seeing only their incidents, and the incident's
+evidence clip playing in the detail."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from console_support import (
 )
 from page_support import PAGE_MARKS, chromium, incident_of, open_page, row
 from playwright.async_api import Page
+from test_evidence_centre import agent_http, centre_console, manifest_for, mp4, upload
 
 from console_api import Role
 from edge import CitySimulator, ClipLibrary
@@ -24,6 +27,7 @@ from protocol import EventKind, MqttEndpoint, Topics, parse_province
 from store import StoreConfig
 
 pytestmark = PAGE_MARKS
+__all__ = ["mp4"]  # the clip fixture, shared with the evidence centre's tests
 ROOT = Path(__file__).resolve().parent.parent
 
 # Where a marker is drawn, and where the map puts the coordinates it should be at (pixels
@@ -209,3 +213,52 @@ async def test_the_camera_wall_shows_the_simulators_pictures(
         assert widths == {"cam-a": 640, "cam-b": 320}
         assert simulator.stats.snapshots_answered >= 2
         assert _problems(watched.problems) == []
+
+
+_PLAYING = """() => {
+  const video = document.querySelector("#clip");
+  return video.readyState >= 2 && video.duration > 0 && video.src.startsWith("blob:");
+}"""
+
+
+async def test_the_detail_plays_the_incidents_evidence_clip(
+    database: StoreConfig, db: asyncpg.Connection, tmp_path: Path, mp4: bytes
+) -> None:
+    """Operators play the clip in the detail (fetched with their token, played from a blob:
+    URL, its SHA-256 checked in the browser) and export it; police play their own."""
+    await seed_registry(db)
+    await create_latest_state_tables(db)
+    routing = await route_to_police(db)
+    alert_id, _ = await raise_alert(db, routing=routing)
+    incident = await incident_of(db, alert_id)
+    sha256 = hashlib.sha256(mp4).hexdigest()
+    async with (
+        centre_console(database, db, tmp_path) as (c, _centre),
+        agent_http(c) as agent,
+        chromium() as browser,
+    ):
+        assert (await upload(agent, manifest_for(mp4, alert_id), mp4)).status_code == 201
+        await c.user(Role.OPERATOR)
+        await c.user(Role.POLICE)
+        for username in ("operator-1", "police-1"):
+            watched = await open_page(browser, c.url, username)
+            page = watched.page
+            await row(page, incident).locator(".title").click()
+            await page.locator("#clip-figure:not([hidden])").wait_for()
+            await page.wait_for_function(_PLAYING)
+            await page.locator('#clip-figure[data-verified="true"]').wait_for()
+            assert await page.inner_text("#clip-sha") == f"SHA-256 {sha256}"
+            assert "SHA-256 khớp" in await page.inner_text("#clip-note")
+            assert _problems(watched.problems) == []
+        async with page.expect_download() as download:
+            await page.click("#clip-export")
+        assert (await download.value).suggested_filename == "clip-1.mp4"
+        actions = await db.fetch(
+            "SELECT actor, action FROM evidence_custody WHERE clip_id = 'clip-1'"
+            " AND action IN ('viewed', 'exported') ORDER BY seq"
+        )
+        assert [tuple(a) for a in actions] == [
+            ("operator-1", "viewed"),
+            ("police-1", "viewed"),
+            ("police-1", "exported"),
+        ]

@@ -15,7 +15,7 @@ const state = {
   districts: new Map(), // id -> name
   cameras: new Map(), // id -> camera (registry + live state)
   selected: null, // incident id
-  features: { incidents: false, operators: null },
+  features: { incidents: false, operators: null, clips: false },
   sound: localStorage.getItem("ioc.sound") === "on",
   known: new Set(), // incident ids already announced
   blobs: new Map(), // img -> object URL, revoked when replaced
@@ -167,6 +167,7 @@ async function enterRoom() {
     // Features of the incident backend, where this API has them.
     const paths = await apiPaths();
     state.features.incidents = paths.has("/api/v1/incidents");
+    state.features.clips = paths.has("/api/v1/alerts/{alert_id}/clips");
     state.features.operators = canAct() && paths.has("/api/v1/operators") ? await getJson("/api/v1/operators") : null;
   }
   renderHeader();
@@ -431,6 +432,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("lang").addEventListener("click", switchLanguage);
   $("sound").addEventListener("click", toggleSound);
   $("detail-close").addEventListener("click", closeDetail);
+  $("clip-export").addEventListener("click", exportClip);
   $("menu-cancel").addEventListener("click", closeMenu);
   $("menu-save").addEventListener("click", () => { const save = menu.onSave; closeMenu(); if (save) save(); });
   startList();

@@ -3,7 +3,7 @@
 // delivery states, and the nearby cameras.
 "use strict";
 
-const detail = { id: null, sig: "", liveCamera: null, auditSig: "", audit: [], cap: [] };
+const detail = { id: null, sig: "", liveCamera: null, auditSig: "", audit: [], cap: [], clip: null };
 
 function closeDetail() {
   detail.id = null;
@@ -12,6 +12,7 @@ function closeDetail() {
   $("detail-empty").hidden = false;
   hideBlob($("evidence"));
   hideBlob($("live-picture"));
+  hideClip();
 }
 
 function showDetail(id) {
@@ -28,6 +29,9 @@ function showDetail(id) {
   $("detail").hidden = false;
   refreshDetail();
   showEvidence(id, incident.alert_ids);
+  // Selected again (police open their first incident by themselves): the clip stays, with
+  // no second "viewed" in its custody log.
+  if (!detail.clip || !incident.alert_ids.includes(detail.clip.alert_id)) showClip(id, incident.alert_ids);
   const camera = state.cameras.get(incident.source_id);
   if (camera) showCameraInDetail(camera.id);
   else { detail.liveCamera = null; hideBlob($("live-picture")); setText($("live-note"), ""); }
@@ -107,6 +111,70 @@ async function showEvidence(id, alertIds) {
   if (detail.id === id) setText($("evidence-note"), t("noEvidence"));
 }
 
+// The alert's evidence clip (operators, admins; police for their own incidents: the API
+// answers 404 for others): fetched with the token, played from a blob: URL, its SHA-256
+// shown and checked in the browser, and an export that the custody log records as such.
+const seesClips = () => state.me && ["operator", "admin", "police"].includes(state.me.role) && state.features.clips;
+
+function hideClip() {
+  const video = $("clip");
+  if (detail.clip?.url) URL.revokeObjectURL(detail.clip.url);
+  detail.clip = null;
+  video.pause();
+  video.removeAttribute("src");
+  video.load();
+  $("clip-figure").hidden = true;
+}
+
+async function showClip(id, alertIds) {
+  hideClip();
+  if (!seesClips()) return;
+  for (const alertId of alertIds.slice(0, 10)) {
+    let clips;
+    try { clips = await getJson(`/api/v1/alerts/${encodeURIComponent(alertId)}/clips`); } catch (error) { continue; }
+    if (detail.id !== id) return;
+    if (!clips.length) continue;
+    const clip = clips[clips.length - 1]; // the newest
+    let blob;
+    try { blob = await (await api(`/api/v1/evidence/clips/${encodeURIComponent(clip.clip_id)}/file`)).blob(); } catch (error) { return; }
+    if (detail.id !== id) return;
+    const url = URL.createObjectURL(new Blob([blob], { type: clip.mime_type || "video/mp4" }));
+    detail.clip = { ...clip, url, verified: null };
+    $("clip").src = url;
+    $("clip-figure").hidden = false;
+    $("clip-figure").dataset.clipId = clip.clip_id;
+    renderClipNote();
+    try {
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+      const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+      if (detail.clip?.clip_id === clip.clip_id) { detail.clip.verified = hex === clip.sha256; renderClipNote(); }
+    } catch (error) { /* no WebCrypto (not a secure context): the digest is still shown */ }
+    return;
+  }
+}
+
+function renderClipNote() {
+  const clip = detail.clip;
+  if (!clip) return;
+  const verdict = clip.verified === null ? "" : ` · ${t(clip.verified ? "clipVerified" : "clipMismatch")}`;
+  setText($("clip-note"), `${t("clip")} · ${formatTime(clip.started_at)} · ${(clip.size / 1e6).toFixed(1)} MB${verdict}`);
+  setText($("clip-sha"), `SHA-256 ${clip.sha256}`);
+  $("clip-figure").dataset.verified = String(clip.verified);
+}
+
+async function exportClip() {
+  const clip = detail.clip;
+  if (!clip) return;
+  try {
+    const blob = await (await api(`/api/v1/evidence/clips/${encodeURIComponent(clip.clip_id)}/file?export=true`)).blob();
+    const link = el("a", { href: URL.createObjectURL(blob), download: `${clip.clip_id}.mp4` });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  } catch (error) {
+    if (error.status !== 401) window.alert(`${t("failed")}: ${error.message}`);
+  }
+}
+
 async function showCameraInDetail(cameraId) {
   detail.liveCamera = cameraId;
   const img = $("live-picture");
@@ -156,6 +224,7 @@ function relabelDetail() {
   const incident = book.get(detail.id);
   if (incident) showNearby(incident);
   setText($("evidence-note"), $("evidence").hidden ? t("noEvidence") : t("evidence"));
+  renderClipNote();
   if (detail.liveCamera) showCameraInDetail(detail.liveCamera);
 }
 
