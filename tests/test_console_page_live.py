@@ -262,3 +262,50 @@ async def test_the_detail_plays_the_incidents_evidence_clip(
             ("police-1", "viewed"),
             ("police-1", "exported"),
         ]
+
+
+async def test_an_operator_enters_a_hotline_report_through_the_page(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    """The hotline form: a service, the place by a click on the map, a description and the
+    caller's number, posted to the Open311 hotline path; the citizen_report incident comes
+    back in the list and on the map with its own marker."""
+    await seed_registry(db)
+    await create_latest_state_tables(db)
+    async with console(database, db) as c, chromium() as browser:
+        await c.user(Role.OPERATOR)
+        watched = await open_page(browser, c.url, "operator-1")
+        page = watched.page
+        await page.locator("#link[data-state=live]").wait_for()
+        await page.click("#hotline-open")
+        await page.locator("#hotline-service option[value=noise]").wait_for(state="attached")
+        await page.select_option("#hotline-service", "noise")
+        # The place: a click on the map, about 55 m from cam-a.
+        x, y = await page.evaluate(
+            "() => { const p = window.iocMap.map.latLngToContainerPoint([10.3575, 106.3715]);"
+            " return [p.x, p.y]; }"
+        )
+        await page.locator("#map").click(position={"x": x, "y": y})
+        assert abs(float(await page.input_value("#hotline-lat")) - 10.3575) < 0.001
+        assert abs(float(await page.input_value("#hotline-lon")) - 106.3715) < 0.001
+        await page.fill("#hotline-description", "Karaoke quá to sau 23 giờ")
+        await page.fill("#hotline-caller", "0909000111")
+        await page.click("#hotline-form button[type=submit]")
+        done = page.locator("#hotline-done:not([hidden])")
+        await done.wait_for()
+        request_id = int(await done.get_attribute("data-request-id") or "0")
+        stored = await db.fetchrow(
+            "SELECT description, alert_id FROM open311_requests WHERE id = $1", request_id
+        )
+        assert stored is not None
+        assert stored["description"] == "Karaoke quá to sau 23 giờ"
+        incident = await incident_of(db, str(stored["alert_id"]))
+        line = row(page, incident)
+        await line.wait_for()
+        assert "Người dân phản ánh" in await line.inner_text()
+        assert f"Phản ánh #{request_id}" in await line.inner_text()
+        marker = page.locator(f'.incident-marker.citizen-marker[data-incident-id="{incident}"]')
+        await marker.wait_for()
+        # Camera incidents keep the plain marker.
+        assert await page.locator(".incident-marker:not(.citizen-marker)").count() == 0
+        assert _problems(watched.problems) == []

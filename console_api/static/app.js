@@ -65,6 +65,9 @@ function cameraName(id) {
 }
 
 function sourceLabel(incident) {
+  // A citizen's report: its Open311 number (its service is in the title).
+  const report = /^open311-(\d+)$/.exec(incident.source_id);
+  if (report) return `${t("report")} #${report[1]}`;
   const zone = incident.zone_id ? ` · ${tid("zone", incident.zone_id)}` : "";
   return `${cameraName(incident.source_id)}${zone}`;
 }
@@ -131,6 +134,8 @@ function endSession(message) {
   book.reset([]);
   state.known.clear();
   closeDetail();
+  closeHotline();
+  $("hotline-open").hidden = true;
   stopWall();
   stopMap();
   clearList();
@@ -156,6 +161,7 @@ async function enterRoom() {
   $("room").hidden = false;
   $("who").hidden = $("logout").hidden = false;
   $("sound").hidden = !seesLive();
+  $("hotline-open").hidden = !canAct();
   $("link").hidden = !seesLive(); // planners have no websocket: no badge to say "offline"
   $("incidents-panel").hidden = $("detail-panel").hidden = !seesLive();
   $("wall-panel").hidden = !seesPictures();
@@ -224,6 +230,7 @@ function switchLanguage() {
   relabelWall();
   relabelHistory();
   relabelDetail();
+  relabelHotline();
   scheduleRender(null, true);
 }
 
@@ -433,6 +440,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("sound").addEventListener("click", toggleSound);
   $("detail-close").addEventListener("click", closeDetail);
   $("clip-export").addEventListener("click", exportClip);
+  startHotline();
   $("menu-cancel").addEventListener("click", closeMenu);
   $("menu-save").addEventListener("click", () => { const save = menu.onSave; closeMenu(); if (save) save(); });
   startList();

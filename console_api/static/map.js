@@ -186,7 +186,8 @@ function renderMapIncidents(touched, all) {
     const pane = incident.unacknowledged ? "pulsing" : "overlayPane";
     if (marker && marker.options.pane !== pane) { marker.remove(); marker = null; }
     if (!marker) {
-      marker = L.circleMarker(where, { pane, radius: 8, weight: 2, color: colour, fillColor: colour, fillOpacity: 0.6, className: "incident-marker" })
+      const citizen = incident.kinds.includes("citizen_report");
+      marker = L.circleMarker(where, { pane, radius: citizen ? 10 : 8, weight: citizen ? 3 : 2, color: colour, fillColor: colour, fillOpacity: citizen ? 0.25 : 0.6, className: citizen ? "incident-marker citizen-marker" : "incident-marker" })
         .bindTooltip(() => { const i = book.get(id); return i ? `${titleOf(i)} · ${tid("severity", i.severity)} · ${tid("state", i.state)}` : ""; })
         .on("click", () => select(id, { centre: false }))
         .addTo(mapView.layers.incidents);
