@@ -19,6 +19,7 @@ from console_support import (
 )
 from page_support import PAGE_MARKS, chromium, incident_of, open_page, row
 from playwright.async_api import Page
+from test_console_page import _untranslated
 from test_evidence_centre import agent_http, centre_console, manifest_for, mp4, upload
 
 from console_api import Role
@@ -41,7 +42,21 @@ _MARKER_AT = """([selector, lat, lon]) => {
 }"""
 
 
-_CENTRE = "(() => { const c = window.iocMap.map.getCenter(); return [c.lat, c.lng]; })()"
+_FIT = """() => {
+  const map = window.iocMap.map;
+  const b = window.iocMap.bounds;
+  const size = map.getSize();
+  const ne = map.latLngToContainerPoint(b.getNorthEast());
+  const sw = map.latLngToContainerPoint(b.getSouthWest());
+  return {inside: map.getBounds().contains(b), zoom: map.getZoom(),
+          width: (ne.x - sw.x) / size.x, height: (sw.y - ne.y) / size.y};
+}"""
+_OFF_CENTRE = """(at) => {
+  const map = window.iocMap.map;
+  const p = map.latLngToContainerPoint(at);
+  const size = map.getSize();
+  return [p.x - size.x / 2, p.y - size.y / 2];
+}"""
 # Answers the page expects and explains, which the browser still logs as errors: 503 for
 # the wall's first picture without a broker (the page then stops asking and says why), 404
 # for an incident without an evidence snapshot (the detail says there is none).
@@ -75,12 +90,18 @@ async def test_the_map_shows_cameras_and_incidents_at_their_coordinates(
             await _assert_at(page, f'.camera-marker[data-camera-id="{camera}"]', lat, lon)
         marker = f'.incident-marker[data-incident-id="{incident}"]'
         await _assert_at(page, marker, 10.3601, 106.6712)  # cam-b's place
+        # The map opens fitted to the province: all of it in view, filling the map's width
+        # or its height (not a small province in a dark field).
+        fit = await page.evaluate(_FIT)
+        assert fit["inside"], fit
+        assert max(fit["width"], fit["height"]) > 0.8, fit
         # Unacknowledged: it pulses; selecting it in the list centres the map on it.
         assert "pulse" in (await page.get_attribute(marker, "class") or "")
         await row(page, incident).locator(".title").click()
-        centre = await page.evaluate(_CENTRE)
-        assert abs(centre[0] - 10.3601) < 1e-4
-        assert abs(centre[1] - 106.6712) < 1e-4
+        assert await page.evaluate("window.iocMap.map.getZoom()") == fit["zoom"]  # no jump
+        # At the province's zoom the centre is the incident's place to the pixel.
+        off = await page.evaluate(_OFF_CENTRE, [10.3601, 106.6712])
+        assert max(abs(off[0]), abs(off[1])) <= 1, off
         await page.locator(f'#detail[data-incident-id="{incident}"]').wait_for()
         assert _problems(watched.problems) == []
 
@@ -308,4 +329,17 @@ async def test_an_operator_enters_a_hotline_report_through_the_page(
         await marker.wait_for()
         # Camera incidents keep the plain marker.
         assert await page.locator(".incident-marker:not(.citizen-marker)").count() == 0
+        # Its audit in words: who (a citizen), which report, its service and channel.
+        await line.locator(".title").click()
+        opened = page.locator('#detail-audit li[data-action="open"]')
+        await opened.wait_for()
+        text = await opened.inner_text()
+        assert f"Mở · Người dân — phản ánh #{request_id} (" in text, text
+        assert "đường dây nóng)" in text, text
+        assert "noise" not in text, text
+        assert await _untranslated(page, "vi") == []
+        await page.click("#lang")
+        await page.locator('#detail-audit li[data-action="open"]', has_text="Citizen").wait_for()
+        assert f"Opened · Citizen — report #{request_id} (" in await opened.inner_text()
+        assert await _untranslated(page, "en") == []
         assert _problems(watched.problems) == []

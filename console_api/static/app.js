@@ -174,6 +174,7 @@ async function enterRoom() {
     const paths = await apiPaths();
     state.features.incidents = paths.has("/api/v1/incidents");
     state.features.clips = paths.has("/api/v1/alerts/{alert_id}/clips");
+    if ([...paths].some((p) => p.startsWith("/open311/"))) await loadServices();
     state.features.operators = canAct() && paths.has("/api/v1/operators") ? await getJson("/api/v1/operators") : null;
   }
   renderHeader();

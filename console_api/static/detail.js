@@ -3,7 +3,7 @@
 // delivery states, and the nearby cameras.
 "use strict";
 
-const detail = { id: null, sig: "", liveCamera: null, auditSig: "", audit: [], cap: [], clip: null };
+const detail = { id: null, sig: "", liveCamera: null, auditSig: "", audit: [], cap: [], clip: null, clipFor: null };
 
 function closeDetail() {
   detail.id = null;
@@ -31,7 +31,7 @@ function showDetail(id) {
   showEvidence(id, incident.alert_ids);
   // Selected again (police open their first incident by themselves): the clip stays, with
   // no second "viewed" in its custody log.
-  if (!detail.clip || !incident.alert_ids.includes(detail.clip.alert_id)) showClip(id, incident.alert_ids);
+  if (detail.clipFor !== id) showClip(id, incident.alert_ids);
   const camera = state.cameras.get(incident.source_id);
   if (camera) showCameraInDetail(camera.id);
   else { detail.liveCamera = null; hideBlob($("live-picture")); setText($("live-note"), ""); }
@@ -88,11 +88,30 @@ async function showAudit(id, alertIds) {
   renderAudit();
 }
 
+const ACTORS = new Set(["system", "citizen", "send-test"]);
+
+// What the system or a citizen's report says, in words: the reason code (docs/alerts.md),
+// or the Open311 request it came from ("joined by Open311 request 12 (security, app)").
+function auditWhy(entry) {
+  if (entry.actor !== "system" && entry.actor !== "citizen") return entry.note ? ` — ${entry.note}` : "";
+  const parts = [];
+  if (entry.reason) parts.push(tid("reason", entry.reason));
+  const report = /Open311 request (\d+)(?: \(([^,]+), (\w+)\))?/.exec(entry.note || "");
+  if (report) {
+    const how = entry.note.startsWith("joined by") ? "reportJoined" : entry.note.startsWith("duplicate") ? "reportDuplicate"
+      : entry.note.includes("past its target") ? "reportOverdue" : "reportOpened";
+    let text = `${t(how)} #${report[1]}`;
+    if (report[2]) text += ` (${serviceLabel(report[2])}, ${tid("channel", report[3])})`;
+    parts.push(text);
+  }
+  return parts.length ? ` — ${parts.join(" · ")}` : "";
+}
+
 function renderAudit() {
-  $("detail-audit").replaceChildren(...detail.audit.map((entry) => el("li", { "data-action": entry.action },
-    `${formatTime(entry.at)} · ${tid("action", entry.action)} · ${entry.actor === "system" ? t("system") : entry.actor}`,
+  $("detail-audit").replaceChildren(...detail.audit.map((entry) => el("li", { "data-action": entry.action, "data-detail": entry.detail || "" },
+    `${formatTime(entry.at)} · ${tid("action", entry.action)} · ${ACTORS.has(entry.actor) ? tid("actor", entry.actor) : entry.actor}`,
     // The system's notes are internal ids (the event that opened it); people's notes are text.
-    entry.note && entry.actor !== "system" ? ` — ${entry.note}` : "")));
+    auditWhy(entry))));
 }
 
 async function showEvidence(id, alertIds) {
@@ -120,6 +139,7 @@ function hideClip() {
   const video = $("clip");
   if (detail.clip?.url) URL.revokeObjectURL(detail.clip.url);
   detail.clip = null;
+  detail.clipFor = null;
   video.pause();
   video.removeAttribute("src");
   video.load();
@@ -129,6 +149,7 @@ function hideClip() {
 async function showClip(id, alertIds) {
   hideClip();
   if (!seesClips()) return;
+  detail.clipFor = id;
   for (const alertId of alertIds.slice(0, 10)) {
     let clips;
     try { clips = await getJson(`/api/v1/alerts/${encodeURIComponent(alertId)}/clips`); } catch (error) { continue; }

@@ -6,13 +6,23 @@
 
 const hotline = { services: null, marker: null, attributes: [] };
 
+// A service code in words (audit lines name them), once the catalogue is here.
+function serviceLabel(code) {
+  const service = (hotline.services || []).find((s) => s.service_code === code);
+  return service ? serviceName(service) : tid("service", code);
+}
+
+async function loadServices() {
+  try { hotline.services ??= await getJson("/open311/v2/services.json"); } catch (error) { /* no citizens' side */ }
+}
+
 function serviceName(service) {
   const [vi, en] = service.service_name.split(" / ");
   return i18n.lang === "vi" ? vi : en || vi;
 }
 
 async function openHotline() {
-  if (!hotline.services) hotline.services = await getJson("/open311/v2/services.json");
+  await loadServices();
   const select = $("hotline-service");
   const chosen = select.value;
   select.replaceChildren(...hotline.services.map((s) => el("option", { value: s.service_code }, serviceName(s))));

@@ -53,11 +53,26 @@ async function startMap() {
     }).addTo(mapView.layers.districts));
     mapView.districtLabels.at(-1).name = d.name;
   }
+  // The province's bounds: its districts, roads and cameras, fitted with a few pixels to
+  // spare (not a padded box that leaves the province small in a dark field).
   const bounds = L.latLngBounds(province.districts.map((d) => [d.lat, d.lon]));
   for (const camera of state.cameras.values()) bounds.extend([camera.lat, camera.lon]);
-  mapView.bounds = bounds.pad(0.1);
+  for (const road of province.roads) for (const segment of road.segments) for (const point of segment.coordinates) bounds.extend(point);
+  mapView.bounds = bounds;
   mapView.autoFit = true; // until the operator moves the map or selects something
-  map.fitBounds(mapView.bounds);
+  fitProvince();
+  mapView.home = new (L.Control.extend({
+    onAdd: () => {
+      const button = L.DomUtil.create("button", "map-home");
+      button.type = "button";
+      button.textContent = "⤢";
+      button.dataset.i18nTitle = "fitProvince";
+      button.title = t("fitProvince");
+      L.DomEvent.disableClickPropagation(button);
+      L.DomEvent.on(button, "click", () => { mapView.autoFit = true; fitProvince(); });
+      return button;
+    },
+  }))({ position: "topleft" }).addTo(map);
   for (const type of ["mousedown", "wheel", "touchstart"]) {
     map.getContainer().addEventListener(type, () => { mapView.autoFit = false; }, { passive: true });
   }
@@ -72,8 +87,12 @@ async function startMap() {
   // The map's box changes with the grid (narrow windows, roles): keep Leaflet told.
   new ResizeObserver(() => {
     map.invalidateSize();
-    if (mapView.autoFit) map.fitBounds(mapView.bounds);
+    if (mapView.autoFit) fitProvince();
   }).observe($("map"));
+}
+
+function fitProvince() {
+  if (mapView.map && mapView.bounds && mapView.bounds.isValid()) mapView.map.fitBounds(mapView.bounds, { padding: [18, 18], animate: false });
 }
 
 function stopMap() {
@@ -89,6 +108,7 @@ function relabelMap() {
     const node = label.getElement();
     if (node) node.textContent = label.name;
   }
+  if (mapView.home) mapView.home.getContainer().title = t("fitProvince");
   if (mapView.control) mapView.control.remove();
   const overlays = {};
   const names = { roads: "roads", districts: "districts", sites: "visitors", aps: "accessPoints", cameras: "cameras", incidents: "openIncidents" };
@@ -211,7 +231,8 @@ function focusIncident(id) {
   const incident = book.get(id);
   const where = incident && placeOf(incident);
   if (mapView.map) mapView.autoFit = false;
-  if (where && mapView.map) mapView.map.setView(where, Math.max(mapView.map.getZoom(), 13), { animate: false });
+  // Centred at the zoom the operator chose: the province stays in view around it.
+  if (where && mapView.map) mapView.map.setView(where, mapView.map.getZoom(), { animate: false });
 }
 
 function openCamera(id) {
