@@ -245,6 +245,30 @@ async def test_a_planner_hovers_and_compares_in_an_interactive_chart(
         assert watched.problems == []
 
 
+async def test_an_operator_sees_a_visitor_anomalys_forecast_band_in_the_detail(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    await seed_registry(db)
+    await create_latest_state_tables(db)
+    await _site_forecast(db)
+    alert_id, _ = await raise_alert(
+        db, camera="vinh-trang", kind=EventKind.VISITOR_ANOMALY, zone=None
+    )
+    incident = await incident_of(db, alert_id)
+    async with console(database, db) as c, chromium() as browser:
+        await c.user(Role.OPERATOR)
+        watched = await open_page(browser, c.url, "operator-1")
+        page = watched.page
+        await row(page, incident).locator(".title").click()
+        await page.locator("#detail-forecast .uplot canvas").wait_for()
+        bands = await page.evaluate("() => detailPlot.bands.map(b => b.series)")
+        assert bands == [[4, 3], [6, 5]]
+        caption = await page.inner_text("#detail-forecast-skill")
+        assert "Điểm du lịch: Chùa Vĩnh Tràng" in caption
+        assert "MAE" in caption
+        assert await _untranslated(page, "vi") == []
+
+
 async def test_the_operator_screen_fits_1600x1000(
     database: StoreConfig, db: asyncpg.Connection
 ) -> None:

@@ -13,6 +13,7 @@ function closeDetail() {
   hideBlob($("evidence"));
   hideBlob($("live-picture"));
   hideClip();
+  hideForecast();
 }
 
 function showDetail(id) {
@@ -37,6 +38,58 @@ function showDetail(id) {
   else { detail.liveCamera = null; hideBlob($("live-picture")); setText($("live-note"), ""); }
   showCap(id, incident.alert_ids);
   showNearby(incident);
+  showForecast(id, incident);
+}
+
+// A traffic or visitor anomaly: its series' forecast band with the observed line, small,
+// so the operator sees how far today is from the expected (operators, admins).
+const ANOMALIES = ["traffic_anomaly", "visitor_anomaly"];
+let detailPlot = null;
+
+function hideForecast() {
+  if (detailPlot) { detailPlot.destroy(); detailPlot = null; }
+  $("detail-forecast-figure").hidden = true;
+}
+
+async function showForecast(id, incident) {
+  hideForecast();
+  const alert = book.alertsOf(id).find((a) => ANOMALIES.includes(a.kind));
+  if (!alert || !canAct()) return;
+  let series;
+  try {
+    series = await getJson("/api/v1/forecast?resolution=hour");
+    await itemsOf("sites"); // the sites' names
+  } catch (error) { return; }
+  // The anomaly's source is the series' id (a line's: its camera, the line as its zone).
+  const wanted = alert.kind === "visitor_anomaly" ? [["site", alert.source_id]]
+    : [["line", `${alert.source_id}/${alert.zone_id}`], ["road", alert.source_id], ["district", alert.source_id]];
+  const found = wanted.find(([kind, sid]) => series.some((f) => f.kind === kind && f.id.toLowerCase() === sid.toLowerCase()));
+  if (!found || detail.id !== id) return;
+  const exact = series.find((f) => f.kind === found[0] && f.id.toLowerCase() === found[1].toLowerCase());
+  let answer;
+  try {
+    answer = await getJson(`/api/v1/forecast/series?${new URLSearchParams({ kind: exact.kind, id: exact.id, observed_days: "2" })}`);
+  } catch (error) { return; }
+  if (detail.id !== id) return;
+  hideForecast();
+  $("detail-forecast-figure").hidden = false;
+  detail.forecast = answer;
+  detail.forecastKey = exact;
+  const drawn = drawForecast(answer);
+  const width = Math.max(240, $("detail-forecast").getBoundingClientRect().width);
+  detailPlot = new uPlot({
+    width, height: 130, legend: { show: false }, cursor: { drag: { x: false, y: false } },
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), TZ),
+    axes: [{ stroke: "#8b98a5", grid: { stroke: "#27333f" }, size: 24, font: "10px sans-serif" },
+      { stroke: "#8b98a5", grid: { stroke: "#27333f" }, size: 36, font: "10px sans-serif" }],
+    series: [{}, ...drawn.opts.series], bands: drawn.opts.bands,
+  }, drawn.data, $("detail-forecast"));
+  forecastCaption();
+}
+
+function forecastCaption() {
+  const key = detail.forecastKey;
+  setText($("detail-forecast-skill"), `${t("forecast")} · ${forecastName(key.kind, key.id)} · ${skillText(detail.forecast.skill)}`);
 }
 
 // Called by the render loop when the shown incident changed (or the language did).
@@ -246,6 +299,7 @@ function relabelDetail() {
   if (incident) showNearby(incident);
   setText($("evidence-note"), $("evidence").hidden ? t("noEvidence") : t("evidence"));
   renderClipNote();
+  if (detailPlot && detail.forecast) forecastCaption();
   if (detail.liveCamera) showCameraInDetail(detail.liveCamera);
 }
 
