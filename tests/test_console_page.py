@@ -77,14 +77,17 @@ async def _some_traffic(database: StoreConfig, db: asyncpg.Connection) -> None:
     await write_traffic(db, metrics, await write_mode(db, database))
 
 
-async def _site_forecast(db: asyncpg.Connection) -> None:
-    """A 48-hour forecast of the seeded site's visitors, as the forecast service writes it."""
+SITE = SeriesKey(SeriesKind.SITE, "vinh-trang")
+
+
+async def _site_forecast(db: asyncpg.Connection, key: SeriesKey = SITE) -> None:
+    """A 48-hour forecast (by default of the seeded site's visitors), as the forecast
+    service writes it."""
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     hours = 24 * 7 * 6
     values = [50 + 40 * math.sin(2 * math.pi * (i % 24) / 24) + 3 * (i % 5) for i in range(hours)]
     series = from_observations([now - timedelta(hours=hours - i) for i in range(hours)], values)
     fc = Forecaster(Calendar("VN")).forecast(series, 48)
-    key = SeriesKey(SeriesKind.SITE, "vinh-trang")
     await write_forecast(db, key, Resolution.HOUR, fc, now)
 
 
@@ -193,7 +196,8 @@ async def test_a_planner_hovers_and_compares_in_an_interactive_chart(
     await seed_registry(db)
     await create_latest_state_tables(db)
     await _some_traffic(database, db)
-    await _site_forecast(db)
+    # cam-a's counting line: its observed hour (from _some_traffic), then its forecast.
+    await _site_forecast(db, SeriesKey(SeriesKind.LINE, "cam-a/count-nb"))
     async with console(database, db) as c, chromium() as browser:
         await c.user(Role.PLANNER)
         watched = await open_page(browser, c.url, "planner-1")
@@ -205,10 +209,16 @@ async def test_a_planner_hovers_and_compares_in_an_interactive_chart(
         assert await page.input_value("#history-compare") == "forecast"
         drawn = await page.evaluate(
             "() => ({bands: planner.plot.bands.map(b => b.series),"
+            " observed: planner.plot.data[1].filter(v => v !== null).length,"
             " forecast: planner.plot.data[2].filter(v => v !== null).length,"
             " band: planner.plot.data.slice(3).map(c => c.filter(v => v !== null).length)})"
         )
-        assert drawn == {"bands": [[4, 3], [6, 5]], "forecast": 48, "band": [48] * 4}
+        assert drawn == {
+            "bands": [[4, 3], [6, 5]],
+            "observed": 1,
+            "forecast": 48,
+            "band": [48] * 4,
+        }
         legend = await page.inner_text("#chart .u-legend")
         for label in ("Thực tế", "Dự báo", "Cao 95%"):
             assert label in legend, legend

@@ -162,10 +162,12 @@ function skillText(skill) {
 }
 
 function drawForecast(answer) {
-  const times = [...new Set([...answer.observed.map((o) => Date.parse(o.t) / 1000), ...answer.forecast.map((b) => Date.parse(b.t) / 1000)])].sort((a, b) => a - b);
+  // Observed points come as [time, value] pairs; the band as objects.
+  const observed = answer.observed.map((o) => (Array.isArray(o) ? o : [o.t, o.value]));
+  const times = [...new Set([...observed.map(([at]) => Date.parse(at) / 1000), ...answer.forecast.map((b) => Date.parse(b.t) / 1000)])].sort((a, b) => a - b);
   const index = new Map(times.map((x, i) => [x, i]));
   const columns = Array.from({ length: 6 }, () => new Array(times.length).fill(null));
-  for (const o of answer.observed) columns[0][index.get(Date.parse(o.t) / 1000)] = o.value;
+  for (const [at, value] of observed) columns[0][index.get(Date.parse(at) / 1000)] = value;
   for (const b of answer.forecast) {
     const i = index.get(Date.parse(b.t) / 1000);
     [columns[1][i], columns[2][i], columns[3][i], columns[4][i], columns[5][i]] = [b.value, b.low80, b.high80, b.low95, b.high95];
