@@ -54,7 +54,8 @@ async function startMap() {
     mapView.districtLabels.at(-1).name = d.name;
   }
   // The province's bounds: its districts, roads and cameras, fitted with a few pixels to
-  // spare (not a padded box that leaves the province small in a dark field).
+  // spare, more on the right where district names run (not a padded box that leaves the
+  // province small in a dark field).
   const bounds = L.latLngBounds(province.districts.map((d) => [d.lat, d.lon]));
   for (const camera of state.cameras.values()) bounds.extend([camera.lat, camera.lon]);
   for (const road of province.roads) for (const segment of road.segments) for (const point of segment.coordinates) bounds.extend(point);
@@ -92,7 +93,7 @@ async function startMap() {
 }
 
 function fitProvince() {
-  if (mapView.map && mapView.bounds && mapView.bounds.isValid()) mapView.map.fitBounds(mapView.bounds, { padding: [18, 18], animate: false });
+  if (mapView.map && mapView.bounds && mapView.bounds.isValid()) mapView.map.fitBounds(mapView.bounds, { paddingTopLeft: [24, 24], paddingBottomRight: [96, 24], animate: false });
 }
 
 function stopMap() {
