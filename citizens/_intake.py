@@ -78,11 +78,15 @@ def _police_routing(routing: Routing, service: Service) -> Routing:
 async def _open_alert(conn: Connection, report: NewReport, request_id: int) -> AlertView:
     service = report.service
     vi, _, en = service.name.partition(" / ")
+    # Its own incident (a camera alert nearby was joined before this), at the report's place
+    # so that the map shows it.
     record = await conn.fetchrow(
-        f"""INSERT INTO alerts (source_id, kind, zone_id, district_id, severity, state,
+        f"""WITH created AS (INSERT INTO incidents (opened_at) VALUES (now()) RETURNING id)
+            INSERT INTO alerts (source_id, kind, zone_id, district_id, severity, state,
                                 title_vi, title_en, opened_at, last_seen_at, first_event_id,
-                                auto_resolve_seconds, rule)
-            VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, now(), now(), $1, $8, $9)
+                                auto_resolve_seconds, rule, incident_id, lat, lon)
+            VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, now(), now(), $1, $8, $9,
+                    (SELECT id FROM created), $10, $11)
             RETURNING {ALERT_COLUMNS}""",
         f"open311-{request_id}",
         CITIZEN,
@@ -93,6 +97,8 @@ async def _open_alert(conn: Connection, report: NewReport, request_id: int) -> A
         f"Citizen report: {en or vi}",
         NEVER_CLEARS,
         f"open311:{service.code}",
+        report.lat,
+        report.lon,
     )
     if record is None:
         raise RuntimeError("INSERT ... RETURNING returned no row")

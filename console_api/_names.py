@@ -24,6 +24,7 @@ ZONE_LABELS: dict[str, tuple[str, str]] = {
     "floor": ("Sảnh", "Hall floor"),
     "lot": ("Bãi xe", "Car park"),
     "door": ("Cửa", "Door"),
+    "inner": ("Khu vực bên trong", "Inner area"),
 }
 """(vi, en) of the zone ids the sample province uses on many cameras."""
 

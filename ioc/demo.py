@@ -214,7 +214,7 @@ class History:
         self.error: str | None = None
         self.done = False
 
-    async def run(self, infra: Infrastructure) -> None:
+    async def run(self, infra: Infrastructure, supervisor: Supervisor | None = None) -> None:
         try:
             self.report = await backfill(infra.store, infra.province)
         except Exception as exc:  # the demo goes on without history; the board says why
@@ -222,6 +222,12 @@ class History:
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             self.done = True
+        # The forecast service started beside the backfill, on no history (baselines of
+        # nothing); started again, it forecasts from the 90 days at once, not an hour later.
+        forecast = supervisor.services.get("forecast") if supervisor is not None else None
+        if self.report is not None and forecast is not None and forecast.running:
+            logger.info("history backfilled: restarting the forecast service")
+            await forecast.restart()
 
     def line(self) -> str:
         if not self.done:
@@ -323,7 +329,7 @@ async def run_demo(
         )
         supervisor = await stack.enter_async_context(Supervisor(environment, state_dir / "logs"))
         history = History()
-        filling = asyncio.create_task(history.run(infra), name="history backfill")
+        filling = asyncio.create_task(history.run(infra, supervisor), name="history backfill")
         stack.push_async_callback(_finish, filling)
         await start_province(supervisor, vision_workers, incidents, police_port)
         # A citizen reports a stalled vehicle near the first cameras that see one.

@@ -6,6 +6,7 @@ origin, no error in the browser's console; a screenshot at 1600x1000."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,8 +33,11 @@ from page_support import (
 from playwright.async_api import Page
 
 from console_api import Role
+from forecast import Calendar, Forecaster, from_observations
+from forecast._store import write_forecast
 from protocol import EventKind, LineCount, MqttEndpoint, Topics, TrafficMetrics
 from store import StoreConfig, write_mode, write_traffic
+from store.forecasts import Resolution, SeriesKey, SeriesKind
 
 pytestmark = PAGE_MARKS
 LABELS = Path(__file__).resolve().parent.parent / "console_api" / "static" / "i18n.js"
@@ -71,6 +75,20 @@ async def _some_traffic(database: StoreConfig, db: asyncpg.Connection) -> None:
         for i in range(30)
     ]
     await write_traffic(db, metrics, await write_mode(db, database))
+
+
+SITE = SeriesKey(SeriesKind.SITE, "vinh-trang")
+
+
+async def _site_forecast(db: asyncpg.Connection, key: SeriesKey = SITE) -> None:
+    """A 48-hour forecast (by default of the seeded site's visitors), as the forecast
+    service writes it."""
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = 24 * 7 * 6
+    values = [50 + 40 * math.sin(2 * math.pi * (i % 24) / 24) + 3 * (i % 5) for i in range(hours)]
+    series = from_observations([now - timedelta(hours=hours - i) for i in range(hours)], values)
+    fc = Forecaster(Calendar("VN")).forecast(series, 48)
+    await write_forecast(db, key, Resolution.HOUR, fc, now)
 
 
 async def _untranslated(page: Page, lang: str) -> list[str]:
@@ -178,11 +196,38 @@ async def test_a_planner_hovers_and_compares_in_an_interactive_chart(
     await seed_registry(db)
     await create_latest_state_tables(db)
     await _some_traffic(database, db)
+    # cam-a's counting line: its observed hour (from _some_traffic), then its forecast.
+    await _site_forecast(db, SeriesKey(SeriesKind.LINE, "cam-a/count-nb"))
     async with console(database, db) as c, chromium() as browser:
         await c.user(Role.PLANNER)
         watched = await open_page(browser, c.url, "planner-1")
         page = watched.page
         await page.locator("#history-panel:not([hidden])").wait_for()
+        # At once, with no click: the site's forecast after its observed line, with its
+        # 80% and 95% bands, and its backtest error beside it.
+        await page.locator("#chart .uplot canvas").wait_for()
+        assert await page.input_value("#history-compare") == "forecast"
+        drawn = await page.evaluate(
+            "() => ({bands: planner.plot.bands.map(b => b.series),"
+            " observed: planner.plot.data[1].filter(v => v !== null).length,"
+            " forecast: planner.plot.data[2].filter(v => v !== null).length,"
+            " band: planner.plot.data.slice(3).map(c => c.filter(v => v !== null).length)})"
+        )
+        assert drawn == {
+            "bands": [[4, 3], [6, 5]],
+            "observed": 1,
+            "forecast": 48,
+            "band": [48] * 4,
+        }
+        legend = await page.inner_text("#chart .u-legend")
+        for label in ("Thực tế", "Dự báo", "Cao 95%"):
+            assert label in legend, legend
+        skill = await page.inner_text("#forecast-skill")
+        for part in ("MAE", "MAPE", "Độ phủ 80%", "Tốt hơn dự báo tuần trước"):
+            assert part in skill, skill
+        assert await _untranslated(page, "vi") == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=ARTIFACTS / "planner-forecast.png")
         # No websocket for planners, so no badge that would say "offline".
         assert await page.locator("#link").is_hidden()
         assert await page.locator("#incidents-panel").is_hidden()
@@ -190,7 +235,8 @@ async def test_a_planner_hovers_and_compares_in_an_interactive_chart(
         await page.select_option("#history-compare", "traffic-district")
         await page.select_option("#history-items", ["my-tho", "go-cong"])
         await page.click("#history-form button[type=submit]")
-        await page.locator("#chart .uplot canvas").wait_for()
+        await page.wait_for_function("() => planner.answer.comparison === 'traffic-district'")
+        assert await page.locator("#forecast-skill").is_hidden()
         legend = await page.inner_text("#chart .u-legend")
         assert "TP. Mỹ Tho" in legend
         assert await page.evaluate("planner.plot.axes[1].label") == "Số xe"  # in Vietnamese
@@ -207,6 +253,30 @@ async def test_a_planner_hovers_and_compares_in_an_interactive_chart(
             for r in watched.requests
         )
         assert watched.problems == []
+
+
+async def test_an_operator_sees_a_visitor_anomalys_forecast_band_in_the_detail(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    await seed_registry(db)
+    await create_latest_state_tables(db)
+    await _site_forecast(db)
+    alert_id, _ = await raise_alert(
+        db, camera="vinh-trang", kind=EventKind.VISITOR_ANOMALY, zone=None
+    )
+    incident = await incident_of(db, alert_id)
+    async with console(database, db) as c, chromium() as browser:
+        await c.user(Role.OPERATOR)
+        watched = await open_page(browser, c.url, "operator-1")
+        page = watched.page
+        await row(page, incident).locator(".title").click()
+        await page.locator("#detail-forecast .uplot canvas").wait_for()
+        bands = await page.evaluate("() => detailPlot.bands.map(b => b.series)")
+        assert bands == [[4, 3], [6, 5]]
+        caption = await page.inner_text("#detail-forecast-skill")
+        assert "Điểm du lịch: Chùa Vĩnh Tràng" in caption
+        assert "MAE" in caption
+        assert await _untranslated(page, "vi") == []
 
 
 async def test_the_operator_screen_fits_1600x1000(

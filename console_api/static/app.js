@@ -15,7 +15,7 @@ const state = {
   districts: new Map(), // id -> name
   cameras: new Map(), // id -> camera (registry + live state)
   selected: null, // incident id
-  features: { incidents: false, operators: null },
+  features: { incidents: false, operators: null, clips: false },
   sound: localStorage.getItem("ioc.sound") === "on",
   known: new Set(), // incident ids already announced
   blobs: new Map(), // img -> object URL, revoked when replaced
@@ -65,6 +65,9 @@ function cameraName(id) {
 }
 
 function sourceLabel(incident) {
+  // A citizen's report: its Open311 number (its service is in the title).
+  const report = /^open311-(\d+)$/.exec(incident.source_id);
+  if (report) return `${t("report")} #${report[1]}`;
   const zone = incident.zone_id ? ` · ${tid("zone", incident.zone_id)}` : "";
   return `${cameraName(incident.source_id)}${zone}`;
 }
@@ -131,6 +134,8 @@ function endSession(message) {
   book.reset([]);
   state.known.clear();
   closeDetail();
+  closeHotline();
+  $("hotline-open").hidden = true;
   stopWall();
   stopMap();
   clearList();
@@ -156,6 +161,7 @@ async function enterRoom() {
   $("room").hidden = false;
   $("who").hidden = $("logout").hidden = false;
   $("sound").hidden = !seesLive();
+  $("hotline-open").hidden = !canAct();
   $("link").hidden = !seesLive(); // planners have no websocket: no badge to say "offline"
   $("incidents-panel").hidden = $("detail-panel").hidden = !seesLive();
   $("wall-panel").hidden = !seesPictures();
@@ -167,6 +173,8 @@ async function enterRoom() {
     // Features of the incident backend, where this API has them.
     const paths = await apiPaths();
     state.features.incidents = paths.has("/api/v1/incidents");
+    state.features.clips = paths.has("/api/v1/alerts/{alert_id}/clips");
+    if ([...paths].some((p) => p.startsWith("/open311/"))) await loadServices();
     state.features.operators = canAct() && paths.has("/api/v1/operators") ? await getJson("/api/v1/operators") : null;
   }
   renderHeader();
@@ -223,6 +231,7 @@ function switchLanguage() {
   relabelWall();
   relabelHistory();
   relabelDetail();
+  relabelHotline();
   scheduleRender(null, true);
 }
 
@@ -431,6 +440,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("lang").addEventListener("click", switchLanguage);
   $("sound").addEventListener("click", toggleSound);
   $("detail-close").addEventListener("click", closeDetail);
+  $("clip-export").addEventListener("click", exportClip);
+  startHotline();
   $("menu-cancel").addEventListener("click", closeMenu);
   $("menu-save").addEventListener("click", () => { const save = menu.onSave; closeMenu(); if (save) save(); });
   startList();

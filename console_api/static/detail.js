@@ -3,7 +3,7 @@
 // delivery states, and the nearby cameras.
 "use strict";
 
-const detail = { id: null, sig: "", liveCamera: null, auditSig: "", audit: [], cap: [] };
+const detail = { id: null, sig: "", liveCamera: null, auditSig: "", audit: [], cap: [], clip: null, clipFor: null };
 
 function closeDetail() {
   detail.id = null;
@@ -12,6 +12,8 @@ function closeDetail() {
   $("detail-empty").hidden = false;
   hideBlob($("evidence"));
   hideBlob($("live-picture"));
+  hideClip();
+  hideForecast();
 }
 
 function showDetail(id) {
@@ -28,11 +30,66 @@ function showDetail(id) {
   $("detail").hidden = false;
   refreshDetail();
   showEvidence(id, incident.alert_ids);
+  // Selected again (police open their first incident by themselves): the clip stays, with
+  // no second "viewed" in its custody log.
+  if (detail.clipFor !== id) showClip(id, incident.alert_ids);
   const camera = state.cameras.get(incident.source_id);
   if (camera) showCameraInDetail(camera.id);
   else { detail.liveCamera = null; hideBlob($("live-picture")); setText($("live-note"), ""); }
   showCap(id, incident.alert_ids);
   showNearby(incident);
+  showForecast(id, incident);
+}
+
+// A traffic or visitor anomaly: its series' forecast band with the observed line, small,
+// so the operator sees how far today is from the expected (operators, admins).
+const ANOMALIES = ["traffic_anomaly", "visitor_anomaly"];
+let detailPlot = null;
+
+function hideForecast() {
+  if (detailPlot) { detailPlot.destroy(); detailPlot = null; }
+  $("detail-forecast-figure").hidden = true;
+}
+
+async function showForecast(id, incident) {
+  hideForecast();
+  const alert = book.alertsOf(id).find((a) => ANOMALIES.includes(a.kind));
+  if (!alert || !canAct()) return;
+  let series;
+  try {
+    series = await getJson("/api/v1/forecast?resolution=hour");
+    await itemsOf("sites"); // the sites' names
+  } catch (error) { return; }
+  // The anomaly's source is the series' id (a line's: its camera, the line as its zone).
+  const wanted = alert.kind === "visitor_anomaly" ? [["site", alert.source_id]]
+    : [["line", `${alert.source_id}/${alert.zone_id}`], ["road", alert.source_id], ["district", alert.source_id]];
+  const found = wanted.find(([kind, sid]) => series.some((f) => f.kind === kind && f.id.toLowerCase() === sid.toLowerCase()));
+  if (!found || detail.id !== id) return;
+  const exact = series.find((f) => f.kind === found[0] && f.id.toLowerCase() === found[1].toLowerCase());
+  let answer;
+  try {
+    answer = await getJson(`/api/v1/forecast/series?${new URLSearchParams({ kind: exact.kind, id: exact.id, observed_days: "2" })}`);
+  } catch (error) { return; }
+  if (detail.id !== id) return;
+  hideForecast();
+  $("detail-forecast-figure").hidden = false;
+  detail.forecast = answer;
+  detail.forecastKey = exact;
+  const drawn = drawForecast(answer);
+  const width = Math.max(240, $("detail-forecast").getBoundingClientRect().width);
+  detailPlot = new uPlot({
+    width, height: 130, legend: { show: false }, cursor: { drag: { x: false, y: false } },
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), TZ),
+    axes: [{ stroke: "#8b98a5", grid: { stroke: "#27333f" }, size: 24, font: "10px sans-serif" },
+      { stroke: "#8b98a5", grid: { stroke: "#27333f" }, size: 36, font: "10px sans-serif" }],
+    series: [{}, ...drawn.opts.series], bands: drawn.opts.bands,
+  }, drawn.data, $("detail-forecast"));
+  forecastCaption();
+}
+
+function forecastCaption() {
+  const key = detail.forecastKey;
+  setText($("detail-forecast-skill"), `${t("forecast")} · ${forecastName(key.kind, key.id)} · ${skillText(detail.forecast.skill)}`);
 }
 
 // Called by the render loop when the shown incident changed (or the language did).
@@ -84,11 +141,30 @@ async function showAudit(id, alertIds) {
   renderAudit();
 }
 
+const ACTORS = new Set(["system", "citizen", "send-test"]);
+
+// What the system or a citizen's report says, in words: the reason code (docs/alerts.md),
+// or the Open311 request it came from ("joined by Open311 request 12 (security, app)").
+function auditWhy(entry) {
+  if (entry.actor !== "system" && entry.actor !== "citizen") return entry.note ? ` — ${entry.note}` : "";
+  const parts = [];
+  if (entry.reason) parts.push(tid("reason", entry.reason));
+  const report = /Open311 request (\d+)(?: \(([^,]+), (\w+)\))?/.exec(entry.note || "");
+  if (report) {
+    const how = entry.note.startsWith("joined by") ? "reportJoined" : entry.note.startsWith("duplicate") ? "reportDuplicate"
+      : entry.note.includes("past its target") ? "reportOverdue" : "reportOpened";
+    let text = `${t(how)} #${report[1]}`;
+    if (report[2]) text += ` (${serviceLabel(report[2])}, ${tid("channel", report[3])})`;
+    parts.push(text);
+  }
+  return parts.length ? ` — ${parts.join(" · ")}` : "";
+}
+
 function renderAudit() {
-  $("detail-audit").replaceChildren(...detail.audit.map((entry) => el("li", { "data-action": entry.action },
-    `${formatTime(entry.at)} · ${tid("action", entry.action)} · ${entry.actor === "system" ? t("system") : entry.actor}`,
+  $("detail-audit").replaceChildren(...detail.audit.map((entry) => el("li", { "data-action": entry.action, "data-detail": entry.detail || "" },
+    `${formatTime(entry.at)} · ${tid("action", entry.action)} · ${ACTORS.has(entry.actor) ? tid("actor", entry.actor) : entry.actor}`,
     // The system's notes are internal ids (the event that opened it); people's notes are text.
-    entry.note && entry.actor !== "system" ? ` — ${entry.note}` : "")));
+    auditWhy(entry))));
 }
 
 async function showEvidence(id, alertIds) {
@@ -105,6 +181,72 @@ async function showEvidence(id, alertIds) {
     }
   }
   if (detail.id === id) setText($("evidence-note"), t("noEvidence"));
+}
+
+// The alert's evidence clip (operators, admins; police for their own incidents: the API
+// answers 404 for others): fetched with the token, played from a blob: URL, its SHA-256
+// shown and checked in the browser, and an export that the custody log records as such.
+const seesClips = () => state.me && ["operator", "admin", "police"].includes(state.me.role) && state.features.clips;
+
+function hideClip() {
+  const video = $("clip");
+  if (detail.clip?.url) URL.revokeObjectURL(detail.clip.url);
+  detail.clip = null;
+  detail.clipFor = null;
+  video.pause();
+  video.removeAttribute("src");
+  video.load();
+  $("clip-figure").hidden = true;
+}
+
+async function showClip(id, alertIds) {
+  hideClip();
+  if (!seesClips()) return;
+  detail.clipFor = id;
+  for (const alertId of alertIds.slice(0, 10)) {
+    let clips;
+    try { clips = await getJson(`/api/v1/alerts/${encodeURIComponent(alertId)}/clips`); } catch (error) { continue; }
+    if (detail.id !== id) return;
+    if (!clips.length) continue;
+    const clip = clips[clips.length - 1]; // the newest
+    let blob;
+    try { blob = await (await api(`/api/v1/evidence/clips/${encodeURIComponent(clip.clip_id)}/file`)).blob(); } catch (error) { return; }
+    if (detail.id !== id) return;
+    const url = URL.createObjectURL(new Blob([blob], { type: clip.mime_type || "video/mp4" }));
+    detail.clip = { ...clip, url, verified: null };
+    $("clip").src = url;
+    $("clip-figure").hidden = false;
+    $("clip-figure").dataset.clipId = clip.clip_id;
+    renderClipNote();
+    try {
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+      const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+      if (detail.clip?.clip_id === clip.clip_id) { detail.clip.verified = hex === clip.sha256; renderClipNote(); }
+    } catch (error) { /* no WebCrypto (not a secure context): the digest is still shown */ }
+    return;
+  }
+}
+
+function renderClipNote() {
+  const clip = detail.clip;
+  if (!clip) return;
+  const verdict = clip.verified === null ? "" : ` · ${t(clip.verified ? "clipVerified" : "clipMismatch")}`;
+  setText($("clip-note"), `${t("clip")} · ${formatTime(clip.started_at)} · ${(clip.size / 1e6).toFixed(1)} MB${verdict}`);
+  setText($("clip-sha"), `SHA-256 ${clip.sha256}`);
+  $("clip-figure").dataset.verified = String(clip.verified);
+}
+
+async function exportClip() {
+  const clip = detail.clip;
+  if (!clip) return;
+  try {
+    const blob = await (await api(`/api/v1/evidence/clips/${encodeURIComponent(clip.clip_id)}/file?export=true`)).blob();
+    const link = el("a", { href: URL.createObjectURL(blob), download: `${clip.clip_id}.mp4` });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  } catch (error) {
+    if (error.status !== 401) window.alert(`${t("failed")}: ${error.message}`);
+  }
 }
 
 async function showCameraInDetail(cameraId) {
@@ -156,6 +298,8 @@ function relabelDetail() {
   const incident = book.get(detail.id);
   if (incident) showNearby(incident);
   setText($("evidence-note"), $("evidence").hidden ? t("noEvidence") : t("evidence"));
+  renderClipNote();
+  if (detailPlot && detail.forecast) forecastCaption();
   if (detail.liveCamera) showCameraInDetail(detail.liveCamera);
 }
 

@@ -53,11 +53,27 @@ async function startMap() {
     }).addTo(mapView.layers.districts));
     mapView.districtLabels.at(-1).name = d.name;
   }
+  // The province's bounds: its districts, roads and cameras, fitted with a few pixels to
+  // spare, more on the right where district names run (not a padded box that leaves the
+  // province small in a dark field).
   const bounds = L.latLngBounds(province.districts.map((d) => [d.lat, d.lon]));
   for (const camera of state.cameras.values()) bounds.extend([camera.lat, camera.lon]);
-  mapView.bounds = bounds.pad(0.1);
+  for (const road of province.roads) for (const segment of road.segments) for (const point of segment.coordinates) bounds.extend(point);
+  mapView.bounds = bounds;
   mapView.autoFit = true; // until the operator moves the map or selects something
-  map.fitBounds(mapView.bounds);
+  fitProvince();
+  mapView.home = new (L.Control.extend({
+    onAdd: () => {
+      const button = L.DomUtil.create("button", "map-home");
+      button.type = "button";
+      button.textContent = "⤢";
+      button.dataset.i18nTitle = "fitProvince";
+      button.title = t("fitProvince");
+      L.DomEvent.disableClickPropagation(button);
+      L.DomEvent.on(button, "click", () => { mapView.autoFit = true; fitProvince(); });
+      return button;
+    },
+  }))({ position: "topleft" }).addTo(map);
   for (const type of ["mousedown", "wheel", "touchstart"]) {
     map.getContainer().addEventListener(type, () => { mapView.autoFit = false; }, { passive: true });
   }
@@ -72,8 +88,12 @@ async function startMap() {
   // The map's box changes with the grid (narrow windows, roles): keep Leaflet told.
   new ResizeObserver(() => {
     map.invalidateSize();
-    if (mapView.autoFit) map.fitBounds(mapView.bounds);
+    if (mapView.autoFit) fitProvince();
   }).observe($("map"));
+}
+
+function fitProvince() {
+  if (mapView.map && mapView.bounds && mapView.bounds.isValid()) mapView.map.fitBounds(mapView.bounds, { paddingTopLeft: [24, 24], paddingBottomRight: [96, 24], animate: false });
 }
 
 function stopMap() {
@@ -89,6 +109,7 @@ function relabelMap() {
     const node = label.getElement();
     if (node) node.textContent = label.name;
   }
+  if (mapView.home) mapView.home.getContainer().title = t("fitProvince");
   if (mapView.control) mapView.control.remove();
   const overlays = {};
   const names = { roads: "roads", districts: "districts", sites: "visitors", aps: "accessPoints", cameras: "cameras", incidents: "openIncidents" };
@@ -186,7 +207,8 @@ function renderMapIncidents(touched, all) {
     const pane = incident.unacknowledged ? "pulsing" : "overlayPane";
     if (marker && marker.options.pane !== pane) { marker.remove(); marker = null; }
     if (!marker) {
-      marker = L.circleMarker(where, { pane, radius: 8, weight: 2, color: colour, fillColor: colour, fillOpacity: 0.6, className: "incident-marker" })
+      const citizen = incident.kinds.includes("citizen_report");
+      marker = L.circleMarker(where, { pane, radius: citizen ? 10 : 8, weight: citizen ? 3 : 2, color: colour, fillColor: colour, fillOpacity: citizen ? 0.25 : 0.6, className: citizen ? "incident-marker citizen-marker" : "incident-marker" })
         .bindTooltip(() => { const i = book.get(id); return i ? `${titleOf(i)} · ${tid("severity", i.severity)} · ${tid("state", i.state)}` : ""; })
         .on("click", () => select(id, { centre: false }))
         .addTo(mapView.layers.incidents);
@@ -210,7 +232,8 @@ function focusIncident(id) {
   const incident = book.get(id);
   const where = incident && placeOf(incident);
   if (mapView.map) mapView.autoFit = false;
-  if (where && mapView.map) mapView.map.setView(where, Math.max(mapView.map.getZoom(), 13), { animate: false });
+  // Centred at the zoom the operator chose: the province stays in view around it.
+  if (where && mapView.map) mapView.map.setView(where, mapView.map.getZoom(), { animate: false });
 }
 
 function openCamera(id) {
