@@ -7,8 +7,6 @@ police hear of it, and the alert kinds of cameras and Wi-Fi that a report of it 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from protocol import ConfigError, EventKind, Severity
+from protocol import ConfigError, EventKind, Severity, config_location
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "open311-services.yaml"
 CODE = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -122,20 +120,6 @@ class Catalogue(_Strict):
         return next((s for s in self.services if s.code == code), None)
 
 
-def _where(loc: Iterable[int | str], raw: Any) -> str:
-    out, node = "", raw
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("code"), str):
-                out += f" ({node['code']})"
-        else:
-            out += f".{part}" if out else str(part)
-            node = node.get(part) if isinstance(node, dict) else None
-    return out or "<document>"
-
-
 def parse_catalogue(raw: Any, source: str = "<services>") -> Catalogue:
     """Validate a parsed YAML document; raise :class:`ConfigError` naming every problem."""
     if not isinstance(raw, dict):
@@ -144,7 +128,8 @@ def parse_catalogue(raw: Any, source: str = "<services>") -> Catalogue:
         return Catalogue.model_validate(raw)
     except ValidationError as exc:
         problems = [
-            f"{_where(e['loc'], raw)}: {re.sub(r'^Value error, ', '', e['msg'])}"
+            f"{config_location(e['loc'], raw, key='code')}: "
+            + e["msg"].removeprefix("Value error, ")
             for e in exc.errors()
         ]
         raise ConfigError(source, problems) from exc

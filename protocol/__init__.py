@@ -51,6 +51,7 @@ from ._province import (
     SpeedGate,
     Zone,
     ZoneKind,
+    config_location,
     load_province,
     parse_province,
 )
@@ -129,6 +130,7 @@ __all__ = [
     "ZoneKind",
     "acknowledge",
     "backoff_delay",
+    "config_location",
     "decode_frame",
     "edge_times",
     "enable_manual_ack",

@@ -308,16 +308,17 @@ def first_self_intersection(points: Sequence[Point]) -> tuple[int, int] | None:
     return None
 
 
-def _where(loc: Iterable[int | str], raw: Any) -> str:
-    """Turn a pydantic location into 'cameras[3] (mt-ql1a-01).zones[0].polygon'."""
+def config_location(loc: Iterable[int | str], raw: Any, key: str = "id") -> str:
+    """Turn a pydantic location into 'cameras[3] (mt-ql1a-01).zones[0].polygon': list items
+    are named by their ``key`` field where they have one (any YAML file of ours)."""
     out = ""
     node = raw
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
             node = node[part] if isinstance(node, list) and part < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("id"), str):
-                out += f" ({node['id']})"
+            if isinstance(node, dict) and isinstance(node.get(key), str):
+                out += f" ({node[key]})"
         else:
             out += f".{part}" if out else str(part)
             node = node.get(part) if isinstance(node, dict) else None
@@ -377,7 +378,7 @@ def parse_province(raw: Any, source: str = "<config>") -> Province:
         province = Province.model_validate(raw)
     except ValidationError as exc:
         problems = [
-            f"{_where(e['loc'], raw)}: {e['msg'].removeprefix('Value error, ')}"
+            f"{config_location(e['loc'], raw)}: {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         ]
         raise ConfigError(source, problems) from exc
