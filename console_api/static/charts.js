@@ -244,10 +244,14 @@ function draw({ answer, comparison }) {
 }
 
 // Axis times in the page's language and the province's time zone, with the year.
+// A tick at local midnight shows its date (with the year), any other tick its hour: a date
+// and an hour on every tick overlapped its neighbours in Vietnamese.
 function axisTime(ts) {
-  return new Intl.DateTimeFormat(i18n.lang === "vi" ? "vi-VN" : "en-GB", {
-    timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", hour12: false,
-  }).format(new Date(ts * 1000));
+  const locale = i18n.lang === "vi" ? "vi-VN" : "en-GB";
+  const at = new Date(ts * 1000);
+  const hour = new Intl.DateTimeFormat("en-GB", { timeZone: TZ, hour: "2-digit", minute: "2-digit", hour12: false }).format(at);
+  if (hour !== "00:00") return hour;
+  return new Intl.DateTimeFormat(locale, { timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit" }).format(at);
 }
 
 async function download(format) {
