@@ -30,8 +30,8 @@ def _source_profile() -> np.ndarray:
     """Mean volume per (weekday, hour) of the real counts (the copy in data/traffic when the
     shared source is not on this machine)."""
     if not SOURCE.exists():
-        rows = list(csv.DictReader((ROOT / "data/traffic/i94_hour_of_week.csv").open()))
-        return np.array([float(r["share"]) for r in rows])
+        with (ROOT / "data/traffic/i94_hour_of_week.csv").open() as f:
+            return np.array([float(r["share"]) for r in csv.DictReader(f)])
     volumes: dict[str, int] = {}
     with SOURCE.open() as f:
         for row in csv.DictReader(f):
