@@ -2,12 +2,14 @@
 broker (tests, benchmarks) and the in-process amqtt broker (the embedded demo).
 
 PostgreSQL refuses to run as root and Mosquitto drops to its own user, so when we are
-root the data folders are handed to those users and the servers run as them.
+root each server runs as its user from a private folder that user can reach
+(:func:`private_home`); nothing above the state folder is changed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import logging
 import os
@@ -17,6 +19,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -128,35 +131,96 @@ def _service_user(name: str) -> pwd.struct_passwd | None:
         raise ServerError(f"running as root needs the system user {name!r}") from exc
 
 
-def _chown_tree(path: Path, user: pwd.struct_passwd) -> None:
-    for root, dirs, files in os.walk(path):
-        os.chown(root, user.pw_uid, user.pw_gid)
-        for f in (*dirs, *files):
-            os.chown(os.path.join(root, f), user.pw_uid, user.pw_gid)
+PRIVATE_HOMES = Path("/var/tmp")  # noqa: S108 - checked: owned by the user, 0700, no symlink
+"""Where a server run as its own user keeps its files when we are root. /var/tmp because it
+survives a reboot, every user can reach it, and its sticky bit keeps others' folders out."""
 
 
-def _open_path_to(path: Path) -> None:
-    """Let a service user reach ``path`` through its parents (adds o+x where missing)."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            os.chmod(parent, mode | 0o001)
+def private_home(state: Path, user: pwd.struct_passwd, base: Path = PRIVATE_HOMES) -> Path:
+    """The folder, private to ``user`` (0700), where a server run as ``user`` keeps the
+    files of the state folder ``state``: ``base/ioc-<user>-<hash of state>``.
+
+    The state folder may sit where the user cannot reach (root's home is 0700); opening
+    its parents to others would change folders that are not ours. A folder found there
+    must already be the user's, 0700 and no symlink (``base`` is shared by everyone);
+    the folders of state folders that no longer exist are removed first."""
+    state = state.resolve()
+    _forget_orphans(base, user)
+    home = private_home_path(state, user, base)
+    try:
+        home.mkdir(mode=0o700)
+        os.chown(home, user.pw_uid, user.pw_gid)
+    except FileExistsError:
+        found = home.lstat()
+        if (
+            not stat.S_ISDIR(found.st_mode)
+            or found.st_uid != user.pw_uid
+            or stat.S_IMODE(found.st_mode) != 0o700
+        ):
+            raise ServerError(
+                f"{home} exists but is not a folder of {user.pw_name} with mode 0700: "
+                "refusing to use it"
+            ) from None
+    (home / _STATE_NOTE).write_text(f"{state}\n")
+    return home
+
+
+def private_home_path(state: Path, user: pwd.struct_passwd, base: Path = PRIVATE_HOMES) -> Path:
+    """Where :func:`private_home` puts the files of ``state`` (nothing is created)."""
+    digest = hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:16]
+    return base / f"ioc-{user.pw_name}-{digest}"
+
+
+_STATE_NOTE = "state-folder"
+"""In a private home: the state folder it belongs to (its home is removed once that is gone)."""
+
+
+def _state_of(home: Path) -> Path | None:
+    try:
+        return Path((home / _STATE_NOTE).read_text().strip())
+    except OSError:
+        return None
+
+
+def _forget_orphans(base: Path, user: pwd.struct_passwd) -> None:
+    """Remove the private homes of ``user`` whose state folder was deleted (a benchmark's
+    temporary folder, a test's): nothing can start from them again."""
+    for home in base.glob(f"ioc-{user.pw_name}-*"):
+        state = _state_of(home)
+        if state is not None and home.lstat().st_uid == user.pw_uid and not state.exists():
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def discard_private_homes(under: Path, base: Path = PRIVATE_HOMES) -> list[Path]:
+    """Remove every private home whose state folder is ``under`` or inside it (a test
+    session's temporary folders); returns what was removed."""
+    under = under.resolve()
+    removed = []
+    for home in base.glob("ioc-*-*"):
+        state = _state_of(home)
+        if state is not None and state.is_relative_to(under):
+            shutil.rmtree(home, ignore_errors=True)
+            removed.append(home)
+    return removed
 
 
 class PostgresCluster:
     """A private PostgreSQL cluster under ``root``, listening on 127.0.0.1 and a unix socket.
 
     The superuser ``ioc`` gets a random password kept in ``root/password`` (mode 0600).
-    ``durable=False`` turns fsync off, for tests and throw-away benchmarks.
+    ``durable=False`` turns fsync off, for tests and throw-away benchmarks. As root, the
+    data and log live in the ``postgres`` user's :func:`private_home` instead.
     """
 
     def __init__(self, root: Path, *, port: int | None = None, durable: bool = True) -> None:
         self.root = root.resolve()
-        self.data = self.root / "data"
-        self.log = self.root / "postgres.log"
+        self.user = _service_user("postgres")
+        self.home = self.root if self.user is None else private_home_path(self.root, self.user)
+        """Where the server's own files are: ``root``, or as root the private home."""
+        self.data = self.home / "data"
+        self.log = self.home / "postgres.log"
         self.port = port or free_port()
         self.durable = durable
-        self.user = _service_user("postgres")
         self._password_file = self.root / "password"
         self._binaries: PostgresBinaries | None = None
 
@@ -196,14 +260,14 @@ class PostgresCluster:
         if (self.data / "PG_VERSION").exists():
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        pwfile = self.root / "initdb-password"
+        if self.user is not None:
+            private_home(self.root, self.user)
+        pwfile = self.home / "initdb-password"
         self._password_file.write_text(secrets.token_urlsafe(24) + "\n")
         os.chmod(self._password_file, 0o600)
         pwfile.write_text(self.password + "\n")
         if self.user is not None:
-            _open_path_to(self.root.parent)
-            _chown_tree(self.root, self.user)
-            os.chown(self._password_file, 0, 0)
+            os.chown(pwfile, self.user.pw_uid, self.user.pw_gid)
         try:
             self._run(
                 self._tool("initdb"),
@@ -288,6 +352,12 @@ class PostgresCluster:
                 self._tool("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False
             )
 
+    def discard(self) -> None:
+        """Stop at once and remove the private home (a throw-away cluster's data)."""
+        self.stop("immediate")
+        if self.home != self.root:
+            shutil.rmtree(self.home, ignore_errors=True)
+
     def kill(self) -> None:
         """Crash the server (SIGKILL to the postmaster), as a fault test needs."""
         pid_file = self.data / "postmaster.pid"
@@ -325,7 +395,9 @@ class MosquittoBroker:
     """A Mosquitto broker on 127.0.0.1 with its config, persistence and log under ``root``.
 
     ``password_file`` and ``acl_file`` switch on authentication and per-client topic ACLs;
-    without them anonymous clients may do anything (tests of other parts).
+    without them anonymous clients may do anything (tests of other parts). As root, the
+    broker runs as ``mosquitto`` from its :func:`private_home`, with copies of those two
+    files that :meth:`reload` refreshes (the broker re-reads them as its own user).
     """
 
     def __init__(
@@ -342,21 +414,44 @@ class MosquittoBroker:
         self.port = port or free_port()
         self.password_file = password_file
         self.acl_file = acl_file
-        self.log = self.root / "mosquitto.log"
-        self.config = self.root / "mosquitto.conf"
         self.user = _service_user("mosquitto")
+        self.home = self.root if self.user is None else private_home_path(self.root, self.user)
+        """Where the broker's own files are: ``root``, or as root the private home."""
+        self.log = self.home / "mosquitto.log"
+        self.config = self.home / "mosquitto.conf"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    def readable(self, given: Path, name: str | None = None) -> Path:
+        """A path of ``given`` that the broker can read: the file itself, or as root a copy
+        (0600, the broker user's) in its home, made anew at each call."""
+        if self.user is None:
+            return given
+        copy = self.home / (name or given.name)
+        shutil.copyfile(given, copy)
+        os.chmod(copy, 0o600)
+        os.chown(copy, self.user.pw_uid, self.user.pw_gid)
+        return copy
+
+    def _auth_files(self) -> tuple[Path | None, Path | None]:
+        """The password file and ACL the broker reads (as root, its own copies)."""
+        return (
+            None if self.password_file is None else self.readable(self.password_file, "passwd"),
+            None if self.acl_file is None else self.readable(self.acl_file, "acl"),
+        )
+
     def _write_config(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            private_home(self.root, self.user)
+        password_file, acl_file = self._auth_files()
         lines = [
             f"listener {self.port} 127.0.0.1",
             f"persistence {'true' if self.persistence else 'false'}",
-            f"persistence_location {self.root}/",
+            f"persistence_location {self.home}/",
             "autosave_interval 1",
             f"log_dest file {self.log}",
             "log_type error",
@@ -367,18 +462,15 @@ class MosquittoBroker:
             "message_size_limit 10485760",
             "persistent_client_expiration 1d",
         ]
-        if self.password_file is not None:
-            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+        if password_file is not None:
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
         else:
             lines.append("allow_anonymous true")
-        if self.acl_file is not None:
-            lines.append(f"acl_file {self.acl_file}")
+        if acl_file is not None:
+            lines.append(f"acl_file {acl_file}")
         if self.user is not None:
             lines.insert(0, f"user {self.user.pw_name}")
         self.config.write_text("\n".join(lines) + "\n")
-        if self.user is not None:
-            _open_path_to(self.root.parent)
-            _chown_tree(self.root, self.user)
 
     def start(self, timeout: float = 20.0) -> None:
         binary = mosquitto_binary()
@@ -412,7 +504,14 @@ class MosquittoBroker:
     def reload(self) -> None:
         """Re-read the password file and ACL (SIGHUP)."""
         if self._process is not None:
+            self._auth_files()
             self._process.send_signal(signal.SIGHUP)
+
+    def discard(self) -> None:
+        """Stop and remove the private home (a throw-away broker's files)."""
+        self.stop()
+        if self.home != self.root:
+            shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self) -> Self:
         self.start()

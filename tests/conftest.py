@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ioc.servers import MosquittoBroker, PostgresCluster
+from ioc.servers import MosquittoBroker, PostgresCluster, discard_private_homes
 from protocol import MqttEndpoint, Province, Topics, load_province
 from store import ALL_MIGRATIONS, StoreConfig, migrate
 
@@ -47,6 +47,18 @@ def server_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="ioc-test-"))
     yield root
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_private_homes_left(
+    server_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """As root, servers keep their files in private homes under /var/tmp (ioc.servers);
+    after the session (every server stopped: this fixture is set up first, so torn down
+    last) those of this session's folders are removed. Other sessions' are left alone."""
+    yield
+    for folder in (server_root, tmp_path_factory.getbasetemp()):
+        discard_private_homes(folder)
 
 
 @pytest.fixture(scope="session")

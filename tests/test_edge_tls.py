@@ -59,9 +59,9 @@ class _TlsBroker(MosquittoBroker):
         certs = self.root / "certs"
         with self.config.open("a") as conf:
             conf.write(
-                f"cafile {certs / 'ca.pem'}\n"
-                f"certfile {certs / 'server.pem'}\n"
-                f"keyfile {certs / 'server.key'}\n"
+                f"cafile {self.readable(certs / 'ca.pem')}\n"
+                f"certfile {self.readable(certs / 'server.pem')}\n"
+                f"keyfile {self.readable(certs / 'server.key')}\n"
                 "require_certificate true\n"
             )
 
