@@ -2,6 +2,7 @@
 
 from ._app import PUBLIC_PATHS, create_app
 from ._auth import (
+    Hashed,
     IssuedToken,
     Principal,
     Role,
@@ -27,6 +28,7 @@ __all__ = [
     "WS_UNAUTHENTICATED",
     "CameraSnapshots",
     "ConsoleConfig",
+    "Hashed",
     "IssuedToken",
     "Principal",
     "Role",

@@ -55,12 +55,33 @@ class User:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Hashed:
+    """A password already hashed with Argon2id (by :class:`PasswordHashing`, off the event
+    loop); a plain ``str`` given to :func:`add_user` or :func:`update_user` is hashed there,
+    which suits the command line and tests, not a serving process."""
+
+    argon2: str
+
+    def __post_init__(self) -> None:
+        if not self.argon2.startswith("$argon2"):
+            raise ValueError("not an Argon2 hash")
+
+
+def _hashed(password: str | Hashed) -> str:
+    return password.argon2 if isinstance(password, Hashed) else _hasher.hash(password)
+
+
 def _token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
 async def add_user(
-    conn: Connection, username: str, role: Role, password: str, display_name: str | None = None
+    conn: Connection,
+    username: str,
+    role: Role,
+    password: str | Hashed,
+    display_name: str | None = None,
 ) -> None:
     """Create the user, or replace its role and password (and enable it) if it exists."""
     async with conn.transaction():
@@ -72,7 +93,7 @@ async def add_user(
                    display_name = coalesce(EXCLUDED.display_name, users.display_name)""",
             username,
             role.value,
-            _hasher.hash(password),
+            _hashed(password),
             display_name,
         )
         # A new password ends every session opened with the old one.
@@ -176,12 +197,12 @@ async def update_user(
     *,
     role: Role | None = None,
     disabled: bool | None = None,
-    password: str | None = None,
+    password: str | Hashed | None = None,
     display_name: str | None = None,
 ) -> User | None:
     """Change what is given; None when there is no such user. Disabling a user or setting a
     new password ends the user's sessions."""
-    password_hash = None if password is None else _hasher.hash(password)
+    password_hash = None if password is None else _hashed(password)
     async with conn.transaction():
         record = await conn.fetchrow(
             f"""UPDATE users SET role = coalesce($2, role),

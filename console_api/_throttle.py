@@ -1,18 +1,20 @@
 """Login throttling, and password hashing off the event loop.
 
-Every failed login is counted per client address and per username over a sliding window;
-past the limit further attempts are answered 429 with ``Retry-After`` before any password
-is hashed, so a flood costs a dictionary lookup per request, not an Argon2 hash. Argon2id
-runs in a small thread pool of its own: each hash takes ~0.1 s of CPU and 64 MiB of memory,
-so the pool's size bounds both, and the event loop (websockets, health) never waits on it.
-Counts live in the process: an API run as several processes throttles in each.
+Failed logins are counted per client address and per username in the database (table
+``login_throttle``), so the limits hold across every API process behind the proxy: past
+the limit further attempts are answered 429 with ``Retry-After`` before any password is
+hashed. Each process also remembers the addresses it refused, and turns their repeats away
+before routing (:class:`LoginFloodGate`), so a flood costs a dictionary lookup per request,
+not a query or an Argon2 hash. Argon2id runs in a small thread pool of its own: each hash
+takes ~0.1 s of CPU and 64 MiB of memory, so the pool's size bounds both, and the event loop
+(websockets, health) never waits on it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -20,14 +22,20 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from store import Connection
+
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("no user has this password")
 """Verified against when the user is unknown: the same work either way (no enumeration)."""
+
+MAX_WINDOW = 86_400.0
+"""Longest throttle window; ``store.apply_retention`` forgets counts older than a day."""
 
 
 class LoginThrottled(Exception):
@@ -49,88 +57,105 @@ class ThrottleLimits:
     per_user: int = 5
     """Failed logins for one username per window (from any address)."""
     window: float = 300.0
-    """Seconds over which failures count."""
+    """Seconds from a key's first failure over which its failures count."""
 
     def __post_init__(self) -> None:
-        if self.per_address < 1 or self.per_user < 1 or self.window <= 0:
-            raise ValueError("login limits must be at least 1 and the window positive")
+        if self.per_address < 1 or self.per_user < 1 or not 0 < self.window <= MAX_WINDOW:
+            raise ValueError(
+                f"login limits must be at least 1 and the window within (0, {MAX_WINDOW:g}] s"
+            )
+
+
+# Both keys' rows, created or restarted when their window is over, locked (in key order,
+# so two logins never deadlock) and read in one statement.
+_WINDOWS = """
+INSERT INTO login_throttle AS t (key, failures, refusals, since)
+SELECT key, 0, 0, now() FROM unnest($1::text[]) AS key ORDER BY key
+ON CONFLICT (key) DO UPDATE SET
+    failures = CASE WHEN t.since <= now() - $2::interval THEN 0 ELSE t.failures END,
+    refusals = CASE WHEN t.since <= now() - $2::interval THEN 0 ELSE t.refusals END,
+    since = CASE WHEN t.since <= now() - $2::interval THEN now() ELSE t.since END
+RETURNING key, failures, extract(epoch FROM since + $2::interval - now())::float8 AS left
+"""
 
 
 class LoginThrottle:
-    def __init__(self, limits: ThrottleLimits, *, max_keys: int = 100_000) -> None:
+    """Failed logins per client address and per username, counted in the store."""
+
+    def __init__(self, limits: ThrottleLimits, *, max_remembered: int = 100_000) -> None:
         self.limits = limits
-        self.max_keys = max_keys
-        self._failures: dict[str, collections.deque[float]] = {}
-        self._refused: set[str] = set()
+        self.max_remembered = max_remembered
+        self._refused: dict[str, float] = {}
+        """Addresses this process refused, and until when (monotonic): the gate's memory."""
 
-    def check(self, address: str, username: str, now: float | None = None) -> None:
-        """Raise :class:`LoginThrottled` when either key is over its limit."""
-        now = time.monotonic() if now is None else now
-        for key, limit in self._keys(address, username):
-            failures = self._recent(key, now)
-            if failures is not None and len(failures) >= limit:
-                first = key not in self._refused
-                self._refused.add(key)
-                raise LoginThrottled(key, failures[0] + self.limits.window - now, first)
+    async def attempt(self, conn: Connection, address: str, username: str) -> None:
+        """Raise :class:`LoginThrottled` when the address or the username is over its limit;
+        else count this attempt as failed until :meth:`succeeded` says otherwise (attempts
+        at the same time, in any process, cannot all pass: the rows are locked)."""
+        keys = self._keys(address, username)
+        window = timedelta(seconds=self.limits.window)
+        refusal: LoginThrottled | None = None
+        async with conn.transaction():
+            rows = await conn.fetch(_WINDOWS, sorted(keys), window)
+            over = [row for row in rows if row["failures"] >= keys[row["key"]]]
+            if over:
+                key, retry_after = over[0]["key"], max(0.0, over[0]["left"])
+                refusals = await conn.fetchval(
+                    """UPDATE login_throttle SET refusals = refusals + 1 WHERE key = $1
+                       RETURNING refusals""",
+                    key,
+                )
+                refusal = LoginThrottled(key, retry_after, refusals == 1)
+            else:
+                await conn.execute(
+                    "UPDATE login_throttle SET failures = failures + 1 WHERE key = ANY($1)",
+                    list(keys),
+                )
+        if refusal is not None:  # raised after the commit: the refusal is counted
+            if refusal.key.startswith("address:"):
+                self._remember(address, refusal.retry_after)
+            raise refusal
 
-    def refused_again(self, address: str, now: float | None = None) -> float | None:
-        """Seconds to wait when this address is over its limit and its first refusal was
-        already answered (and audited); None otherwise. Lets a flood's repeats be turned away
-        before the request is even parsed."""
-        key = f"address:{address}"
-        if key not in self._refused:
-            return None
-        now = time.monotonic() if now is None else now
-        failures = self._recent(key, now)
-        if failures is None or len(failures) < self.limits.per_address:
-            return None
-        return failures[0] + self.limits.window - now
-
-    def attempt(self, address: str, username: str, now: float | None = None) -> None:
-        """Check, then count this attempt as failed until :meth:`succeeded` says otherwise:
-        attempts that run at the same time cannot all pass the check."""
-        self.check(address, username, now)
-        self.failed(address, username, now)
-
-    def failed(self, address: str, username: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        if len(self._failures) >= self.max_keys:
-            self._forget_expired(now)
-        for key, limit in self._keys(address, username):
-            failures = self._failures.setdefault(key, collections.deque(maxlen=limit))
-            failures.append(now)
-
-    def succeeded(self, address: str, username: str) -> None:
+    async def succeeded(self, conn: Connection, address: str, username: str) -> None:
         """The attempt counted by :meth:`attempt` was a good password."""
-        self._failures.pop(f"user:{username}", None)
-        failures = self._failures.get(f"address:{address}")
-        if failures:
-            failures.pop()
-
-    def _keys(self, address: str, username: str) -> tuple[tuple[str, int], ...]:
-        return (
-            (f"address:{address}", self.limits.per_address),
-            (f"user:{username}", self.limits.per_user),
+        address_key, user_key = self._keys(address, username)  # in that order
+        await conn.execute(
+            """UPDATE login_throttle SET failures = CASE WHEN key = $2 THEN 0
+                                                         ELSE greatest(failures - 1, 0) END
+               WHERE key = ANY(ARRAY[$1, $2])""",
+            address_key,
+            user_key,
         )
 
-    def _recent(self, key: str, now: float) -> collections.deque[float] | None:
-        failures = self._failures.get(key)
-        if failures is None:
+    def refused_again(self, address: str) -> float | None:
+        """Seconds to wait when this process already refused (and audited) this address in
+        its current window; None otherwise. Lets a flood's repeats be turned away before
+        the request is even parsed."""
+        until = self._refused.get(address)
+        if until is None:
             return None
-        while failures and failures[0] <= now - self.limits.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-            self._refused.discard(key)
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._refused[address]
             return None
-        return failures
+        return left
 
-    def _forget_expired(self, now: float) -> None:
-        for key in list(self._failures):
-            self._recent(key, now)
-        if len(self._failures) >= self.max_keys:  # still full: a spray of addresses
-            self._failures.clear()
-            self._refused.clear()
+    def _remember(self, address: str, retry_after: float) -> None:
+        if len(self._refused) >= self.max_remembered:  # a spray of addresses
+            now = time.monotonic()
+            self._refused = {a: t for a, t in self._refused.items() if t > now}
+            if len(self._refused) >= self.max_remembered:
+                self._refused.clear()
+        self._refused[address] = time.monotonic() + retry_after
+
+    def _keys(self, address: str, username: str) -> dict[str, int]:
+        """Each key with its limit. A username is hashed: as typed it may hold anything
+        (a NUL byte, which no text column takes), and any length."""
+        user = hashlib.sha256(username.encode(errors="surrogatepass")).hexdigest()[:32]
+        return {
+            f"address:{address[:64]}": self.limits.per_address,
+            f"user:{user}": self.limits.per_user,
+        }
 
 
 class PasswordHashing:

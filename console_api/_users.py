@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._auth import (
     USERNAME_PATTERN,
+    Hashed,
     Role,
     User,
     add_user,
@@ -77,7 +78,8 @@ async def issue_token(
     hashing: PasswordHashing = request.app.state.hashing
     address = request.client.host if request.client else "unknown"
     try:
-        throttle.attempt(address, username)
+        async with pool.acquire() as conn:
+            await throttle.attempt(conn, address, username)
     except LoginThrottled as refusal:
         metrics.logins.labels("throttled").inc()
         if refusal.first:
@@ -100,8 +102,8 @@ async def issue_token(
             "wrong username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    throttle.succeeded(address, username)
     async with pool.acquire() as conn:
+        await throttle.succeeded(conn, address, username)
         issued = await start_session(conn, username, config.token_lifetime)
         await record_login(conn, username, address, "accepted")
     metrics.logins.labels("accepted").inc()
@@ -147,12 +149,16 @@ async def users(pool: Pool, who: Admin) -> Response:
 
 
 @router.put("/users/{username}", tags=["admin"], responses={**AUTH_RESPONSES, **documented(User)})
-async def put_user(pool: Pool, who: Admin, username: Username, body: NewUser) -> Response:
+async def put_user(
+    request: Request, pool: Pool, who: Admin, username: Username, body: NewUser
+) -> Response:
     """Create the user, or replace its role and password (its sessions end)."""
     if username == who.username and body.role is not Role.ADMIN:
         raise HTTPException(status.HTTP_409_CONFLICT, "an administrator may not demote itself")
+    hashing: PasswordHashing = request.app.state.hashing
+    password = Hashed(await hashing.hash(body.password))  # off the loop, no connection held
     async with pool.acquire() as conn:
-        await add_user(conn, username, body.role, body.password, body.display_name)
+        await add_user(conn, username, body.role, password, body.display_name)
         user = await get_user(conn, username)
     return json_response(user)
 
@@ -162,7 +168,9 @@ async def put_user(pool: Pool, who: Admin, username: Username, body: NewUser) ->
     tags=["admin"],
     responses={**AUTH_RESPONSES, **documented(User), **_NO_USER},
 )
-async def patch_user(pool: Pool, who: Admin, username: Username, body: UserChange) -> Response:
+async def patch_user(
+    request: Request, pool: Pool, who: Admin, username: Username, body: UserChange
+) -> Response:
     """Change role, password, display name, or disable (ending the user's sessions)."""
     if username == who.username and (
         body.disabled or (body.role is not None and body.role is not Role.ADMIN)
@@ -170,13 +178,15 @@ async def patch_user(pool: Pool, who: Admin, username: Username, body: UserChang
         raise HTTPException(
             status.HTTP_409_CONFLICT, "an administrator may not disable or demote itself"
         )
+    hashing: PasswordHashing = request.app.state.hashing
+    password = None if body.password is None else Hashed(await hashing.hash(body.password))
     async with pool.acquire() as conn:
         user = await update_user(
             conn,
             username,
             role=body.role,
             disabled=body.disabled,
-            password=body.password,
+            password=password,
             display_name=body.display_name,
         )
     if user is None:

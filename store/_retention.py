@@ -81,7 +81,7 @@ async def apply_retention(conn: Connection, when: datetime, retention: Retention
     present = set(
         await conn.fetchval(
             "SELECT array_agg(relname::text) FROM pg_class WHERE relname = ANY($1::text[])",
-            [t for t, _ in _STATEMENTS] + ["alerts", "api_tokens"],
+            [t for t, _ in _STATEMENTS] + ["alerts", "api_tokens", "login_throttle"],
         )
         or ()
     )
@@ -93,4 +93,9 @@ async def apply_retention(conn: Connection, when: datetime, retention: Retention
     if "api_tokens" in present:
         status = await conn.execute("DELETE FROM api_tokens WHERE expires_at <= $1", when)
         deleted["api_tokens"] = int(status.split()[-1])
+    if "login_throttle" in present:  # a window is at most a day (console_api.ThrottleLimits)
+        status = await conn.execute(
+            "DELETE FROM login_throttle WHERE since < $1", when - timedelta(days=1)
+        )
+        deleted["login_throttle"] = int(status.split()[-1])
     return deleted

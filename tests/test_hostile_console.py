@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import httpx
 import msgspec
 import pytest
 from console_support import PASSWORD, console, raise_alert, route_to_police, seed_registry
@@ -146,6 +147,37 @@ async def test_failed_logins_are_throttled_per_user_and_address_and_audited(
     assert outcomes[:4] == [("ops-1", "accepted")] + [("ops-1", "refused")] * 3
     assert outcomes.count(("ops-1", "throttled")) == 1  # the first 429 of a key only
     assert outcomes[-1] == ("guess-5", "throttled")
+
+
+async def test_login_limits_hold_across_api_processes(
+    database: StoreConfig, db: asyncpg.Connection
+) -> None:
+    """Two API processes over one store (two apps: nothing shared but the database): the
+    failures counted by one are refused by the other, and a good login clears the user."""
+    config = ConsoleConfig(login_limits=ThrottleLimits(per_address=4, per_user=2))
+    async with console(database, db, config) as a, console(database, db, config) as b:
+        await a.user(Role.OPERATOR, "ops-1")
+        async with a.http() as to_a, b.http() as to_b:
+
+            async def attempt(http: httpx.AsyncClient, username: str, password: str) -> int:
+                form = {"username": username, "password": password}
+                return (await http.post("/api/v1/auth/token", data=form)).status_code
+
+            assert await attempt(to_a, "ops-1", "not the password") == 401
+            assert await attempt(to_b, "ops-1", PASSWORD) == 200  # clears the user's count
+            assert await attempt(to_a, "ops-1", "not the password") == 401
+            assert await attempt(to_b, "ops-1", "not the password") == 401
+            refused = await to_a.post(
+                "/api/v1/auth/token", data={"username": "ops-1", "password": PASSWORD}
+            )
+            assert refused.status_code == 429
+            assert 1 <= int(refused.headers["Retry-After"]) <= 300
+            # The address: four failures in all (two above, two here), whatever the names.
+            assert await attempt(to_b, "guess-1", "x" * 12) == 401
+            assert await attempt(to_a, "guess-2", "x" * 12) == 429
+            assert await attempt(to_b, "guess-3", "x" * 12) == 429
+    audit = await db.fetch("SELECT outcome FROM login_audit ORDER BY id")
+    assert [r["outcome"] for r in audit].count("throttled") == 2  # first 429 of each key
 
 
 _FLOOD = """

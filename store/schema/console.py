@@ -62,8 +62,24 @@ def _v320_login_audit(flavor: Flavor) -> str:
     """
 
 
+def _v321_login_throttle(flavor: Flavor) -> str:
+    # Failed logins per key ('address:<ip>' or 'user:<hash of the name>') in the window that
+    # began at ``since`` (issue 17): in the store, so the limits hold across API processes.
+    # ``refusals`` counts the 429s of the window (the first is audited).
+    return """
+    CREATE TABLE login_throttle (
+        key text PRIMARY KEY,
+        failures integer NOT NULL,
+        refusals integer NOT NULL,
+        since timestamptz NOT NULL
+    );
+    CREATE INDEX login_throttle_since ON login_throttle (since);
+    """
+
+
 MIGRATIONS = [
     Migration(300, "console users and tokens", _v300_users),
     Migration(301, "alert change log in commit order", _v301_change_order),
     Migration(320, "login audit", _v320_login_audit),
+    Migration(321, "login throttle", _v321_login_throttle),
 ]
