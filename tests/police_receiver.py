@@ -16,7 +16,10 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from ioc.police_receiver import read_request
 
 Behaviour = str
-"""ok | fail | hang | garbage | gone | retry:<seconds>"""
+"""ok | fail | hang | garbage | gone | retry:<seconds> | endless (processed, then a 200 whose
+chunked body never ends: it goes on until the client hangs up, or 64 MiB)"""
+
+ENDLESS_CAP = 64 * 1024 * 1024
 
 
 @dataclass
@@ -39,6 +42,8 @@ class Receiver:
     bodies: dict[str, bytes] = field(default_factory=dict)
     release_hung: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
+    endless_sent: list[int] = field(default_factory=list)
+    """Per endless answer, the body bytes sent before the client hung up (or the cap)."""
 
     def __post_init__(self) -> None:
         self._verifier = Webhook(self.secret)
@@ -97,10 +102,27 @@ class Receiver:
                     self.bodies[webhook_id] = request.body
                     self.processed[request.path].append(webhook_id)
                 self._changed.notify_all()
+            if behaviour == "endless":
+                await self._endless(writer)
+                return
         writer.write(
             f"HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
         )
         await writer.drain()
+
+    async def _endless(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+        sent = 0
+        try:
+            while sent < ENDLESS_CAP:
+                writer.write(chunk)
+                await writer.drain()
+                sent += 65536
+        finally:
+            async with self._changed:
+                self.endless_sent.append(sent)
+                self._changed.notify_all()
 
 
 @contextlib.asynccontextmanager

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from conftest import DATA
 from lxml import etree
-from police_receiver import Receiver, police_receiver
+from police_receiver import ENDLESS_CAP, Receiver, police_receiver
 
 from alerts import (
     CAP_NS,
@@ -235,6 +235,26 @@ async def test_gone_disables_an_endpoint_and_retry_after_is_honoured(
             await asyncio.wait_for(worker.wait_for(lambda s: s.delivered == 4), 10)
     assert [len(receiver.processed[p]) for p in ("/closing", "/busy")] == [2, 2]
     assert all(r.signature_valid for r in receiver.requests)
+
+
+async def test_a_never_ending_response_body_is_not_read(
+    database: StoreConfig, db: asyncpg.Connection, clips_province: Province
+) -> None:
+    """A receiver that answers 200 and then streams a body for ever (issue 17, item 8):
+    each message is delivered at the first attempt and the worker hangs up at once."""
+    await sync_registry(db, clips_province)
+    async with police_receiver(SECRET) as receiver:
+        receiver.scripts["/endless"] = ["endless"] * 3
+        rules = _rules(clips_province, receiver, {"endless": 5.0})
+        await _incident(db, rules)
+        async with DeliveryWorker(database, RuleBook.fixed(rules)) as worker:
+            await asyncio.wait_for(worker.wait_for(lambda s: s.delivered == 3), 30)
+            await asyncio.wait_for(receiver.wait_until(lambda r: len(r.endless_sent) == 3), 10)
+            assert worker.stats.failures == 0
+    attempts = await db.fetch("SELECT status, attempts FROM police_deliveries")
+    assert {(r["status"], r["attempts"]) for r in attempts} == {("delivered", 1)}
+    # Cut off long before the cap: the worker read at most what its socket buffered.
+    assert max(receiver.endless_sent) < ENDLESS_CAP // 4, receiver.endless_sent
 
 
 async def test_a_worker_stopped_mid_send_loses_nothing(
