@@ -379,6 +379,16 @@ class PostgresCluster:
         self.stop()
 
 
+def _conf_settings(conf: Path) -> dict[str, str]:
+    """``key value`` lines of a Mosquitto configuration file (comments skipped)."""
+    settings = {}
+    for line in conf.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.strip().partition(" ")
+            settings[key] = value.strip()
+    return settings
+
+
 def mosquitto_binary() -> str | None:
     """The mosquitto executable (PATH, else Debian's /usr/sbin, not on a user's PATH)."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -407,6 +417,7 @@ class MosquittoBroker:
         port: int | None = None,
         password_file: Path | None = None,
         acl_file: Path | None = None,
+        auth_config: Path | None = None,
         persistence: bool = True,
     ) -> None:
         self.root = root.resolve()
@@ -414,6 +425,9 @@ class MosquittoBroker:
         self.port = port or free_port()
         self.password_file = password_file
         self.acl_file = acl_file
+        self.auth_config = auth_config
+        """A ``mosquitto-auth.conf`` of ``ioc mosquitto-config``: its settings (password file,
+        ACL, message size limit) are the broker's, as when production includes it."""
         self.user = _service_user("mosquitto")
         self.home = self.root if self.user is None else private_home_path(self.root, self.user)
         """Where the broker's own files are: ``root``, or as root the private home."""
@@ -447,29 +461,33 @@ class MosquittoBroker:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.user is not None:
             private_home(self.root, self.user)
+        settings = {
+            "persistence": "true" if self.persistence else "false",
+            "persistence_location": f"{self.home}/",
+            "autosave_interval": "1",
+            "log_dest": f"file {self.log}",
+            "max_queued_messages": "1000000",
+            "max_inflight_messages": "1000",
+            "message_size_limit": "10485760",
+            "persistent_client_expiration": "1d",
+            "allow_anonymous": "true",
+        }
+        if self.auth_config is not None:
+            settings |= _conf_settings(self.auth_config)
+            if "password_file" in settings:
+                self.password_file = Path(settings.pop("password_file"))
+            if "acl_file" in settings:
+                self.acl_file = Path(settings.pop("acl_file"))
         password_file, acl_file = self._auth_files()
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            f"persistence {'true' if self.persistence else 'false'}",
-            f"persistence_location {self.home}/",
-            "autosave_interval 1",
-            f"log_dest file {self.log}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "max_queued_messages 1000000",
-            "max_inflight_messages 1000",
-            "message_size_limit 10485760",
-            "persistent_client_expiration 1d",
-        ]
         if password_file is not None:
-            lines += ["allow_anonymous false", f"password_file {password_file}"]
-        else:
-            lines.append("allow_anonymous true")
+            settings |= {"allow_anonymous": "false", "password_file": str(password_file)}
         if acl_file is not None:
-            lines.append(f"acl_file {acl_file}")
+            settings["acl_file"] = str(acl_file)
+        lines = [f"listener {self.port} 127.0.0.1"]
         if self.user is not None:
             lines.insert(0, f"user {self.user.pw_name}")
+        lines += [f"{key} {value}" for key, value in settings.items()]
+        lines += ["log_type error", "log_type warning", "log_type notice"]
         self.config.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 20.0) -> None:

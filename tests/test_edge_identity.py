@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ import yaml
 from edge_support import Recorder, agent_plan
 
 from edge import EdgeAgent, PublishRefusals, hash_password, write_mosquitto_config
-from edge._identity import check_password
+from edge._identity import MESSAGE_SIZE_LIMIT, check_password
 from ioc.servers import MosquittoBroker
 from protocol import (
     TELEMETRY,
@@ -118,7 +120,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mosquitt
     root = tmp_path_factory.mktemp("secured-broker")
     auth = root / "auth"
     write_mosquitto_config(_province(), auth, prefix=PREFIX, environ={})
-    broker = MosquittoBroker(root, password_file=auth / "passwd", acl_file=auth / "acl")
+    # The generated mosquitto-auth.conf as production includes it (its message size limit too).
+    broker = MosquittoBroker(root, auth_config=auth / "mosquitto-auth.conf")
     broker.start()
     yield broker, auth
     broker.stop()
@@ -193,6 +196,42 @@ async def test_an_agent_is_refused_on_another_agents_topics(
             topics.edge_state("edge-b"),
         }
     )
+
+
+@pytest.mark.mosquitto
+async def test_the_generated_config_refuses_a_message_over_its_size_limit(
+    secured: tuple[MosquittoBroker, Path],
+) -> None:
+    """One byte over MESSAGE_SIZE_LIMIT and the broker refuses it, so no consumer ever
+    holds it: an MQTT 5 sender is disconnected (the limit was in its CONNACK), a 3.1.1
+    sender's message is dropped; the broker and everyone else go on."""
+    broker, auth = secured
+    topics = Topics(PREFIX)
+    ap = topics.telemetry("ap-a")
+    limit = int(_setting(auth / "mosquitto-auth.conf", "message_size_limit"))
+    assert limit == MESSAGE_SIZE_LIMIT
+    async with Recorder(_login(broker, auth, "ingest"), [f"{PREFIX}/#"], "size-watch") as seen:
+        async with _login(broker, auth, "edge-a").client("edge-a-big5") as client:
+            publishing = asyncio.create_task(client.publish(ap, b"x" * (limit + 1), qos=1))
+            with pytest.raises(aiomqtt.MqttError, match="Disconnected"):
+                await anext(client.messages)  # no message comes: the broker hangs up
+            publishing.cancel()  # its PUBACK will never come
+            with contextlib.suppress(asyncio.CancelledError):
+                await publishing
+        async with _login(broker, auth, "edge-a", mqtt5=False).client("edge-a-big3") as client:
+            await client.publish(ap, b"y" * (limit + 1), qos=1)
+            await client.publish(ap, b"z" * limit, qos=1)
+        async with _login(broker, auth, "edge-a").client("edge-a-after") as client:
+            await client.publish(ap, b"last", qos=1)
+        await seen.wait_for(lambda: b"last" in seen.on(ap))
+    assert [len(payload) for payload in seen.on(ap)] == [limit, 4]
+
+
+def _setting(conf: Path, key: str) -> str:
+    for line in conf.read_text().splitlines():
+        if line.startswith(f"{key} "):
+            return line.split(" ", 1)[1]
+    raise AssertionError(f"{conf} sets no {key}")
 
 
 @pytest.mark.mosquitto

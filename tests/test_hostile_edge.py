@@ -49,11 +49,10 @@ async def test_a_hostile_edge_next_to_a_good_one(
 ) -> None:
     province = _province()
     await sync_registry(db, province)
-    auth = tmp_path / "broker" / "auth"  # inside the broker's folder: its user reads it
+    auth = tmp_path / "auth"
     write_mosquitto_config(province, auth, prefix=PREFIX, environ={})
-    broker = MosquittoBroker(
-        tmp_path / "broker", password_file=auth / "passwd", acl_file=auth / "acl"
-    )
+    # The generated configuration as production includes it: ACL, passwords, size limit.
+    broker = MosquittoBroker(tmp_path / "broker", auth_config=auth / "mosquitto-auth.conf")
     broker.start()
     topics = Topics(PREFIX)
     now = time.time()
