@@ -16,7 +16,13 @@ from ._collectors import (
     WifiCollector,
 )
 from ._config import AgentConfig, AgentPlan, load_agent, parse_agent_config, resolve
-from ._identity import SERVICES, ServiceAccess, hash_password, write_mosquitto_config
+from ._identity import (
+    MESSAGE_SIZE_LIMIT,
+    SERVICES,
+    ServiceAccess,
+    hash_password,
+    write_mosquitto_config,
+)
 from ._incidents import Incident, IncidentBoard, IncidentKind, incident_targets, load_incidents
 from ._ring import Clip, ClipRing, CutError, RingSettings
 from ._sim_clips import cut_replayed
@@ -26,6 +32,7 @@ from ._telemetry import PublishRefusals, SpoolForwarder, WifiPipeline
 from ._wifi import VisitorHasher, WifiFleet, busyness
 
 __all__ = [
+    "MESSAGE_SIZE_LIMIT",
     "SERVICES",
     "AgentConfig",
     "AgentPlan",

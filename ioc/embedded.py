@@ -10,6 +10,8 @@ from typing import Any, Self
 
 from amqtt.broker import Broker
 
+from edge import MESSAGE_SIZE_LIMIT
+
 from .servers import free_port
 
 logger = logging.getLogger(__name__)
@@ -53,12 +55,45 @@ def _retained_to_holders_only(broker: Any) -> None:
     broker._publish_retained_messages_for_subscription = to_holders
 
 
+def _drop_large_messages(broker: Any, limit: int) -> None:
+    """Patch amqtt 0.12, which has no message size limit, with Mosquitto's
+    ``message_size_limit``: a message larger than ``limit`` bytes goes to no subscriber and
+    is not retained (logged). amqtt has read it by then (it cannot refuse one unread); a
+    loopback broker of the demo's own processes needs no more."""
+    broadcast, retain = broker._broadcast_message, broker.retain_message
+
+    def fits(topic: str | None, data: bytes | bytearray | None) -> bool:
+        if data is None or len(data) <= limit:
+            return True
+        logger.warning("dropped a %d-byte message on %s: over %d bytes", len(data), topic, limit)
+        return False
+
+    async def broadcast_fitting(
+        session: Any, topic: str | None, data: bytes | bytearray | None, qos: int | None = None
+    ) -> None:
+        if fits(topic, data):
+            await broadcast(session, topic, data, qos)
+
+    async def retain_fitting(
+        session: Any, topic: str | None, data: bytes | bytearray | None, qos: int | None = None
+    ) -> None:
+        if data is None or len(data) <= limit:  # logged once, by the broadcast
+            await retain(session, topic, data, qos)
+
+    broker._broadcast_message = broadcast_fitting
+    broker.retain_message = retain_fitting
+
+
 class EmbeddedBroker:
     """amqtt on 127.0.0.1; anonymous, because it listens only on loopback for this process
     and its children. Production uses Mosquitto with passwords and ACLs."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *, message_size_limit: int = MESSAGE_SIZE_LIMIT
+    ) -> None:
         self.port = port or free_port()
+        self.message_size_limit = message_size_limit
+        """Largest message passed on (bytes), as the generated Mosquitto configuration's."""
         self._broker: Broker | None = None
 
     @property
@@ -83,6 +118,7 @@ class EmbeddedBroker:
         self._broker = Broker(config)
         self._broker._subscriptions = _Subscriptions()  # see the class
         _retained_to_holders_only(self._broker)
+        _drop_large_messages(self._broker, self.message_size_limit)
         await self._broker.start()
         logger.info("embedded MQTT broker on %s", self.url)
         return self

@@ -61,3 +61,34 @@ async def test_clients_connecting_while_others_subscribe_all_get_their_retained_
         got = await asyncio.gather(*(follower(i) for i in range(CLIENTS)))
     assert got == [str(i) for i in range(CLIENTS)]
     assert errors == []
+
+
+async def test_a_message_over_the_size_limit_reaches_no_one() -> None:
+    """amqtt has no message_size_limit of its own; the embedded broker adds Mosquitto's: a
+    larger message is neither passed on nor retained."""
+    async with EmbeddedBroker(message_size_limit=1000) as broker:
+
+        def client(name: str) -> aiomqtt.Client:
+            return aiomqtt.Client(
+                "127.0.0.1", broker.port, identifier=name, protocol=aiomqtt.ProtocolVersion.V311
+            )
+
+        async with client("watch") as watch:
+            await watch.subscribe("size/#", qos=1)
+            async with client("sender") as sender:
+                await sender.publish("size/big", b"x" * 1001, qos=1, retain=True)
+                await sender.publish("size/fits", b"y" * 1000, qos=1, retain=True)
+                await sender.publish("size/last", b"last", qos=1)
+            got = []
+            async with asyncio.timeout(10):
+                async for message in watch.messages:
+                    got.append((str(message.topic), len(bytes(message.payload))))
+                    if str(message.topic) == "size/last":
+                        break
+        async with client("late") as late:  # retained messages: only the one that fits
+            await late.subscribe("size/big", qos=1)
+            await late.subscribe("size/fits", qos=1)
+            async with asyncio.timeout(10):
+                first = await anext(late.messages)
+    assert got == [("size/fits", 1000), ("size/last", 4)]
+    assert str(first.topic) == "size/fits"
