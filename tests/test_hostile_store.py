@@ -80,7 +80,10 @@ async def test_retention_keeps_what_police_delivery_and_open_alerts_need(
                   ('\\x02', 'ops', now() + interval '1 hour');
            INSERT INTO login_audit (at, username, address, outcome)
            VALUES (now() - interval '400 days', 'ops', '10.0.0.1', 'refused'),
-                  (now(), 'ops', '10.0.0.1', 'accepted')"""
+                  (now(), 'ops', '10.0.0.1', 'accepted');
+           INSERT INTO login_throttle (key, failures, refusals, since)
+           VALUES ('address:10.0.0.9', 20, 3, now() - interval '2 days'),
+                  ('address:10.0.0.1', 1, 0, now())"""
     )
     report = await maintain(db)
     assert report is not None
@@ -94,6 +97,7 @@ async def test_retention_keeps_what_police_delivery_and_open_alerts_need(
     assert await db.fetchval("SELECT array_agg(reason) FROM dead_letters") == ["new"]
     assert await db.fetchval("SELECT count(*) FROM api_tokens") == 1
     assert await db.fetchval("SELECT array_agg(outcome) FROM login_audit") == ["accepted"]
+    assert await db.fetchval("SELECT array_agg(key) FROM login_throttle") == ["address:10.0.0.1"]
     assert report.retained["dead_letters"] == 1
 
 
