@@ -380,6 +380,16 @@ def bench_history(
     run(cameras, days, repeat)
 
 
+@bench_app.command("fiware")
+def bench_fiware(
+    points: Annotated[int, typer.Option(min=1, help="Entities in the answer")] = 20_000,
+) -> None:
+    """Peak memory of one FIWARE TrafficFlowObserved answer (tracemalloc), per entity."""
+    from .bench.fiware import main as run
+
+    run(points)
+
+
 @bench_app.command("vision")
 def bench_vision(
     cameras: Annotated[int, typer.Option(min=1, help="Cameras replaying the clips")] = 200,
