@@ -122,9 +122,9 @@ def alert_entity(
 
 
 MAX_ENTITIES = 20_000
-"""Most TrafficFlowObserved entities one answer may hold. Each is ~4 KB of Python objects
-before encoding: the history endpoints' 250,000 points would be ~1 GiB per request; this is
-~80 MB (docs/production.md, "Limits")."""
+"""Most TrafficFlowObserved entities one answer may hold. Each costs ~4.7 KB while built and
+encoded: the history endpoints' 250,000 points would peak at ~1.1 GiB per request; this at
+~89 MiB (``ioc bench fiware``, docs/numbers.md)."""
 
 
 def traffic_flow_entities(
