@@ -8,10 +8,11 @@ import asyncio
 import base64
 import os
 import sys
+from pathlib import Path
 
 import asyncpg
 import pytest
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, run_ioc
 from lxml import etree
 from police_receiver import police_receiver
 
@@ -25,15 +26,18 @@ SECRET = "whsec_" + base64.b64encode(b"send-test-secret-of-32-bytes-ok!").decode
 SCHEMA = etree.XMLSchema(etree.parse(str(DATA / "cap" / "CAP-v1.2.xsd")))
 
 
-async def _start(database: StoreConfig, url: str, *extra: str) -> asyncio.subprocess.Process:
+async def _start(
+    database: StoreConfig, url: str, *extra: str, secret_env: bool = True
+) -> asyncio.subprocess.Process:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "IOC_SEND_TEST_SECRET"},
         "IOC_DATABASE_URL": database.url,
         "IOC_PROVINCE": str(DATA / "clips.yaml"),
         "IOC_ALERT_RULES": str(ROOT / "config" / "alert-rules.yaml"),
         "IOC_LOG_LEVEL": "WARNING",
-        "IOC_SEND_TEST_SECRET": SECRET,  # never on the command line
     }
+    if secret_env:
+        env["IOC_SEND_TEST_SECRET"] = SECRET  # never on the command line
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -50,9 +54,19 @@ async def _start(database: StoreConfig, url: str, *extra: str) -> asyncio.subpro
     )
 
 
-async def test_send_test_delivers_alert_update_cancel(database: StoreConfig) -> None:
+async def test_send_test_delivers_alert_update_cancel(
+    database: StoreConfig, tmp_path: Path
+) -> None:
+    """The secret from a file (a command line is visible to every user of the machine)."""
+    (tmp_path / "secret").write_text(SECRET + "\n")
     async with police_receiver(SECRET) as receiver:
-        process = await _start(database, receiver.url("/dispatch"))
+        process = await _start(
+            database,
+            receiver.url("/dispatch"),
+            "--secret-file",
+            str(tmp_path / "secret"),
+            secret_env=False,
+        )
         out, err = await asyncio.wait_for(process.communicate(), 90)
     assert process.returncode == 0, err.decode()
     assert out.decode().splitlines() == [
@@ -70,6 +84,14 @@ async def test_send_test_delivers_alert_update_cancel(database: StoreConfig) -> 
     assert {d.findtext("cap:status", namespaces=ns) for d in docs} == {"Test"}
     # The sender comes from the shipped rules file.
     assert {d.findtext("cap:sender", namespaces=ns) for d in docs} == {"ioc.tiengiang.gov.vn"}
+
+
+def test_the_secret_is_never_taken_from_the_command_line() -> None:
+    refused = run_ioc(
+        "alerts", "send-test", "--to", "https://x.invalid/", "--secret", SECRET, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "No such option: --secret" in refused.stderr
 
 
 async def test_send_test_fails_when_the_receiver_keeps_failing(database: StoreConfig) -> None:
