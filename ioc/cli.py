@@ -292,12 +292,16 @@ def mosquitto_config(
     out: Annotated[Path, typer.Option(help="Folder for passwd, acl and credentials")],
     province: Annotated[Path | None, typer.Option(help="Default: IOC_PROVINCE")] = None,
     service: Annotated[list[str] | None, typer.Option(help="Centre service users")] = None,
+    message_size_limit: Annotated[
+        int | None,
+        typer.Option(min=1024, help="Largest MQTT message the broker takes, bytes [8 MiB]"),
+    ] = None,
 ) -> None:
     """Write a Mosquitto password file and ACL: each agent publishes only its own topics."""
     from .edge_commands import mosquitto_config as write
 
     settings = Settings()
-    write(province or settings.province, out, settings.topic_prefix, service)
+    write(province or settings.province, out, settings.topic_prefix, service, message_size_limit)
 
 
 @bench_app.command("edge")

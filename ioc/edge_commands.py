@@ -12,7 +12,7 @@ from pathlib import Path
 
 import cv2
 
-from edge import SERVICES, EdgeAgent, load_agent, write_mosquitto_config
+from edge import MESSAGE_SIZE_LIMIT, SERVICES, EdgeAgent, load_agent, write_mosquitto_config
 from protocol import load_province
 
 logger = logging.getLogger(__name__)
@@ -54,10 +54,20 @@ def run_edge(config: Path) -> None:
     asyncio.run(_run_agent(config))
 
 
-def mosquitto_config(province: Path, out: Path, prefix: str, services: list[str] | None) -> None:
+def mosquitto_config(
+    province: Path,
+    out: Path,
+    prefix: str,
+    services: list[str] | None,
+    message_size_limit: int | None = None,
+) -> None:
     """Write ``passwd`` and ``acl`` for Mosquitto, and one credentials file per user."""
     written = write_mosquitto_config(
-        load_province(province), out, prefix=prefix, services=services or list(SERVICES)
+        load_province(province),
+        out,
+        prefix=prefix,
+        services=services or list(SERVICES),
+        message_size_limit=message_size_limit or MESSAGE_SIZE_LIMIT,
     )
     for path in written:
         print(path)  # the command's output: the files it wrote

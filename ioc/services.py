@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from console_api import ConsoleConfig, Role, add_user, create_app, revoke_tokens
+from console_api import ConsoleConfig, Role, ThrottleLimits, add_user, create_app, revoke_tokens
 from edge import CitySimulator, ClipLibrary, incident_targets, load_incidents
 from ingest import IngestService
 from protocol import Topics, load_province
@@ -109,6 +109,7 @@ def run_vision(settings: Settings, shard: str) -> None:
             timezone=infra.province.timezone,
             identifier=instance,
             time_window=time_window(settings),
+            max_frame_bytes=settings.vision_max_frame_bytes,
         ) as worker:
             await _report_until_stopped(
                 infra, instance, "vision", worker.stats, worker.wait_until_subscribed
@@ -160,6 +161,21 @@ def run_simulator(settings: Settings, agent_id: str, incidents: Path | None = No
     serve(main)
 
 
+def console_config(settings: Settings) -> ConsoleConfig:
+    """The console API's limits from ``IOC_*`` (docs/production.md, "Limits")."""
+    return ConsoleConfig(
+        map_tiles=settings.map_tiles,
+        internals=settings.api_internals,
+        login_limits=ThrottleLimits(
+            per_address=settings.login_failures_per_address,
+            per_user=settings.login_failures_per_user,
+            window=settings.login_window,
+        ),
+        password_workers=settings.password_workers,
+        ws_send_timeout=settings.ws_send_timeout,
+    )
+
+
 def run_api(settings: Settings) -> None:
     """The console API needs only the database: live changes come from the change log
     through LISTEN/NOTIFY. With IOC_MQTT_URL it also asks edges for camera snapshots."""
@@ -176,7 +192,7 @@ def run_api(settings: Settings) -> None:
         await prepare_store(store, province)
         app = create_app(
             store,
-            config=ConsoleConfig(map_tiles=settings.map_tiles, internals=settings.api_internals),
+            config=console_config(settings),
             mqtt=mqtt,
             topics=topics,
             evidence=evidence_centre(settings, province),

@@ -80,3 +80,25 @@ class Settings(BaseSettings):
     db_acquire_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
         10.0, description="Seconds to wait for a pooled database connection before giving up"
     )
+    login_failures_per_address: Annotated[int, Field(ge=1)] = Field(
+        20, description="Failed logins one client address may make per window, then 429"
+    )
+    login_failures_per_user: Annotated[int, Field(ge=1)] = Field(
+        5, description="Failed logins for one username (from anywhere) per window, then 429"
+    )
+    login_window: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        300.0, description="Seconds from a key's first failed login over which failures count"
+    )
+    password_workers: Annotated[int, Field(ge=1, le=16)] = Field(
+        2, description="Threads hashing passwords in the API (Argon2id, 64 MiB each)"
+    )
+    vision_max_frame_bytes: Annotated[int, Field(ge=1024)] = Field(
+        1024 * 1024,
+        description="Largest frame payload (JPEG and header) a vision worker decodes; larger: "
+        "a dead letter",
+    )
+    ws_send_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+        5.0,
+        description="Seconds one websocket message may take to leave; a slower client is "
+        "closed with 4429 and resumes",
+    )

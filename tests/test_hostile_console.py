@@ -26,6 +26,8 @@ from alerts import changes_since
 from alerts._repository import record_change
 from console_api import WS_TOO_SLOW, ConsoleConfig, Role, ThrottleLimits
 from console_api._internals import Exposure
+from ioc.services import console_config
+from ioc.settings import Settings
 from store import StoreConfig
 
 pytestmark = pytest.mark.postgres
@@ -349,3 +351,22 @@ async def test_the_fiware_traffic_feed_is_bounded_to_what_memory_allows(
             params={**query, "until": "2026-01-02T00:00:00+07:00"},
         )
         assert fine.status_code == 200, fine.text
+
+
+def test_the_console_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/production.md names these variables; the API takes them."""
+    for name, value in {
+        "LOGIN_FAILURES_PER_ADDRESS": "7",
+        "LOGIN_FAILURES_PER_USER": "3",
+        "LOGIN_WINDOW": "60",
+        "PASSWORD_WORKERS": "1",
+        "WS_SEND_TIMEOUT": "2.5",
+        "API_INTERNALS": "off",
+    }.items():
+        monkeypatch.setenv(f"IOC_{name}", value)
+    config = console_config(Settings())
+    assert config.login_limits == ThrottleLimits(per_address=7, per_user=3, window=60.0)
+    assert (config.password_workers, config.ws_send_timeout, config.internals) == (1, 2.5, "off")
+    monkeypatch.setenv("IOC_LOGIN_WINDOW", "90000")  # more than a day: refused
+    with pytest.raises(ValueError, match="login_window"):
+        Settings()
