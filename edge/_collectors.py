@@ -19,6 +19,7 @@ mapped to ours with ``id_map``; APs that belong to other agents are skipped.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -107,6 +108,9 @@ class ControllerReport(msgspec.Struct, frozen=True):
 
 
 _REPORT = msgspec.json.Decoder(ControllerReport)
+MAX_REPORT_BYTES = 16 * 1024 * 1024
+"""Largest controller answer read (a few hundred bytes per AP: room for tens of thousands);
+a larger or never-ending one is a collector error, not an edge out of memory."""
 
 
 class ControllerCollector:
@@ -122,8 +126,12 @@ class ControllerCollector:
         id_map: Mapping[str, str] | None = None,
         timeout: float = 5.0,
         verify: str | bool = True,
+        max_bytes: int = MAX_REPORT_BYTES,
     ) -> None:
         self.url = url
+        self.timeout = timeout
+        """Seconds the whole exchange may take (a server dripping bytes is cut off too)."""
+        self.max_bytes = max_bytes
         self._name = f"controller {redact_url(url)}"
         self._ours = frozenset(access_points)
         self._visitors = visitors
@@ -144,15 +152,14 @@ class ControllerCollector:
 
     async def collect(self, now: float) -> list[ApReading]:
         try:
-            response = await self._http.get(self.url)
-        except httpx.TimeoutException as exc:
+            async with asyncio.timeout(self.timeout):
+                body = await self._read()
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise CollectorError(self.name, f"no answer in time ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             raise CollectorError(self.name, f"request failed: {exc}") from exc
-        if response.status_code != 200:
-            raise CollectorError(self.name, f"answered HTTP {response.status_code}")
         try:
-            report = _REPORT.decode(response.content)
+            report = _REPORT.decode(body)
         except msgspec.ValidationError as exc:
             raise CollectorError(self.name, f"unexpected JSON: {exc}") from exc
         except msgspec.DecodeError as exc:
@@ -173,6 +180,18 @@ class ControllerCollector:
             )
             readings.append(ApReading(ap_id, sample))
         return readings
+
+    async def _read(self) -> bytes:
+        """The answer's body, read up to ``max_bytes``."""
+        async with self._http.stream("GET", self.url) as response:
+            if response.status_code != 200:
+                raise CollectorError(self.name, f"answered HTTP {response.status_code}")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise CollectorError(self.name, f"answer over {self.max_bytes} bytes")
+            return bytes(body)
 
 
 class SimulatedCollector:

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Controller:
-    """What the fake controller answers: ``mode`` is ok | garbage | schema | error | hang."""
+    """What the fake controller answers: ``mode`` is ok | garbage | schema | error | hang |
+    endless (a 200 whose chunked body never ends; ``endless_sent`` counts its bytes)."""
 
     access_points: list[dict[str, Any]] = field(default_factory=list)
     mode: str = "ok"
@@ -32,6 +33,7 @@ class Controller:
     authorization: list[str | None] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
+    endless_sent: int = 0
 
     def body(self) -> tuple[int, bytes]:
         if self.mode == "garbage":
@@ -54,6 +56,17 @@ def controller_server() -> Iterator[Controller]:
             controller.authorization.append(self.headers.get("Authorization"))
             if controller.mode == "hang":
                 controller.release.wait(30)
+                return
+            if controller.mode == "endless":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+                with contextlib.suppress(OSError):  # until the client hangs up
+                    while not controller.release.is_set():
+                        self.wfile.write(chunk)
+                        controller.endless_sent += 65536
                 return
             status, body = controller.body()
             self.send_response(status)

@@ -103,6 +103,20 @@ async def test_controller_failures_name_the_source(mode: str, reason: str) -> No
     assert redact_url(url) in str(caught.value)
 
 
+async def test_a_never_ending_controller_answer_is_cut_at_the_cap() -> None:
+    """A controller streaming for ever (broken, or hostile): the collector stops reading at
+    its cap and says so; it does not hold the stream in memory until the edge dies."""
+    with controller_server() as controller:
+        controller.mode = "endless"
+        collector = _collector(controller.url, max_bytes=1 << 20, timeout=30)
+        try:
+            with pytest.raises(CollectorError, match="answer over 1048576 bytes"):
+                await collector.collect(time.time())
+        finally:
+            await collector.aclose()
+        assert controller.endless_sent < 64 << 20  # cut off, not read to the end
+
+
 async def test_unreachable_controller_is_a_collector_error() -> None:
     collector = _collector("http://127.0.0.1:9/api", timeout=0.5)  # discard port: refused
     try:
