@@ -53,12 +53,22 @@ def sha1(data: bytes) -> str:
 
 @contextlib.asynccontextmanager
 async def centre_console(
-    database: StoreConfig, db: asyncpg.Connection, root: Path, *, max_megabytes: float = 64
+    database: StoreConfig,
+    db: asyncpg.Connection,
+    root: Path,
+    *,
+    max_megabytes: float = 64,
+    settings: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Console, EvidenceCentre]]:
-    settings = EvidenceSettings(
-        secret=SECRET, dir=root, public_url="http://placeholder", max_megabytes=max_megabytes
+    """``settings``: more ``EvidenceSettings`` fields (an S3 store's)."""
+    evidence = EvidenceSettings(
+        secret=SECRET,
+        dir=root,
+        public_url="http://placeholder",
+        max_megabytes=max_megabytes,
+        **(settings or {}),
     )
-    centre = EvidenceCentre.create(settings, {"edge-a": {"cam-a"}})
+    centre = EvidenceCentre.create(evidence, {"edge-a": {"cam-a"}})
     assert centre is not None
     app = create_app(database, evidence=centre)
     async with serve(app) as host:
