@@ -46,6 +46,10 @@ def test_the_shipped_rules_decide_by_kind_district_and_local_time(province: Prov
     # 16:30 UTC is 23:30 in Vietnam: the window is local time, not UTC.
     day = rules.decide(EventKind.INTRUSION, "any-cam", None, "cai-be", at("09:00"))
     assert (day.severity, day.auto_resolve_seconds, day.rule) == (Severity.MAJOR, 120.0, "default")
+    assert ((night.clip.pre, night.clip.post), (day.clip.pre, day.clip.post)) == (
+        (20.0, 10.0),
+        (10.0, 10.0),
+    )
     rush = rules.decide(EventKind.CONGESTION, "c", None, "go-cong", at("07:15"))
     calm = rules.decide(EventKind.CONGESTION, "c", None, "go-cong", at("11:00"))
     assert (rush.severity, calm.severity) == (Severity.MAJOR, Severity.MINOR)
