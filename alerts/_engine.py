@@ -53,7 +53,7 @@ from ._repository import (
 )
 from ._routing import Routing, publish_routing, routing_from
 from ._rulebook import RuleBook
-from ._rules import INFRA_KINDS, Rules
+from ._rules import INFRA_KINDS, ClipWindow, Rules
 from ._rules_file import parse_rules
 from ._wifi import AccessPointWatch
 
@@ -62,6 +62,14 @@ CONSUMER = "alerts"
 EVENTS_IN_FLIGHT = 200
 """Unacknowledged events the broker may send (MQTT 5 receive maximum; a 3.1.1 broker uses
 its own window, Mosquitto's is 20): the most one transaction takes."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedAlert:
+    """An alert a batch opened, with the evidence clip its rule orders."""
+
+    alert: AlertView
+    clip: ClipWindow
 
 
 @dataclass
@@ -287,7 +295,7 @@ class AlertsEngine(Background):
                 # unsure of) is one row: events are keyed by id, phase and transaction time.
                 events.setdefault((event.event_id, event.phase), event)
         changes = 0
-        opened: list[AlertView] = []
+        opened: list[OpenedAlert] = []
         async with self.pool.acquire() as conn, conn.transaction():
             if dead:
                 await record_dead_letters(conn, dead)
@@ -330,9 +338,12 @@ class AlertsEngine(Background):
                 )
                 district = self.districts.get(event.camera_id, "unknown")
                 changes += await self.apply(conn, observation, district, opened)
-        for alert in opened:  # committed now: the evidence row may refer to it
+        for new in opened:  # committed now: the evidence row may refer to it
+            alert = new.alert
             if self.evidence is not None and alert.kind != EventKind.CAMERA_OFFLINE:
-                self.evidence.request(alert.source_id, alert.id)
+                self.evidence.request(
+                    alert.source_id, alert.id, pre=new.clip.pre, post=new.clip.post
+                )
         for client, message in batch:
             acknowledge(client, message)
         await self._advance(events=len(batch) - len(dead), changes=changes, dead_letters=len(dead))
@@ -342,7 +353,7 @@ class AlertsEngine(Background):
         conn: Connection,
         obs: Observation,
         district: str,
-        opened: list[AlertView] | None = None,
+        opened: list[OpenedAlert] | None = None,
     ) -> int:
         """Turn one observation into alert changes, inside the caller's transaction; alerts
         it opens are appended to ``opened``."""
@@ -377,7 +388,7 @@ class AlertsEngine(Background):
         alert, reason = result
         await notify(conn, alert, reason, routing)
         if reason == "opened" and opened is not None:
-            opened.append(alert)
+            opened.append(OpenedAlert(alert, decision.clip))
         changes = 1
         if reason == "opened" and alert.kind in INFRA_KINDS:
             for other in await mute_others(conn, alert):

@@ -106,8 +106,16 @@ class EvidenceCollector(Background):
         while self.stats.stored + self.stats.timed_out + self.stats.rejected < done:
             await self._changed.wait()
 
-    def request(self, camera_id: str, alert_id: str) -> None:
-        """Ask for a snapshot for this alert; returns at once."""
+    def request(
+        self,
+        camera_id: str,
+        alert_id: str,
+        *,
+        pre: float | None = None,
+        post: float | None = None,
+    ) -> None:
+        """Ask for a snapshot for this alert, and a clip of ``pre`` seconds before and
+        ``post`` after now (the alert's rule; None: the collector's own); returns at once."""
         request_id = f"ev-{secrets.token_hex(8)}"
         now = time.time()
         clip = None
@@ -117,8 +125,8 @@ class EvidenceCollector(Background):
                 clip_id=f"clip-{secrets.token_hex(10)}",
                 alert_id=alert_id,
                 event_at=now,
-                pre=self.clip_pre,
-                post=self.clip_post,
+                pre=self.clip_pre if pre is None else pre,
+                post=self.clip_post if post is None else post,
             )
         message = SnapshotRequest(
             request_id=request_id,

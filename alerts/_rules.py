@@ -55,12 +55,32 @@ class Match(_Strict):
     _hours = field_validator("hours")(_check_hours)
 
 
+ClipSeconds = Annotated[float, Field(ge=0.0, le=60.0)]
+"""What a clip order may ask for (``protocol.ClipOrder``); the edge's ring must hold ``pre``."""
+
+
+class ClipWindow(_Strict):
+    """The evidence clip an opening alert orders from its camera's edge: ``pre`` seconds
+    before the event to ``post`` seconds after it."""
+
+    pre: ClipSeconds = 10.0
+    post: ClipSeconds = 10.0
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ClipWindow:
+        if self.pre + self.post <= 0:
+            raise ValueError("a clip needs 'pre' or 'post' above 0 seconds")
+        return self
+
+
 class SeverityRule(_Strict):
     name: str = ""
     match: Match = Match()
     severity: Severity | None = None
     auto_resolve_seconds: Seconds | None = None
     """How long the condition must stay clear before the alert resolves itself."""
+    clip: ClipWindow | None = None
+    """The evidence clip its alerts order; None: the file's ``clip``."""
 
 
 class Route(_Strict):
@@ -185,6 +205,8 @@ class AccessPointRules(_Strict):
 class RulesFile(_Strict):
     version: Literal[1] = 1
     auto_resolve_seconds: Seconds = 60.0
+    clip: ClipWindow = ClipWindow()
+    """The evidence clip of alerts whose rule names none."""
     rules: list[SeverityRule] = []
     routes: Routes = Routes()
     maintenance: list[MaintenanceWindow] = []
@@ -220,6 +242,7 @@ class Decision:
     severity: Severity
     auto_resolve_seconds: float
     rule: str
+    clip: ClipWindow
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,24 +306,27 @@ class Rules:
         *,
         over_limit_kmh: float | None = None,
     ) -> Decision:
-        """Severity and auto-resolve time: from the first matching rule, else the defaults
-        (for speeding, by how far ``over_limit_kmh`` the vehicle was: see
+        """Severity, auto-resolve time and evidence clip: from the first matching rule, else
+        the defaults (for speeding, by how far ``over_limit_kmh`` the vehicle was: see
         :class:`SpeedingRules`)."""
         local = self._local(at)
+        spec = self.spec
         for i, (rule, match) in enumerate(self._rules):
             if match.admits(kind, source, zone, district, local):
                 return Decision(
                     rule.severity or PROFILES[kind].default_severity,
-                    self.spec.auto_resolve_seconds
+                    spec.auto_resolve_seconds
                     if rule.auto_resolve_seconds is None
                     else rule.auto_resolve_seconds,
                     rule.name or f"rules[{i}]",
+                    rule.clip or spec.clip,
                 )
         if kind is EventKind.SPEEDING and over_limit_kmh is not None:
-            margin = self.spec.speeding.police_margin_kmh
+            margin = spec.speeding.police_margin_kmh
             severity = Severity.MAJOR if over_limit_kmh >= margin else Severity.MINOR
-            return Decision(severity, self.spec.auto_resolve_seconds, "speeding-margin")
-        return Decision(PROFILES[kind].default_severity, self.spec.auto_resolve_seconds, "default")
+            return Decision(severity, spec.auto_resolve_seconds, "speeding-margin", spec.clip)
+        severity = PROFILES[kind].default_severity
+        return Decision(severity, spec.auto_resolve_seconds, "default", spec.clip)
 
     def maintenance(self, source: str, zone: str | None, at: float) -> str | None:
         """The id of a maintenance window covering this camera/zone at ``at``, if any."""

@@ -94,10 +94,10 @@ def _references(raw: Any, province: Province) -> list[str]:
     for i, rule in enumerate(_items(raw, "rules")):
         match = _mapping(rule, "match")
         here = f"rules[{i}]{_label(rule, 'name')}.match"
-        if "severity" not in rule and "auto_resolve_seconds" not in rule:
+        if not {"severity", "auto_resolve_seconds", "clip"} & rule.keys():
             problems.append(
-                f"rules[{i}]{_label(rule, 'name')}: a rule needs 'severity' or "
-                "'auto_resolve_seconds'"
+                f"rules[{i}]{_label(rule, 'name')}: a rule needs 'severity', "
+                "'auto_resolve_seconds' or 'clip'"
             )
         check(here + ".sources", "source", _names(match, "sources"), sources)
         check(here + ".zones", "zone", _names(match, "zones"), zones)

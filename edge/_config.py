@@ -122,8 +122,9 @@ class EvidenceOptions(_Strict):
     )
     ca_file: Path | None = None
     dir: Path = Field(Path("evidence"), description="Clips waiting for the centre")
-    width: Annotated[int, Field(ge=64, le=3840)] = 640
-    height: Annotated[int, Field(ge=64, le=2160)] = 360
+    # Even: H.264 in 4:2:0 halves both sides for colour.
+    width: Annotated[int, Field(ge=64, le=3840, multiple_of=2)] = 640
+    height: Annotated[int, Field(ge=64, le=2160, multiple_of=2)] = 360
     fps: Annotated[float, Field(gt=0.0, le=30.0)] = 10.0
     seconds: Annotated[float, Field(ge=5.0, le=120.0)] = 30.0
     crf: Annotated[int, Field(ge=18, le=40)] = 30

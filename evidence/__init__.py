@@ -25,7 +25,7 @@ from ._intake import (
 from ._links import ClipLinks, LinkError
 from ._mp4 import ClipFacts, NotAClipError, probe_mp4
 from ._retention import apply_retention
-from ._storage import ClipStore, DirectoryClipStore
+from ._storage import ClipStore, DirectoryClipStore, S3ClipStore
 from ._verify import Finding, VerifyReport, verify_evidence
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "Finding",
     "LinkError",
     "NotAClipError",
+    "S3ClipStore",
     "UploadRefusedError",
     "VerifyReport",
     "agent_token",

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._intake import ClipIntake
 from ._links import ClipLinks
-from ._storage import ClipStore, DirectoryClipStore
+from ._storage import ClipStore, DirectoryClipStore, S3ClipStore
 
 
 class EvidenceSettings(BaseSettings):
@@ -38,6 +38,25 @@ class EvidenceSettings(BaseSettings):
         default_factory=dict, description='Per kind, as JSON: {"intrusion": 90}'
     )
     default_retention_days: Annotated[float, Field(gt=0)] = 30
+    s3_bucket: str | None = Field(
+        None, description="Keep clips in this bucket of an S3-compatible store, not in dir/clips"
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="The store's URL (MinIO, Ceph RGW ...); unset: AWS S3"
+    )
+    s3_region: str | None = Field(None, description="The bucket's region, when the store needs one")
+    s3_prefix: str = Field("", description="Put in front of every clip's key in the bucket")
+
+    def clip_store(self) -> ClipStore:
+        """Where clips are kept: the S3 bucket when one is set, else ``dir/clips``."""
+        if self.s3_bucket:
+            return S3ClipStore(
+                self.s3_bucket,
+                endpoint_url=self.s3_endpoint_url,
+                region=self.s3_region,
+                prefix=self.s3_prefix,
+            )
+        return DirectoryClipStore(self.dir / "clips")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +86,7 @@ class EvidenceCentre:
         def owners(agent_id: str) -> Collection[str] | None:
             return None if agent_id in fleet else owned.get(agent_id, ())
 
-        store = DirectoryClipStore(settings.dir / "clips")
+        store = settings.clip_store()
         intake = ClipIntake(
             settings.dir / "uploads",
             store,

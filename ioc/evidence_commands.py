@@ -13,7 +13,6 @@ import typer
 
 from edge import ClipOutbox, ClipUploader
 from evidence import (
-    DirectoryClipStore,
     EvidenceCentre,
     EvidenceSettings,
     agent_token,
@@ -73,7 +72,7 @@ def _store_url(settings: Settings) -> str:
 
 def run_verify(settings: Settings) -> int:
     """Print one line per problem and a JSON summary; 0 when every clip and chain holds."""
-    store = DirectoryClipStore(EvidenceSettings().dir / "clips")
+    store = EvidenceSettings().clip_store()
 
     async def main() -> int:
         conn = await connect(store_config(settings, _store_url(settings)))
@@ -97,7 +96,7 @@ def run_verify(settings: Settings) -> int:
 
 def run_retention(settings: Settings) -> None:
     evidence = EvidenceSettings()
-    store = DirectoryClipStore(evidence.dir / "clips")
+    store = evidence.clip_store()
 
     async def main() -> None:
         conn = await connect(store_config(settings, _store_url(settings)))

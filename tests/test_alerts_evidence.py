@@ -1,5 +1,6 @@
-"""Evidence snapshots: a camera alert opens, the engine asks the edge over MQTT, the edge's
-answer is kept with the alert; an edge that stays silent leaves the alert without one."""
+"""Evidence snapshots: a camera alert opens, the engine asks the edge over MQTT (with the clip
+its rule orders), the edge's answer is kept with the alert; an edge that stays silent leaves
+the alert without one."""
 
 from __future__ import annotations
 
@@ -12,10 +13,18 @@ import cv2
 import numpy as np
 import pytest
 
-from alerts import AlertsEngine, EvidenceCollector, get_evidence, list_alerts
+from alerts import (
+    AlertsEngine,
+    EvidenceCollector,
+    RuleBook,
+    get_evidence,
+    list_alerts,
+    parse_rules,
+)
 from protocol import (
     EVENT,
     SNAPSHOT_REQUEST,
+    ClipOrder,
     EventKind,
     FrameHeader,
     MqttEndpoint,
@@ -48,6 +57,9 @@ async def test_a_camera_alert_gets_the_edges_snapshot(
     jpeg = _jpeg()
     answering = asyncio.Event()
     answering.set()
+    orders: dict[str, ClipOrder | None] = {}
+    # Intrusions order a longer clip before the event; other kinds the file's default.
+    rules = {"rules": [{"match": {"kinds": ["intrusion"]}, "clip": {"pre": 25, "post": 4}}]}
     async with contextlib.AsyncExitStack() as stack:
         edge = await stack.enter_async_context(mqtt.client("edge-evidence"))
         await edge.subscribe(topics.snapshot_request("indoor-room"), qos=1)
@@ -56,6 +68,8 @@ async def test_a_camera_alert_gets_the_edges_snapshot(
             async for message in edge.messages:
                 assert isinstance(message.payload, bytes)
                 request = SNAPSHOT_REQUEST.decode(message.payload)
+                if request.clip is not None:
+                    orders[request.clip.alert_id] = request.clip
                 if answering.is_set():
                     header = FrameHeader(request.camera_id, 1, time.time(), 64, 48)
                     await edge.publish(
@@ -76,6 +90,7 @@ async def test_a_camera_alert_gets_the_edges_snapshot(
                 clips_province,
                 topics=topics,
                 identifier="alerts-ev",
+                rules=RuleBook.fixed(parse_rules(rules, clips_province)),
                 evidence=evidence,
                 watch_wifi=False,
             )
@@ -109,3 +124,6 @@ async def test_a_camera_alert_gets_the_edges_snapshot(
         assert (evidence.stats.stored, evidence.stats.timed_out) == (1, 1)
         assert await get_evidence(db, second) is None
         assert await get_evidence(db, "not-an-id") is None
+        # Each order went out with its alert's clip window, the rule's or the default.
+        windows = {k: (o.pre, o.post) for k, o in orders.items() if o is not None}
+        assert windows == {first: (25.0, 4.0), second: (10.0, 10.0)}

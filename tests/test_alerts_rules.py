@@ -46,6 +46,10 @@ def test_the_shipped_rules_decide_by_kind_district_and_local_time(province: Prov
     # 16:30 UTC is 23:30 in Vietnam: the window is local time, not UTC.
     day = rules.decide(EventKind.INTRUSION, "any-cam", None, "cai-be", at("09:00"))
     assert (day.severity, day.auto_resolve_seconds, day.rule) == (Severity.MAJOR, 120.0, "default")
+    assert ((night.clip.pre, night.clip.post), (day.clip.pre, day.clip.post)) == (
+        (20.0, 10.0),
+        (10.0, 10.0),
+    )
     rush = rules.decide(EventKind.CONGESTION, "c", None, "go-cong", at("07:15"))
     calm = rules.decide(EventKind.CONGESTION, "c", None, "go-cong", at("11:00"))
     assert (rush.severity, calm.severity) == (Severity.MAJOR, Severity.MINOR)
@@ -70,8 +74,13 @@ def test_first_matching_rule_wins_and_zone_and_source_narrow_it(province: Provin
             "rules": [
                 {"match": {"sources": [camera], "zones": ["dock"]}, "severity": "info"},
                 {"match": {"districts": ["TP. Mỹ Tho"]}, "auto_resolve_seconds": 5},
-                {"match": {"kinds": ["crowd"]}, "severity": "critical"},
-            ]
+                {
+                    "match": {"kinds": ["crowd"]},
+                    "severity": "critical",
+                    "clip": {"pre": 30, "post": 5},
+                },
+            ],
+            "clip": {"pre": 15},
         },
         province.model_copy(update={"cameras": [_with_zone(province, camera, "dock")]}),
     )
@@ -79,9 +88,11 @@ def test_first_matching_rule_wins_and_zone_and_source_narrow_it(province: Provin
     assert rules.decide(EventKind.CROWD, camera, "dock", "cai-be", noon).severity == "info"
     other_zone = rules.decide(EventKind.CROWD, camera, "gate", "cai-be", noon)
     assert other_zone.severity == Severity.CRITICAL
+    assert (other_zone.clip.pre, other_zone.clip.post) == (30.0, 5.0)  # the rule's clip
     in_city = rules.decide(EventKind.CROWD, camera, None, "my-tho", noon)
     # The district rule matched first: its auto-resolve, the kind's default severity.
     assert (in_city.severity, in_city.auto_resolve_seconds) == (Severity.MAJOR, 5.0)
+    assert (in_city.clip.pre, in_city.clip.post) == (15.0, 10.0)  # the file's, post default
 
 
 def _with_zone(province: Province, camera_id: str, zone_id: str) -> Any:
@@ -124,6 +135,8 @@ def test_an_invalid_file_is_refused_with_every_problem_named(province: Province)
                 "match": {"sources": ["no-such-cam"], "districts": ["Atlantis"]},
                 "severity": "loud",
             },
+            {"name": "long-clip", "clip": {"pre": 90}},
+            {"name": "no-clip", "clip": {"pre": 0, "post": 0}},
         ],
         "routes": {"police": {"min_severity": "urgent"}},
         "maintenance": [
@@ -155,7 +168,9 @@ def test_an_invalid_file_is_refused_with_every_problem_named(province: Province)
     for expected in (
         "auto_resolve_seconds: Input should be greater than or equal to 0",
         "rules[0] (bad-kind).match.kinds[0]: Input should be 'intrusion'",
-        "rules[1] (no-effect): a rule needs 'severity' or 'auto_resolve_seconds'",
+        "rules[1] (no-effect): a rule needs 'severity', 'auto_resolve_seconds' or 'clip'",
+        "rules[4] (long-clip).clip.pre: Input should be less than or equal to 60",
+        "rules[5] (no-clip).clip: a clip needs 'pre' or 'post' above 0 seconds",
         "rules[2] (odd-hours).match.hours",
         "rules[3] (ghosts).severity",
         "routes.police.min_severity",
@@ -290,4 +305,4 @@ def test_check_rules_command_names_the_problems(
     assert check_rules(settings, bad) == 2
     err = capsys.readouterr().err
     assert "rules[1].severity: Input should be" in err
-    assert "rules[0]: a rule needs 'severity' or 'auto_resolve_seconds'" in err
+    assert "rules[0]: a rule needs 'severity', 'auto_resolve_seconds' or 'clip'" in err

@@ -3,6 +3,7 @@ processes, live status, a clean stop with nothing left behind."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -14,13 +15,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import psutil
 import pytest
 import yaml
 from conftest import ROOT
 
+from evidence import ClipView, alert_clips
 from ioc.demo import demo_lock
-from ioc.servers import free_port, mosquitto_binary
+from ioc.servers import PostgresCluster, free_port, mosquitto_binary
 
 pytestmark = pytest.mark.slow
 
@@ -256,3 +259,53 @@ def test_two_minute_demo_meets_the_bounds_and_sees_every_scripted_incident(
     # The retained-message flood is gone: nobody meets messages it did not subscribe to.
     logs = "".join(p.read_text() for p in (state / "logs").glob("*.log"))
     assert "matches none of its subscriptions" not in logs
+    # The motorbike's clip reached the police in a CAP Update, and its link served it whole.
+    assert re.search(r"verified CAP Update .* with a video clip \(\d+ bytes\)", police), police
+    assert re.search(r"video clip of \S+ fetched by its link: \d+ bytes, SHA-1 matches", police)
+    assert "DOES NOT MATCH" not in police
+    _check_the_demos_clips(state, env)
+
+
+async def _wrong_way_clips(url: str) -> list[ClipView]:
+    """What the operator's detail of the motorbike's alert lists (GET /alerts/{id}/clips)."""
+    conn = await asyncpg.connect(url)
+    try:
+        alert_id = await conn.fetchval(
+            "SELECT id::text FROM alerts WHERE kind = 'wrong_way' AND source_id = $1",
+            "ql1a-cai-be-01",
+        )
+        return await alert_clips(conn, alert_id)
+    finally:
+        await conn.close()
+
+
+def _verify(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "ioc", "evidence", "verify"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def _check_the_demos_clips(state: Path, env: dict[str, str]) -> None:
+    """On the stopped demo's own database and clips: the wrong-way alert has its clip, and
+    `ioc evidence verify` passes, then fails on one changed byte."""
+    cluster = PostgresCluster(state / "postgres")
+    cluster.start()
+    try:
+        clips = asyncio.run(_wrong_way_clips(cluster.url))
+        assert clips, "the wrong-way alert has no clip"
+        assert clips[0].frames > 0
+        env = {**env, "IOC_DATABASE_URL": cluster.url, "IOC_EVIDENCE_DIR": str(state / "evidence")}
+        passed = _verify(env)
+        assert passed.returncode == 0, passed.stderr[-2000:]
+        summary = json.loads(passed.stdout.strip().splitlines()[-1])
+        assert summary["ok"]
+        assert summary["clips"] >= len(clips)
+        kept = next((state / "evidence" / "clips").rglob("*.mp4"))
+        data = bytearray(kept.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        kept.write_bytes(bytes(data))
+        failed = _verify(env)
+        assert failed.returncode == 1, failed.stdout
+        assert "BROKEN" in failed.stderr
+        assert "bytes changed" in failed.stderr
+    finally:
+        cluster.stop()

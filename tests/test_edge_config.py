@@ -88,9 +88,16 @@ def test_bad_fields_are_refused_with_their_place() -> None:
                 "agent_id": "Edge X",
                 "mqtt": {"reconnect_max": -1},
                 "spool": {"when_full": "panic"},
+                "evidence": {"api_url": "https://ioc.example", "width": 641},
                 "surprise": 1,
             }
         )
     problems = "\n".join(caught.value.problems)
-    for where in ("agent_id", "mqtt.reconnect_max", "spool.when_full", "surprise"):
+    for where in (
+        "agent_id",
+        "mqtt.reconnect_max",
+        "spool.when_full",
+        "evidence.width",
+        "surprise",
+    ):
         assert where in problems

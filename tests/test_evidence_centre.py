@@ -1,12 +1,13 @@
 """Clips at the centre, over the real API and PostgreSQL: an edge's resumable upload is
 checked and kept with its custody chain; operators and police (their incidents only) play
-it, each read recorded; planners see none; bad uploads are refused for good; the police get
-a CAP Update whose resource validates and whose link works; `verify` finds a changed byte
-and an edited custody entry."""
+it, each read recorded; planners see none; bad uploads are refused for good; the police's
+receiver gets, signed, a CAP Update whose resource validates and whose link works; `verify`
+finds a changed byte and an edited custody entry."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -24,7 +25,9 @@ import pytest
 from console_support import Console, raise_alert, route_to_police, seed_registry, serve
 from evidence_support import filled_ring
 from lxml import etree
+from police_receiver import Receiver, police_receiver
 
+from alerts import DeliveryWorker, RuleBook, Rules, parse_rules
 from console_api import Role, create_app
 from evidence import (
     EvidenceCentre,
@@ -36,11 +39,12 @@ from evidence import (
     release_incident,
     verify_evidence,
 )
-from protocol import CLIP_MANIFEST, ClipManifest, EventKind
+from protocol import CLIP_MANIFEST, ClipManifest, EventKind, Province
 from store import StoreConfig
 
 pytestmark = [pytest.mark.postgres]
 SECRET = "s" * 40
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"police-dispatch-shared-secret-32").decode()
 XSD = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "cap" / "CAP-v1.2.xsd")))
 CAP = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
 START = 1_000_000.0
@@ -53,12 +57,22 @@ def sha1(data: bytes) -> str:
 
 @contextlib.asynccontextmanager
 async def centre_console(
-    database: StoreConfig, db: asyncpg.Connection, root: Path, *, max_megabytes: float = 64
+    database: StoreConfig,
+    db: asyncpg.Connection,
+    root: Path,
+    *,
+    max_megabytes: float = 64,
+    settings: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Console, EvidenceCentre]]:
-    settings = EvidenceSettings(
-        secret=SECRET, dir=root, public_url="http://placeholder", max_megabytes=max_megabytes
+    """``settings``: more ``EvidenceSettings`` fields (an S3 store's)."""
+    evidence = EvidenceSettings(
+        secret=SECRET,
+        dir=root,
+        public_url="http://placeholder",
+        max_megabytes=max_megabytes,
+        **(settings or {}),
     )
-    centre = EvidenceCentre.create(settings, {"edge-a": {"cam-a"}})
+    centre = EvidenceCentre.create(evidence, {"edge-a": {"cam-a"}})
     assert centre is not None
     app = create_app(database, evidence=centre)
     async with serve(app) as host:
@@ -114,6 +128,25 @@ async def upload(
     return answer
 
 
+def _police_rules(receiver: Receiver) -> Rules:
+    """The police endpoint of ``POLICE_ROUTING`` ("dispatch"), at the test receiver."""
+    endpoint = {
+        "id": "dispatch",
+        "url": receiver.url("/dispatch"),
+        "allow_plain_http": True,
+        "secret_env": "IOC_POLICE_SECRET",
+    }
+    return parse_rules(
+        {"police": {"sender": "ioc.test.invalid", "endpoints": [endpoint]}},
+        Province(),
+        environ={"IOC_POLICE_SECRET": WEBHOOK_SECRET},
+    )
+
+
+def _clip_delivered(receiver: Receiver) -> bool:
+    return any(b"<resourceDesc>video clip</resourceDesc>" in b for b in receiver.bodies.values())
+
+
 @pytest.fixture(scope="module")
 def mp4() -> bytes:
     return filled_ring(100).cut(START, START + 10).mp4
@@ -167,12 +200,18 @@ async def test_an_uploaded_clip_is_kept_played_and_accounted_for(
         assert (await police.get("/api/v1/evidence/clips/clip-2/file")).status_code == 404
         assert (await police.get(f"/api/v1/alerts/{other_id}/clips")).status_code == 404
 
-        # The police's CAP Update carries the clip and validates; its link works.
-        body = await db.fetchval(
-            "SELECT body FROM cap_messages WHERE alert_id = $1 AND msg_type = 'Update'",
-            alert_id,
-        )
-        document = etree.fromstring(body.encode())
+        # The police receive, signed, the Alert and then an Update carrying the clip; it
+        # validates and its link alone fetches the clip.
+        async with (
+            police_receiver(WEBHOOK_SECRET) as receiver,
+            DeliveryWorker(database, RuleBook.fixed(_police_rules(receiver))),
+        ):
+            await asyncio.wait_for(receiver.wait_until(_clip_delivered), 30)
+        assert all(r.signature_valid for r in receiver.requests)
+        bodies = [receiver.bodies[w] for w in receiver.processed["/dispatch"]]
+        kinds = [etree.fromstring(b).findtext("cap:msgType", namespaces=CAP) for b in bodies]
+        assert kinds == ["Alert", "Update"]
+        document = etree.fromstring(bodies[1])
         XSD.assertValid(document)
         resource = document.find("cap:info/cap:resource", CAP)
         assert resource is not None
@@ -182,11 +221,11 @@ async def test_an_uploaded_clip_is_kept_played_and_accounted_for(
         assert resource.findtext("cap:digest", namespaces=CAP) == sha1(mp4)
         uri = resource.findtext("cap:uri", namespaces=CAP)
         assert uri is not None
-        async with httpx.AsyncClient() as receiver:  # no console token: the link alone
-            fetched = await receiver.get(uri)
+        async with httpx.AsyncClient() as dispatcher:  # no console token: the link alone
+            fetched = await dispatcher.get(uri)
             assert fetched.status_code == 200
             assert sha1(fetched.content) == sha1(mp4)
-            forged = await receiver.get(uri.replace("clip-1", "clip-2"))
+            forged = await dispatcher.get(uri.replace("clip-1", "clip-2"))
             assert forged.status_code == 403
 
         log = await custody_log(db, "clip-1")

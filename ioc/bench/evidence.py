@@ -2,8 +2,9 @@
 
 1. ``buffers``: ring buffers (640x360, 10 fps, 30 s, x264 CRF 30) fed with the real clips,
    one per camera at its own offset: CPU per camera-second and ring bytes per camera (with
-   the same frames as JPEG, what a ring of pictures would hold, side by side); the numbers
-   for 200 cameras are these per-camera numbers times 200 (the encoders are independent).
+   the same frames as JPEG, what a ring of pictures would hold, side by side), and the
+   process's memory growth for them (the packets plus each x264 encoder's own state); run
+   with ``--cameras 200`` to measure the 200-camera budget itself.
 2. ``pipeline``: Mosquitto, a durable PostgreSQL, the console API with its evidence intake,
    the alerts service's evidence collector ordering clips at ``--rate`` per minute, and the
    simulated province (200 cameras) cutting and uploading them. Mid-run the broker restarts,
@@ -104,6 +105,7 @@ def bench_buffers(cameras: int, seconds: float) -> dict[str, Any]:
         jpeg_bytes.append(
             sum(len(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 80])[1]) for f in window)
         )
+    growth = process.memory_info().rss - rss_before  # rings and their encoders, measured
     per_camera_second = cpu / (cameras * seconds)
     mean_ring = statistics.mean(ring_bytes)
     mean_jpeg = statistics.mean(jpeg_bytes)
@@ -119,7 +121,8 @@ def bench_buffers(cameras: int, seconds: float) -> dict[str, Any]:
         },
         "ring_mb_for_200_cameras": round(mean_ring * 200 / 2**20, 1),
         "jpeg_ring_mb_for_200_cameras": round(mean_jpeg * 200 / 2**20, 1),
-        "rss_growth_mb": round((process.memory_info().rss - rss_before) / 2**20, 1),
+        "rss_growth_mb": round(growth / 2**20, 1),
+        "rss_growth_mb_per_camera": round(growth / cameras / 2**20, 2),
     }
 
 
