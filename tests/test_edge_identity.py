@@ -86,6 +86,7 @@ def test_acl_names_each_agents_own_topics(tmp_path: Path) -> None:
     block_a = acl.split("user edge-a\n")[1].split("\n\n")[0].splitlines()
     assert block_a == [
         "topic write acl/v1/edges/edge-a/state",
+        "topic read acl/v1/edges/edge-a/stored",
         "topic write acl/v1/cameras/cam-a/frames",
         "topic write acl/v1/cameras/cam-a/state",
         "topic read acl/v1/cameras/cam-a/snapshot/request",
