@@ -78,7 +78,7 @@ async def run_subscriber(
                 enable_manual_ack(client)
             async with client:
                 if attempt:
-                    logger.info("%s reconnected to %s", identifier, endpoint.redacted())
+                    logger.info("%s reconnected to %s:%d", identifier, *client.broker)
                 attempt = 0
                 for topic, qos in subscriptions:
                     await client.subscribe(topic, qos=qos)
