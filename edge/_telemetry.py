@@ -213,8 +213,18 @@ class SpoolForwarder:
     """Publishes the spool in order over a live connection; forgets what the centre's
     receipts name, and publishes again what waited ``resend_after`` seconds for one."""
 
-    def __init__(self, spool: Spool, *, window: int = 200, resend_after: float = 30.0) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        *,
+        window: int = 200,
+        resend_after: float = 30.0,
+        receipts: bool = True,
+    ) -> None:
         self.spool = spool
+        self.receipts = receipts
+        """False: forget a batch on the broker's acknowledgement, as a plain QoS 1 publisher
+        does (only ``ioc bench broker`` does this, to measure what receipts save)."""
         self.window = window
         self.resend_after = resend_after
         self.stats = TelemetryStats()
@@ -278,8 +288,10 @@ class SpoolForwarder:
             self.stats.published += len(messages)
             self.stats.resent += resent
             refused = self.refusals.count - refused_before
-            if not refused:
+            if not refused and self.receipts:
                 self.spool.mark_sent(ids, time.time())
+            elif not refused:
+                self.spool.remove(ids)
             else:
                 # Retrying cannot help (the ACL says no); keeping them would block the spool.
                 self.spool.remove(ids)

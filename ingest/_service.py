@@ -66,6 +66,8 @@ class IngestStats:
     flushes: int = 0
     write_errors: int = 0
     maintenance_runs: int = 0
+    connects: int = 0
+    """Broker connections made (the first, then one per reconnect or failover)."""
     receipts_sent: int = 0
     receipts_lost: int = 0
     """Receipts the broker did not take (their batches come again and are ignored)."""
@@ -190,6 +192,9 @@ class IngestService(Background):
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         self._client = client
         self._subscribed.set()
+        async with self._progress:
+            self.stats.connects += 1
+            self._progress.notify_all()
         logger.info("%s subscribed on %s", self.identifier, self.endpoint.redacted())
 
     async def wait_until_subscribed(self) -> None:

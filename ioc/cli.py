@@ -368,6 +368,31 @@ def bench_ingest(
     run(Fleet(rate, seconds, batch, aps), baseline_seconds)
 
 
+@bench_app.command("broker")
+def bench_broker(  # noqa: PLR0917  # typer maps each option to a parameter
+    edges: Annotated[int, typer.Option(min=1, help="Edge agents")] = 10,
+    aps: Annotated[int, typer.Option(min=1, help="Access points per edge")] = 50,
+    poll: Annotated[float, typer.Option(min=0.01, help="Seconds between samples per AP")] = 0.1,
+    seconds: Annotated[float, typer.Option(min=2, help="How long the edges collect")] = 8.0,
+    kill_at: Annotated[float, typer.Option(min=0.5, help="When the first broker dies, s")] = 4.0,
+    resend_after: Annotated[float, typer.Option(min=0.5, help="spool.resend_after, s")] = 5.0,
+) -> None:
+    """Two Mosquittos, the first killed mid-run: telemetry lost without receipts, and with."""
+    from .bench.broker import BrokerLoad
+    from .bench.broker import main as run
+
+    run(
+        BrokerLoad(
+            edges=edges,
+            aps_per_edge=aps,
+            poll_period=poll,
+            seconds=seconds,
+            kill_at=min(kill_at, seconds - 0.5),
+            resend_after=resend_after,
+        )
+    )
+
+
 @bench_app.command("history")
 def bench_history(
     cameras: Annotated[int, typer.Option(help="Cameras (two counting lines each)")] = 200,
