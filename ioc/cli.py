@@ -150,11 +150,22 @@ def vision_replay(
 @vision_app.command("run")
 def vision_run(
     shard: Annotated[str, typer.Option(help="Take cameras i of n, e.g. 2/4")] = "1/1",
+    lease: Annotated[
+        bool,
+        typer.Option(
+            help="Analyse only while holding the shard's lease (a PostgreSQL advisory lock); "
+            "otherwise wait as its standby"
+        ),
+    ] = False,
+    instance: Annotated[
+        str | None,
+        typer.Option(help="Name of this worker (MQTT client, status); default vision-i-of-n"),
+    ] = None,
 ) -> None:
     """Run a vision worker for a shard of the province's cameras."""
     from .services import run_vision
 
-    run_vision(_settings(), shard)
+    run_vision(_settings(), shard, lease=lease, instance=instance)
 
 
 @app.command()

@@ -21,7 +21,7 @@ from edge import CitySimulator, ClipLibrary, incident_targets, load_incidents
 from ingest import IngestService
 from protocol import Topics, load_province
 from store import connect
-from vision import VisionWorker, parse_shard, shard_cameras
+from vision import ShardLease, VisionWorker, parse_shard, shard_cameras
 
 from .alerts_commands import run_alerts
 from .evidence_commands import evidence_centre, simulator_uploader
@@ -95,13 +95,16 @@ def tune_gc_for_throughput() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-def run_vision(settings: Settings, shard: str) -> None:
-    """A vision worker needs the broker and the province file, never the database."""
+def run_vision(
+    settings: Settings, shard: str, *, lease: bool = False, instance: str | None = None
+) -> None:
+    """A vision worker needs the broker and the province file; with ``lease`` also the
+    database, whose advisory lock makes it the shard's worker or a standby."""
     part = parse_shard(shard)
-    instance = f"vision-{part[0]}-of-{part[1]}"
+    instance = instance or f"vision-{part[0]}-of-{part[1]}"
     infra = broker_side(settings)
 
-    async def main() -> None:
+    async def analyse() -> None:
         async with VisionWorker(
             shard_cameras(infra.province.cameras, part),
             infra.endpoint,
@@ -113,6 +116,21 @@ def run_vision(settings: Settings, shard: str) -> None:
             await _report_until_stopped(
                 infra, instance, "vision", worker.stats, worker.wait_until_subscribed
             )
+
+    if not lease:
+        serve(analyse)
+        return
+    url = database_url(settings)
+
+    async def main() -> None:
+        async with ShardLease(
+            url,
+            part,
+            instance=instance,
+            timeout=settings.vision_lease_timeout,
+            retry=settings.vision_lease_retry,
+        ) as held:
+            await held.run_while_held(analyse)
 
     serve(main)
 

@@ -80,3 +80,11 @@ class Settings(BaseSettings):
     db_acquire_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
         10.0, description="Seconds to wait for a pooled database connection before giving up"
     )
+    vision_lease_timeout: Annotated[float, Field(ge=1, le=300)] = Field(
+        10.0,
+        description="Seconds after its last heartbeat that PostgreSQL ends a vision lease "
+        "holder's session (idle_session_timeout; TCP keepalives alike), freeing its shard",
+    )
+    vision_lease_retry: Annotated[float, Field(gt=0, le=60)] = Field(
+        1.0, description="Seconds between a standby vision worker's attempts to take its shard"
+    )
