@@ -239,7 +239,8 @@ class ServiceStatus(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     instance: Identifier
     service: str
-    status: Literal["running", "stopped"]
+    status: Literal["running", "stopped", "standby"]
+    """``standby``: alive and ready to take over (a vision worker whose shard another holds)."""
     pid: NonNegative
     started_at: Epoch
     reported_at: Epoch

@@ -117,17 +117,21 @@ class ShardLease:
         )
         return bool(held)
 
+    async def attempt(self) -> bool:
+        """:meth:`try_acquire`, with a database that cannot be reached logged as a failed
+        attempt (the next one connects again)."""
+        try:
+            return await self.try_acquire()
+        except LEASE_ERRORS as exc:
+            logger.warning("vision shard %s: lease attempt failed (%s)", self.shard, exc)
+            await self._drop()
+            return False
+
     async def acquire(self) -> None:
         """Wait (a standby) until this instance holds the shard."""
         waiting_since = time.monotonic()
         said = False
-        while True:
-            try:
-                if await self.try_acquire():
-                    break
-            except LEASE_ERRORS as exc:
-                logger.warning("vision shard %s: lease attempt failed (%s)", self.shard, exc)
-                await self._drop()
+        while not await self.attempt():
             if not said:
                 logger.info(
                     "%s: standby for vision shard %s (another instance holds it)",
