@@ -404,6 +404,18 @@ def bench_broker(  # noqa: PLR0917  # typer maps each option to a parameter
     )
 
 
+@bench_app.command("standby")
+def bench_standby(
+    timeout: Annotated[float, typer.Option(min=1, help="IOC_VISION_LEASE_TIMEOUT, s")] = 10.0,
+    retry: Annotated[float, typer.Option(min=0.05, help="IOC_VISION_LEASE_RETRY, s")] = 1.0,
+) -> None:
+    """Two vision workers on one shard: the standby's takeover when the holder is killed, and
+    when it hangs."""
+    from .bench.standby import main as run
+
+    run(timeout, retry)
+
+
 @bench_app.command("history")
 def bench_history(
     cameras: Annotated[int, typer.Option(help="Cameras (two counting lines each)")] = 200,
