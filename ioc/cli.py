@@ -530,6 +530,12 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
     keep: Annotated[
         Path | None, typer.Option(help="Run in this folder and keep it (logs, database)")
     ] = None,
+    broker_failover: Annotated[
+        bool,
+        typer.Option(
+            help="Two independent Mosquittos; the one fault is the first's death, mid-run"
+        ),
+    ] = False,
 ) -> None:
     """The province under load while broker, database and each worker restart in turn;
     exits 1 on any telemetry, event, police or websocket loss or duplicate."""
@@ -537,7 +543,8 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
     from .soak import main as run
 
     _settings()
-    raise typer.Exit(run(Size(cameras, fps, aps, shards, operators=2), minutes, drain, keep))
+    size = Size(cameras, fps, aps, shards, operators=2)
+    raise typer.Exit(run(size, minutes, drain, keep, broker_failover=broker_failover))
 
 
 @forecast_app.command("predict")
