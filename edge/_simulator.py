@@ -249,9 +249,11 @@ class CitySimulator(Background):
                 await asyncio.sleep(delay)
 
     async def _receipts(self, client: aiomqtt.Client) -> None:
-        """Ingest's receipts: the spool forgets what the centre stored."""
+        """Ingest's receipts: the spool forgets what the centre stored. (Anything else is a
+        message the broker should not have sent: amqtt replays retained ones.)"""
+        receipts = self.topics.edge_stored(self.agent_id)
         async for message in client.messages:
-            if isinstance(message.payload, bytes):
+            if message.topic.value == receipts and isinstance(message.payload, bytes):
                 await self.forwarder.receive(message.payload)
 
     def _clock(self, painters: list[Incident], now: float) -> float:
