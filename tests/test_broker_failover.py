@@ -16,7 +16,7 @@ from edge_support import agent_plan
 from edge import EdgeAgent
 from ingest import IngestService
 from ioc.servers import MosquittoBroker, free_port
-from protocol import MqttEndpoint, NoBrokerError, Topics
+from protocol import FailoverClient, MqttEndpoint, NoBrokerError, Topics, run_subscriber
 from store import StoreConfig
 
 pytestmark = [pytest.mark.mosquitto]
@@ -66,6 +66,48 @@ async def test_a_client_moves_to_the_next_broker_and_says_why_when_none_answers(
             pass
     assert len(refused.value.failures) == 2
     assert isinstance(refused.value, aiomqtt.MqttError)  # callers' reconnect loops catch it
+
+
+async def test_a_persistent_subscriber_has_its_session_waiting_on_the_next_broker(
+    pair: tuple[MosquittoBroker, MosquittoBroker], topics: Topics
+) -> None:
+    """What is published to the second broker after the first died, before the subscriber
+    has moved there, is queued for it there, not dropped."""
+    first, second = pair
+    endpoint = _both(first, second)
+    topic = topics.telemetry("ap-x")
+    received: list[bytes] = []
+    changed = asyncio.Condition()
+
+    async def handle(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        async with changed:
+            received.append(message.payload if isinstance(message.payload, bytes) else b"")
+            changed.notify_all()
+
+    async def on_connect(client: FailoverClient) -> None:
+        async with changed:
+            brokers.append(client.broker)
+            changed.notify_all()
+
+    brokers: list[tuple[str, int]] = []
+    subscriber = asyncio.create_task(
+        run_subscriber(endpoint, "fo-sub", [(topic, 1)], handle, on_connect=on_connect)
+    )
+    try:
+        async with asyncio.timeout(30):
+            async with changed:
+                await changed.wait_for(lambda: len(brokers) == 1)
+            await asyncio.to_thread(first.kill)
+            # Published before the subscriber is back: the second broker keeps it for it.
+            async with MqttEndpoint.from_url(second.url).client("fo-pub") as publisher:
+                await publisher.publish(topic, b"early", qos=1)
+            async with changed:
+                await changed.wait_for(lambda: b"early" in received)
+        assert brokers == [("127.0.0.1", first.port), ("127.0.0.1", second.port)]
+    finally:
+        subscriber.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await subscriber
 
 
 @pytest.mark.postgres
