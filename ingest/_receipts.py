@@ -95,6 +95,8 @@ async def send_receipts(
 ) -> bool:
     """Publish the receipts (QoS 1, in flight together); False when the broker went away
     meanwhile. A lost receipt costs a repeat of its batches, which the store ignores."""
+    # One receipt per agent in flight together is the design, not a leak worth a warning.
+    client.pending_calls_threshold = max(client.pending_calls_threshold, 2 * len(receipts))
     outcomes = await asyncio.gather(
         *(
             client.publish(topics.edge_stored(r.agent_id), STORED_RECEIPT.encode(r), qos=1)

@@ -11,7 +11,8 @@ broker acknowledged it, as a plain QoS 1 publisher does) and with them (it keeps
 until ingest's receipt names it). The first measures the loss -- batches the dead broker had
 acknowledged but not yet delivered -- and the second shows that receipts close it.
 ``broker_failover_s`` is from the kill until ingest and every edge are connected to the
-second broker.
+second broker. The kill comes right after the edges spooled a round of batches, while those
+are on their way: between rounds the first broker holds nothing to lose.
 """
 
 from __future__ import annotations
@@ -222,6 +223,11 @@ async def _drive(
         started = time.monotonic()
         await asyncio.gather(*(e.wait_connected(1) for e in edges))
         await asyncio.sleep(max(0.0, started + load.kill_at - time.monotonic()))  # schedule
+        # Mid-burst: right after the edges spooled their next batches, while they are on
+        # their way through the first broker (between bursts it holds nothing).
+        burst = edges[0].pipeline
+        batches = burst.stats.batches
+        await burst.wait_for(lambda: burst.stats.batches > batches)
         backlog = sum(len(e.spool) for e in edges)
         say(f"killing the first broker (SIGKILL) at {time.monotonic() - started:.1f} s")
         killed = time.monotonic()
