@@ -51,6 +51,8 @@ _RECEIPT_COLUMNS = {
     "sends": "INTEGER NOT NULL DEFAULT 0",
 }
 _RECEIPT_INDEX = "CREATE INDEX IF NOT EXISTS spool_batch ON spool (key, seq)"
+_DUE_AT = "sent_at + ? * (1 << min(max(sends - 1, 0), 4))"
+"""When a sent message without a receipt is due again: resend_after, doubled per send."""
 
 
 class SpoolPolicy(StrEnum):
@@ -258,13 +260,14 @@ class Spool:
         ).fetchall()
         return [SpooledMessage(i, t, p) for i, t, p in rows]
 
-    def due(self, limit: int, *, sent_before: float) -> list[SpooledMessage]:
-        """The oldest ``limit`` messages to publish now: never sent, or sent before
-        ``sent_before`` and still without a receipt."""
+    def due(self, limit: int, *, now: float, resend_after: float) -> list[SpooledMessage]:
+        """The oldest ``limit`` messages to publish now: never sent, or without a receipt
+        for longer than their wait (``resend_after``, doubled with every send up to 16x, so
+        a centre that lags does not get every waiting batch again and again)."""
         rows = self.db.execute(
-            "SELECT id, topic, payload, sends FROM spool WHERE sent_at IS NULL OR sent_at < ? "
-            "ORDER BY id LIMIT ?",
-            (sent_before, limit),
+            f"SELECT id, topic, payload, sends FROM spool WHERE sent_at IS NULL "
+            f"OR {_DUE_AT} <= ? ORDER BY id LIMIT ?",
+            (resend_after, now, limit),
         ).fetchall()
         return [SpooledMessage(i, t, p, n) for i, t, p, n in rows]
 
@@ -285,9 +288,9 @@ class Spool:
             self.db.execute("SELECT count(*) FROM spool WHERE sent_at IS NULL").fetchone()[0]
         )
 
-    def oldest_sent_at(self) -> float | None:
-        """When the longest-waiting sent message was sent, if any waits for a receipt."""
-        value = self.db.execute("SELECT min(sent_at) FROM spool").fetchone()[0]
+    def next_due(self, resend_after: float) -> float | None:
+        """When the first message waiting for a receipt is due again (see :meth:`due`)."""
+        value = self.db.execute(f"SELECT min({_DUE_AT}) FROM spool", (resend_after,)).fetchone()[0]
         return float(value) if value is not None else None
 
     def confirm(self, batches: Sequence[tuple[str, int]]) -> int:

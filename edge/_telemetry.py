@@ -256,11 +256,11 @@ class SpoolForwarder:
 
     async def _wait_for_work(self) -> None:
         """Until new batches are spooled or the oldest unconfirmed one is due again."""
-        oldest = self.spool.oldest_sent_at()
-        if oldest is None:
+        due_at = self.spool.next_due(self.resend_after)
+        if due_at is None:
             await self._wake.wait()
             return
-        due_in = oldest + self.resend_after - time.time()
+        due_in = due_at - time.time()
         if due_in > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(due_in):  # a deadline, not a poll
@@ -276,7 +276,7 @@ class SpoolForwarder:
         self.spool.unsend_all()
         while True:
             self._wake.clear()
-            messages = self.spool.due(self.window, sent_before=time.time() - self.resend_after)
+            messages = self.spool.due(self.window, now=time.time(), resend_after=self.resend_after)
             if not messages:
                 await self._wait_for_work()
                 continue
