@@ -42,6 +42,7 @@ from ._province import progress
 from .ingest import _database
 
 say = progress("bench broker")
+FAILOVER_DEADLINE_S = 60.0
 SETTLE_S = 3.0
 """The store is final once ingest has written nothing for this long (after the edges
 emptied their spools)."""
@@ -232,10 +233,20 @@ async def _drive(
         say(f"killing the first broker (SIGKILL) at {time.monotonic() - started:.1f} s")
         killed = time.monotonic()
         await asyncio.to_thread(first.kill)
-        await asyncio.gather(
-            ingest.wait_until(lambda s: s.connects >= 2),
-            *(e.wait_connected(2) for e in edges),
-        )
+        try:
+            async with asyncio.timeout(FAILOVER_DEADLINE_S):
+                await asyncio.gather(
+                    ingest.wait_until(lambda s: s.connects >= 2),
+                    *(e.wait_connected(2) for e in edges),
+                )
+        except TimeoutError:
+            behind = [e.agent_id for e in edges if e.connects < 2]
+            if ingest.stats.connects < 2:
+                behind.append("ingest")
+            raise RuntimeError(
+                f"not on the second broker {FAILOVER_DEADLINE_S:.0f} s after the kill: "
+                + ", ".join(behind)
+            ) from None
         failover = time.monotonic() - killed
         say(f"every client is on the second broker after {failover:.2f} s")
         await asyncio.sleep(max(0.0, started + load.seconds - time.monotonic()))  # schedule
