@@ -118,7 +118,7 @@ class EdgeAgent:
             max_bytes=int(spool_options.max_megabytes * 1024 * 1024),
             when_full=spool_options.when_full,
         )
-        self.forwarder = SpoolForwarder(self.spool)
+        self.forwarder = SpoolForwarder(self.spool, resend_after=spool_options.resend_after)
         wifi = plan.config.wifi
         self.pipeline = WifiPipeline(
             build_collectors(plan) if collectors is None else collectors,
@@ -213,7 +213,9 @@ class EdgeAgent:
         if client is not None:
             with contextlib.suppress(TimeoutError, aiomqtt.MqttError):
                 async with asyncio.timeout(self.drain_timeout):
-                    await self.forwarder.wait_for(lambda: len(self.spool) == 0)
+                    # The broker has it all; what has no receipt yet stays on disk and goes
+                    # again at the next start (the centre ignores a repeat).
+                    await self.forwarder.wait_for(lambda: self.spool.unsent() == 0)
                     self._said_goodbye = True  # no state report may follow the goodbye
                     await self._publish_goodbye(client)
         self._stopping = True  # loops check it: a cancellation can be lost in a publish
@@ -282,7 +284,7 @@ class EdgeAgent:
                         group.create_task(self._publish_frames(client), name="frames")
                         group.create_task(self.forwarder.run(client), name="spool")
                         group.create_task(self._report_states(client), name="states")
-                        group.create_task(self._answer_snapshots(client), name="snapshots")
+                        group.create_task(self._receive(client), name="receive")
             except* aiomqtt.MqttError as errors:
                 attempt += 1
                 delay = min(backoff_delay(attempt), self.plan.config.mqtt.reconnect_max)
@@ -303,10 +305,10 @@ class EdgeAgent:
         await client.publish(
             self.topics.edge_state(self.agent_id), self.edge_state("online"), qos=1, retain=True
         )
-        if self.readers:
-            await client.subscribe(
-                [(self.topics.snapshot_request(r.camera.id), 1) for r in self.readers]
-            )
+        await client.subscribe(
+            [(self.topics.edge_stored(self.agent_id), 1)]
+            + [(self.topics.snapshot_request(r.camera.id), 1) for r in self.readers]
+        )
         self._client = client
         self.connected.set()
         logger.info("edge %s connected to %s", self.agent_id, self.plan.endpoint.redacted())
@@ -380,47 +382,56 @@ class EdgeAgent:
                 )
             await asyncio.sleep(min(1.0, period))
 
-    async def _answer_snapshots(self, client: aiomqtt.Client) -> None:
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        """Receipts of stored telemetry and snapshot requests, as they come."""
+        receipts = self.topics.edge_stored(self.agent_id)
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else b""
-            try:
-                parsed = self.topics.parse(message.topic.value)
-                request = SNAPSHOT_REQUEST.decode(payload)
-                if request.camera_id != parsed.source_id:
-                    raise PayloadError(f"request names camera {request.camera_id!r}")
-                reader = self._by_id[parsed.source_id]
-            except (TopicError, PayloadError, KeyError) as exc:
-                self.stats.bad_requests += 1
-                logger.warning(
-                    "edge %s: bad snapshot request on %s: %s",
-                    self.agent_id,
-                    message.topic.value,
-                    exc,
-                )
-                continue
-            answer = await asyncio.to_thread(reader.snapshot, request.max_width)
-            if answer is None:
-                logger.warning(
-                    "camera %s: no frame yet for snapshot %s", reader.camera.id, request.request_id
-                )
-                continue
-            await client.publish(
-                self.topics.snapshot(reader.camera.id, request.request_id),
-                encode_frame(*answer),
-                qos=1,
+            if message.topic.value == receipts:
+                await self.forwarder.receive(payload)
+            else:
+                await self._answer_snapshot(client, message.topic.value, payload)
+
+    async def _answer_snapshot(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
+        """Answer one snapshot request (a bad one is counted and logged)."""
+        try:
+            parsed = self.topics.parse(topic)
+            request = SNAPSHOT_REQUEST.decode(payload)
+            if request.camera_id != parsed.source_id:
+                raise PayloadError(f"request names camera {request.camera_id!r}")
+            reader = self._by_id[parsed.source_id]
+        except (TopicError, PayloadError, KeyError) as exc:
+            self.stats.bad_requests += 1
+            logger.warning(
+                "edge %s: bad snapshot request on %s: %s",
+                self.agent_id,
+                topic,
+                exc,
             )
-            self.stats.snapshots_answered += 1
-            if (
-                request.clip is not None
-                and self.uploader is not None
-                and reader.ring
-                and self.uploader.first_order(request.clip.clip_id)
-            ):
-                task = asyncio.create_task(
-                    self._cut(reader.ring, request.clip, self.uploader), name="clip"
-                )
-                self._clip_tasks.add(task)
-                task.add_done_callback(self._clip_tasks.discard)
+            return
+        answer = await asyncio.to_thread(reader.snapshot, request.max_width)
+        if answer is None:
+            logger.warning(
+                "camera %s: no frame yet for snapshot %s", reader.camera.id, request.request_id
+            )
+            return
+        await client.publish(
+            self.topics.snapshot(reader.camera.id, request.request_id),
+            encode_frame(*answer),
+            qos=1,
+        )
+        self.stats.snapshots_answered += 1
+        if (
+            request.clip is not None
+            and self.uploader is not None
+            and reader.ring
+            and self.uploader.first_order(request.clip.clip_id)
+        ):
+            task = asyncio.create_task(
+                self._cut(reader.ring, request.clip, self.uploader), name="clip"
+            )
+            self._clip_tasks.add(task)
+            task.add_done_callback(self._clip_tasks.discard)
 
     async def _cut(self, ring: ClipRing, order: ClipOrder, uploader: ClipUploader) -> None:
         """Cut the clip once its last second has been captured, and put it in the outbox."""

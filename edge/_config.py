@@ -111,6 +111,9 @@ class SpoolOptions(_Strict):
     path: Path = Path("edge-spool.sqlite")
     max_megabytes: Annotated[float, Field(gt=0.0, le=1_000_000.0)] = 256.0
     when_full: SpoolPolicy = SpoolPolicy.DROP_OLDEST
+    resend_after: Seconds = Field(
+        30.0, description="Publish a batch again when ingest's receipt has not come by then"
+    )
 
 
 class EvidenceOptions(_Strict):

@@ -40,7 +40,7 @@ MESSAGE_SIZE_LIMIT = 8 * 1024 * 1024
 batch fits; frames are capped lower by the vision workers themselves."""
 _STATUS = "services/+/status"  # every service reports its counters (ioc/status.py)
 SERVICES: dict[str, ServiceAccess] = {
-    "ingest": ServiceAccess(read=("#",), write=("dead_letters/+", _STATUS)),
+    "ingest": ServiceAccess(read=("#",), write=("dead_letters/+", "edges/+/stored", _STATUS)),
     "vision": ServiceAccess(
         read=("cameras/+/frames", "cameras/+/state"),
         write=("events/+", "traffic/+", "dead_letters/+", _STATUS),
@@ -77,7 +77,11 @@ def check_password(password: str, encoded: str) -> bool:
 def agent_acl(
     topics: Topics, agent_id: str, cameras: Sequence[str], aps: Sequence[str]
 ) -> list[str]:
-    lines = [f"user {agent_id}", f"topic write {topics.edge_state(agent_id)}"]
+    lines = [
+        f"user {agent_id}",
+        f"topic write {topics.edge_state(agent_id)}",
+        f"topic read {topics.edge_stored(agent_id)}",  # receipts for its own telemetry only
+    ]
     for camera in cameras:
         lines += [
             f"topic write {topics.frames(camera)}",

@@ -229,11 +229,13 @@ class CitySimulator(Background):
                         qos=1,
                         retain=True,
                     )
+                    await client.subscribe(self.topics.edge_stored(self.agent_id), qos=1)
                     self.connected.set()
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._frames(client))
                         group.create_task(self.forwarder.run(client))
                         group.create_task(self._camera_states(client))
+                        group.create_task(self._receipts(client))
             except* aiomqtt.MqttError as errors:
                 self.connected.clear()
                 self.stats.publish_errors += 1
@@ -245,6 +247,14 @@ class CitySimulator(Background):
                     delay,
                 )
                 await asyncio.sleep(delay)
+
+    async def _receipts(self, client: aiomqtt.Client) -> None:
+        """Ingest's receipts: the spool forgets what the centre stored. (Anything else is a
+        message the broker should not have sent: amqtt replays retained ones.)"""
+        receipts = self.topics.edge_stored(self.agent_id)
+        async for message in client.messages:
+            if message.topic.value == receipts and isinstance(message.payload, bytes):
+                await self.forwarder.receive(message.payload)
 
     def _clock(self, painters: list[Incident], now: float) -> float:
         """The clip's clock: held at its start while a congestion incident is on (a queue:

@@ -1,9 +1,11 @@
-"""The on-disk spool: telemetry waits here, in arrival order, until the broker has it.
+"""The on-disk spool: telemetry waits here, in arrival order, until the centre has stored it.
 
-Every telemetry batch is written to the spool before it is published and removed only after
-the broker acknowledged it (QoS 1), so neither a broker outage nor an agent crash loses it.
-A batch published but not yet removed when the agent dies is sent again; the centre stores
-a batch once per (ap_id, seq), so the repeat has no effect.
+Every telemetry batch is written to the spool before it is published. The broker's
+acknowledgement (QoS 1) only marks it sent: it is removed when ingest's receipt for its
+(ap_id, seq) arrives (``{prefix}/edges/{agent_id}/stored``), and sent again when no receipt
+came within ``resend_after`` or the connection was lost. So neither a broker outage, nor an
+agent crash, nor the death of a broker that had acknowledged but not yet delivered a batch
+loses it; the centre stores a batch once per (ap_id, seq), so a repeat has no effect.
 
 The per-AP sequence numbers live in the same sqlite file and are committed in the same
 transaction as the batches that use them: they keep growing across restarts, and a number
@@ -40,6 +42,17 @@ CREATE TABLE IF NOT EXISTS sequences (
     last INTEGER NOT NULL
 );
 """
+# Added with receipts; a spool file from before gets them on open (its rows have no key and
+# are forgotten on the broker's acknowledgement, as they were then).
+_RECEIPT_COLUMNS = {
+    "key": "TEXT",
+    "seq": "INTEGER",
+    "sent_at": "REAL",
+    "sends": "INTEGER NOT NULL DEFAULT 0",
+}
+_RECEIPT_INDEX = "CREATE INDEX IF NOT EXISTS spool_batch ON spool (key, seq)"
+_DUE_AT = "sent_at + ? * (1 << min(max(sends - 1, 0), 4))"
+"""When a sent message without a receipt is due again: resend_after, doubled per send."""
 
 
 class SpoolPolicy(StrEnum):
@@ -62,12 +75,16 @@ class SpooledMessage:
     id: int
     topic: str
     payload: bytes
+    sends: int = 0
+    """How often it was published before (and no receipt came)."""
 
 
 @dataclass
 class SpoolStats:
     appended: int = 0
     removed: int = 0
+    confirmed: int = 0
+    """Entries removed because the centre's receipt named them."""
     dropped: int = 0
     """Entries discarded by the full-spool policy since the spool was opened."""
 
@@ -104,6 +121,11 @@ class Spool:
             db = sqlite3.connect(self.path, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
+        present = {row[1] for row in db.execute("PRAGMA table_info(spool)")}
+        for column, kind in _RECEIPT_COLUMNS.items():
+            if column not in present:
+                db.execute(f"ALTER TABLE spool ADD COLUMN {column} {kind}")
+        db.execute(_RECEIPT_INDEX)
         self._count, self._bytes = db.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM spool"
         ).fetchone()
@@ -167,8 +189,8 @@ class Spool:
         db.execute("BEGIN")
         try:
             db.executemany(
-                "INSERT INTO spool (topic, payload) VALUES (?, ?)",
-                [(e.topic, e.payload) for e in accepted],
+                "INSERT INTO spool (topic, payload, key, seq) VALUES (?, ?, ?, ?)",
+                [(e.topic, e.payload, e.key, e.seq) for e in accepted],
             )
             # Every key advances, refused entries included: their numbers were handed out.
             db.executemany(
@@ -238,12 +260,67 @@ class Spool:
         ).fetchall()
         return [SpooledMessage(i, t, p) for i, t, p in rows]
 
+    def due(self, limit: int, *, now: float, resend_after: float) -> list[SpooledMessage]:
+        """The oldest ``limit`` messages to publish now: never sent, or without a receipt
+        for longer than their wait (``resend_after``, doubled with every send up to 16x, so
+        a centre that lags does not get every waiting batch again and again)."""
+        rows = self.db.execute(
+            f"SELECT id, topic, payload, sends FROM spool WHERE sent_at IS NULL "
+            f"OR {_DUE_AT} <= ? ORDER BY id LIMIT ?",
+            (resend_after, now, limit),
+        ).fetchall()
+        return [SpooledMessage(i, t, p, n) for i, t, p, n in rows]
+
+    def mark_sent(self, ids: Sequence[int], at: float) -> None:
+        """The broker acknowledged these: they wait for their receipt (rows from a spool
+        file older than receipts, which have no key, are forgotten now)."""
+        self._delete(ids, "key IS NULL")
+        self._update(ids, "sent_at = ?, sends = sends + 1", (at,))
+
+    def unsend_all(self) -> None:
+        """Everything sent without a receipt goes again first (a new connection: the old
+        broker may have died holding it, or the receipt with it)."""
+        self.db.execute("UPDATE spool SET sent_at = NULL WHERE sent_at IS NOT NULL")
+
+    def unsent(self) -> int:
+        """Messages the broker has not acknowledged yet (the rest wait for receipts)."""
+        return int(
+            self.db.execute("SELECT count(*) FROM spool WHERE sent_at IS NULL").fetchone()[0]
+        )
+
+    def next_due(self, resend_after: float) -> float | None:
+        """When the first message waiting for a receipt is due again (see :meth:`due`)."""
+        value = self.db.execute(f"SELECT min({_DUE_AT}) FROM spool", (resend_after,)).fetchone()[0]
+        return float(value) if value is not None else None
+
+    def confirm(self, batches: Sequence[tuple[str, int]]) -> int:
+        """Forget the batches a receipt names, as (key, seq); return how many were here."""
+        if not batches:
+            return 0
+        db = self.db
+        ids = [
+            row[0]
+            for key, seq in batches
+            for row in db.execute("SELECT id FROM spool WHERE key = ? AND seq = ?", (key, seq))
+        ]
+        removed = self._delete(ids)[0]
+        self.stats.confirmed += removed
+        return removed
+
     def remove(self, ids: Sequence[int]) -> None:
         """Forget published messages (ids the policy already dropped are ignored)."""
         self.stats.removed += self._delete(ids)[0]
 
-    def _delete(self, ids: Sequence[int]) -> tuple[int, int]:
-        """Delete messages by id; return how many and how many payload bytes went."""
+    def _update(self, ids: Sequence[int], assignment: str, values: tuple[object, ...]) -> None:
+        db = self.db
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            db.execute(f"UPDATE spool SET {assignment} WHERE id IN ({marks})", (*values, *chunk))
+
+    def _delete(self, ids: Sequence[int], condition: str = "1") -> tuple[int, int]:
+        """Delete messages by id (those meeting ``condition``); return how many and how many
+        payload bytes went."""
         if not ids:
             return 0, 0
         db = self.db
@@ -254,11 +331,11 @@ class Spool:
             for start in range(0, len(ids), 500):  # stay under sqlite's parameter limit
                 chunk = list(ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
+                where = f"id IN ({marks}) AND {condition}"
                 freed += db.execute(
-                    f"SELECT coalesce(sum(length(payload)), 0) FROM spool WHERE id IN ({marks})",
-                    chunk,
+                    f"SELECT coalesce(sum(length(payload)), 0) FROM spool WHERE {where}", chunk
                 ).fetchone()[0]
-                removed += db.execute(f"DELETE FROM spool WHERE id IN ({marks})", chunk).rowcount
+                removed += db.execute(f"DELETE FROM spool WHERE {where}", chunk).rowcount
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

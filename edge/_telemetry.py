@@ -4,12 +4,14 @@
 retried with backoff and reported, never fatal) and every ``batch_period`` turns the samples
 gathered per AP into one :class:`TelemetryBatch` with the AP's next sequence number, written
 to the spool. :class:`SpoolForwarder` publishes the spool, oldest first, QoS 1, while a
-broker connection lasts, and removes what the broker acknowledged.
+broker connection lasts, and removes a batch when ingest's receipt for it arrives (see
+``_spool.py``); a batch without a receipt goes again after ``resend_after`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -20,8 +22,10 @@ from typing import Any
 import aiomqtt
 
 from protocol import (
+    STORED_RECEIPT,
     TELEMETRY,
     CollectorState,
+    PayloadError,
     TelemetryBatch,
     Topics,
     WifiSample,
@@ -63,7 +67,11 @@ class TelemetryStats:
     samples: int = 0
     batches: int = 0
     published: int = 0
+    resent: int = 0
+    """Publishes of batches that had been sent before without a receipt coming back."""
     refused: int = 0
+    receipts: int = 0
+    bad_receipts: int = 0
 
 
 class WifiPipeline:
@@ -202,11 +210,23 @@ class WifiPipeline:
 
 
 class SpoolForwarder:
-    """Publishes the spool in order over a live connection and forgets what was acknowledged."""
+    """Publishes the spool in order over a live connection; forgets what the centre's
+    receipts name, and publishes again what waited ``resend_after`` seconds for one."""
 
-    def __init__(self, spool: Spool, *, window: int = 200) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        *,
+        window: int = 200,
+        resend_after: float = 30.0,
+        receipts: bool = True,
+    ) -> None:
         self.spool = spool
+        self.receipts = receipts
+        """False: forget a batch on the broker's acknowledgement, as a plain QoS 1 publisher
+        does (only ``ioc bench broker`` does this, to measure what receipts save)."""
         self.window = window
+        self.resend_after = resend_after
         self.stats = TelemetryStats()
         self.refusals = PublishRefusals()
         self._wake = asyncio.Event()
@@ -220,25 +240,61 @@ class SpoolForwarder:
         async with self.changed:
             await self.changed.wait_for(predicate)
 
+    async def receive(self, payload: bytes) -> None:
+        """A receipt from ingest: forget the batches it names. A receipt we cannot read is
+        logged and ignored (its batches go again; the centre ignores the repeat)."""
+        try:
+            receipt = STORED_RECEIPT.decode(payload)
+        except PayloadError as exc:
+            self.stats.bad_receipts += 1
+            logger.warning("unreadable telemetry receipt ignored: %s", exc.reason)
+            return
+        self.stats.receipts += 1
+        self.spool.confirm([(b.ap_id, b.seq) for b in receipt.batches])
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def _wait_for_work(self) -> None:
+        """Until new batches are spooled or the oldest unconfirmed one is due again."""
+        due_at = self.spool.next_due(self.resend_after)
+        if due_at is None:
+            await self._wake.wait()
+            return
+        due_in = due_at - time.time()
+        if due_in > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(due_in):  # a deadline, not a poll
+                    await self._wake.wait()
+
     async def run(self, client: aiomqtt.Client) -> None:
         """Forward until cancelled or the connection fails (an :class:`aiomqtt.MqttError`)."""
         self.refusals.attach(client)
         # A window of publishes in flight is the design here, not a leak worth a warning.
         client.pending_calls_threshold = max(client.pending_calls_threshold, 2 * self.window)
+        # A new connection: what waited for a receipt goes again first, since the broker
+        # that acknowledged it may have died before delivering it (or the receipt).
+        self.spool.unsend_all()
         while True:
             self._wake.clear()
-            messages = self.spool.peek(self.window)
+            messages = self.spool.due(self.window, now=time.time(), resend_after=self.resend_after)
             if not messages:
-                await self._wake.wait()
+                await self._wait_for_work()
                 continue
+            resent = sum(1 for m in messages if m.sends)
             refused_before = self.refusals.count
             # Publish calls are made in order, so the broker receives them in order.
             await asyncio.gather(*(client.publish(m.topic, m.payload, qos=1) for m in messages))
-            self.spool.remove([m.id for m in messages])
+            ids = [m.id for m in messages]
             self.stats.published += len(messages)
+            self.stats.resent += resent
             refused = self.refusals.count - refused_before
-            if refused:
+            if not refused and self.receipts:
+                self.spool.mark_sent(ids, time.time())
+            elif not refused:
+                self.spool.remove(ids)
+            else:
                 # Retrying cannot help (the ACL says no); keeping them would block the spool.
+                self.spool.remove(ids)
                 self.stats.refused += refused
                 logger.error(
                     "the broker refused %d of %d telemetry messages (%s): check this agent's "

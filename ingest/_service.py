@@ -49,6 +49,7 @@ from store import (
 
 from ._decode import Decoded, decode_message
 from ._flush import STORE_ERRORS, FlushResult, is_transient, store_decoded, store_isolating_bad
+from ._receipts import receipts_for, send_receipts
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,11 @@ class IngestStats:
     flushes: int = 0
     write_errors: int = 0
     maintenance_runs: int = 0
+    connects: int = 0
+    """Broker connections made (the first, then one per reconnect or failover)."""
+    receipts_sent: int = 0
+    receipts_lost: int = 0
+    """Receipts the broker did not take (their batches come again and are ignored)."""
     started: float = field(default_factory=time.monotonic)
     data_age: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=100_000)
@@ -186,6 +192,9 @@ class IngestService(Background):
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         self._client = client
         self._subscribed.set()
+        async with self._progress:
+            self.stats.connects += 1
+            self._progress.notify_all()
         logger.info("%s subscribed on %s", self.identifier, self.endpoint.redacted())
 
     async def wait_until_subscribed(self) -> None:
@@ -258,6 +267,18 @@ class IngestService(Background):
             # broker; acknowledging its id on the new connection would ack another message.
             if item.client is self._client:
                 acknowledge(item.client, item.message)
+        await self._send_receipts(decoded)
+
+    async def _send_receipts(self, committed: list[Decoded]) -> None:
+        """Tell the edges which of their batches are now stored (see ``_receipts.py``)."""
+        receipts = receipts_for(self.topics, committed)
+        client = self._client
+        if not receipts:
+            return
+        if client is None or not await send_receipts(client, self.topics, receipts):
+            self.stats.receipts_lost += len(receipts)
+        else:
+            self.stats.receipts_sent += len(receipts)
 
     def _count(self, messages: int, result: FlushResult) -> None:
         s = self.stats

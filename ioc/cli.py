@@ -150,11 +150,22 @@ def vision_replay(
 @vision_app.command("run")
 def vision_run(
     shard: Annotated[str, typer.Option(help="Take cameras i of n, e.g. 2/4")] = "1/1",
+    lease: Annotated[
+        bool,
+        typer.Option(
+            help="Analyse only while holding the shard's lease (a PostgreSQL advisory lock); "
+            "otherwise wait as its standby"
+        ),
+    ] = False,
+    instance: Annotated[
+        str | None,
+        typer.Option(help="Name of this worker (MQTT client, status); default vision-i-of-n"),
+    ] = None,
 ) -> None:
     """Run a vision worker for a shard of the province's cameras."""
     from .services import run_vision
 
-    run_vision(_settings(), shard)
+    run_vision(_settings(), shard, lease=lease, instance=instance)
 
 
 @app.command()
@@ -372,6 +383,43 @@ def bench_ingest(
     run(Fleet(rate, seconds, batch, aps), baseline_seconds)
 
 
+@bench_app.command("broker")
+def bench_broker(  # noqa: PLR0917  # typer maps each option to a parameter
+    edges: Annotated[int, typer.Option(min=1, help="Edge agents")] = 10,
+    aps: Annotated[int, typer.Option(min=1, help="Access points per edge")] = 50,
+    poll: Annotated[float, typer.Option(min=0.01, help="Seconds between samples per AP")] = 0.1,
+    seconds: Annotated[float, typer.Option(min=2, help="How long the edges collect")] = 8.0,
+    kill_at: Annotated[float, typer.Option(min=0.5, help="When the first broker dies, s")] = 4.0,
+    resend_after: Annotated[float, typer.Option(min=0.5, help="spool.resend_after, s")] = 5.0,
+) -> None:
+    """Two Mosquittos, the first killed mid-run: telemetry lost without receipts, and with."""
+    from .bench.broker import BrokerLoad
+    from .bench.broker import main as run
+
+    run(
+        BrokerLoad(
+            edges=edges,
+            aps_per_edge=aps,
+            poll_period=poll,
+            seconds=seconds,
+            kill_at=min(kill_at, seconds - 0.5),
+            resend_after=resend_after,
+        )
+    )
+
+
+@bench_app.command("standby")
+def bench_standby(
+    timeout: Annotated[float, typer.Option(min=1, help="IOC_VISION_LEASE_TIMEOUT, s")] = 10.0,
+    retry: Annotated[float, typer.Option(min=0.05, help="IOC_VISION_LEASE_RETRY, s")] = 1.0,
+) -> None:
+    """Two vision workers on one shard: the standby's takeover when the holder is killed, and
+    when it hangs."""
+    from .bench.standby import main as run
+
+    run(timeout, retry)
+
+
 @bench_app.command("history")
 def bench_history(
     cameras: Annotated[int, typer.Option(help="Cameras (two counting lines each)")] = 200,
@@ -496,6 +544,12 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
     keep: Annotated[
         Path | None, typer.Option(help="Run in this folder and keep it (logs, database)")
     ] = None,
+    broker_failover: Annotated[
+        bool,
+        typer.Option(
+            help="Two independent Mosquittos; the one fault is the first's death, mid-run"
+        ),
+    ] = False,
 ) -> None:
     """The province under load while broker, database and each worker restart in turn;
     exits 1 on any telemetry, event, police or websocket loss or duplicate."""
@@ -503,7 +557,8 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
     from .soak import main as run
 
     _settings()
-    raise typer.Exit(run(Size(cameras, fps, aps, shards, operators=2), minutes, drain, keep))
+    size = Size(cameras, fps, aps, shards, operators=2)
+    raise typer.Exit(run(size, minutes, drain, keep, broker_failover=broker_failover))
 
 
 @forecast_app.command("predict")

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -21,7 +22,7 @@ from edge import CitySimulator, ClipLibrary, incident_targets, load_incidents
 from ingest import IngestService
 from protocol import Topics, load_province
 from store import connect
-from vision import VisionWorker, parse_shard, shard_cameras
+from vision import ShardLease, VisionStats, VisionWorker, parse_shard, shard_cameras
 
 from .alerts_commands import run_alerts
 from .evidence_commands import evidence_centre, simulator_uploader
@@ -95,14 +96,17 @@ def tune_gc_for_throughput() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-def run_vision(settings: Settings, shard: str) -> None:
-    """A vision worker needs the broker and the province file, never the database."""
+def run_vision(
+    settings: Settings, shard: str, *, lease: bool = False, instance: str | None = None
+) -> None:
+    """A vision worker needs the broker and the province file; with ``lease`` also the
+    database, whose advisory lock makes it the shard's worker or a standby."""
     part = parse_shard(shard)
-    instance = f"vision-{part[0]}-of-{part[1]}"
+    instance = instance or f"vision-{part[0]}-of-{part[1]}"
     infra = broker_side(settings)
 
-    async def main() -> None:
-        async with VisionWorker(
+    def worker() -> VisionWorker:
+        return VisionWorker(
             shard_cameras(infra.province.cameras, part),
             infra.endpoint,
             topics=infra.topics,
@@ -110,12 +114,63 @@ def run_vision(settings: Settings, shard: str) -> None:
             identifier=instance,
             time_window=time_window(settings),
             max_frame_bytes=settings.vision_max_frame_bytes,
-        ) as worker:
+        )
+
+    async def analyse() -> None:
+        async with worker() as running:
             await _report_until_stopped(
-                infra, instance, "vision", worker.stats, worker.wait_until_subscribed
+                infra, instance, "vision", running.stats, running.wait_until_subscribed
             )
 
+    if not lease:
+        serve(analyse)
+        return
+    url = database_url(settings)
+
+    async def main() -> None:
+        shown = _Shown(VisionStats())
+        async with ShardLease(
+            url,
+            part,
+            instance=instance,
+            timeout=settings.vision_lease_timeout,
+            retry=settings.vision_lease_retry,
+        ) as held:
+            # One attempt before the first report: "standby" then means the shard is
+            # another's (or about to be ours: "running" follows once subscribed).
+            await held.attempt()
+            async with StatusReporter(
+                infra.endpoint,
+                infra.topics,
+                instance,
+                "vision",
+                lambda: counters_of(shown.stats),
+                state="standby",
+            ) as reporter:
+                await held.run_while_held(lambda: _analyse_while_held(worker, shown, reporter))
+
     serve(main)
+
+
+@dataclass
+class _Shown:
+    """The counters a vision instance reports: its current worker's (a new one per hold)."""
+
+    stats: VisionStats
+
+
+async def _analyse_while_held(
+    worker: Callable[[], VisionWorker], shown: _Shown, reporter: StatusReporter
+) -> None:
+    """Analyse the shard until cancelled (the lease lost, or the process stopping)."""
+    async with worker() as running:
+        shown.stats = running.stats
+        await running.wait_until_subscribed()
+        reporter.set_state("running")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            reporter.set_state("standby")
 
 
 def run_ingest(settings: Settings, identifier: str, group: str | None) -> None:

@@ -102,3 +102,11 @@ class Settings(BaseSettings):
         description="Seconds one websocket message may take to leave; a slower client is "
         "closed with 4429 and resumes",
     )
+    vision_lease_timeout: Annotated[float, Field(ge=1, le=300)] = Field(
+        10.0,
+        description="Seconds after its last heartbeat that PostgreSQL ends a vision lease "
+        "holder's session (idle_session_timeout; TCP keepalives alike), freeing its shard",
+    )
+    vision_lease_retry: Annotated[float, Field(gt=0, le=60)] = Field(
+        1.0, description="Seconds between a standby vision worker's attempts to take its shard"
+    )

@@ -8,8 +8,15 @@ ingest is killed (SIGKILL), the alerts service is killed, each vision shard and 
 restart (SIGTERM), the alerts service restarts, Mosquitto restarts, PostgreSQL restarts (the
 servers last: a service restarted after them would hide a connection it never re-made).
 Each fault waits for the service (or every service, after a server restart) to report
-running again, within a deadline. The simulator is not restarted: it spools telemetry in memory, so
-its restart loses by design what it had not yet sent (a real edge agent spools to disk).
+running again, within a deadline.
+
+``ioc soak --broker-failover`` instead runs two independent Mosquittos (every client is
+given both) and has one fault, mid-run: the first broker is killed (SIGKILL) and every
+client moves to the second; ``broker_failover_s`` is until every service has reported
+through it. The reconciliation is the same.
+
+The simulator is not restarted: it spools telemetry in memory, so its restart loses by
+design what it had not yet sent (a real edge agent spools to disk).
 
 At the end the simulator and vision stop and the run drains (by reading the store again
 until nothing is missing, or the deadline): telemetry samples the broker accepted against
@@ -67,6 +74,19 @@ async def _restart_broker(run: ProvinceRun) -> None:
         raise NotRecovered(f"no status since the restart from {', '.join(silent)}") from exc
 
 
+async def _kill_first_broker(run: ProvinceRun) -> None:
+    """The first broker's machine dies (SIGKILL): every client moves to the second. Each
+    service has moved once it has reported (through the second) since the kill."""
+    moment = time.time()
+    await asyncio.to_thread(run.broker.kill)
+    instances = [i for n, i in run.instances.items() if run.service(n).running]
+    try:
+        await _within(run.statuses.wait_reported_after(instances, moment))
+    except TimeoutError as exc:
+        silent = run.statuses.silent_since(instances, moment)
+        raise NotRecovered(f"no status since the kill from {', '.join(silent)}") from exc
+
+
 async def _restart_database(run: ProvinceRun) -> None:
     await asyncio.to_thread(run.cluster.stop, "fast")
     await asyncio.to_thread(run.cluster.start)
@@ -99,7 +119,12 @@ async def _within(waiting: Awaitable[None]) -> None:
     await asyncio.wait_for(waiting, STARTUP_DEADLINE)
 
 
-def faults(shards: int) -> list[Fault]:
+BROKER_FAILOVER = Fault("first broker killed (SIGKILL)", _kill_first_broker)
+
+
+def faults(shards: int, *, broker_failover: bool = False) -> list[Fault]:
+    if broker_failover:
+        return [BROKER_FAILOVER]  # mid-run: the rest of the run goes through the second
     vision = [
         Fault(f"vision-{i} restart", _restart(f"vision-{i}", crash=False))
         for i in range(1, shards + 1)
@@ -118,8 +143,10 @@ def faults(shards: int) -> list[Fault]:
     ]
 
 
-async def _run_faults(run: ProvinceRun, seconds: float) -> tuple[list[dict[str, Any]], list[str]]:
-    schedule = faults(run.size.vision_shards)
+async def _run_faults(
+    run: ProvinceRun, seconds: float, *, broker_failover: bool = False
+) -> tuple[list[dict[str, Any]], list[str]]:
+    schedule = faults(run.size.vision_shards, broker_failover=broker_failover)
     started = time.monotonic()
     period = seconds / (len(schedule) + 1)
     done: list[dict[str, Any]] = []
@@ -155,7 +182,12 @@ async def _restart_dead(run: ProvinceRun) -> list[str]:
 
 
 async def soak(
-    size: Size, minutes: float, drain_deadline: float, keep: Path | None = None
+    size: Size,
+    minutes: float,
+    drain_deadline: float,
+    keep: Path | None = None,
+    *,
+    broker_failover: bool = False,
 ) -> dict[str, Any]:
     seconds = minutes * 60
     folder = (
@@ -164,9 +196,11 @@ async def soak(
         else tempfile.TemporaryDirectory(prefix="ioc-soak-")
     )
     with folder as root:
-        async with ProvinceRun(Path(root), size, seconds=seconds + 120, say=say) as run:
+        async with ProvinceRun(
+            Path(root), size, seconds=seconds + 120, say=say, second_broker=broker_failover
+        ) as run:
             load_before = os.getloadavg()[0]
-            done, exited = await _run_faults(run, seconds)
+            done, exited = await _run_faults(run, seconds, broker_failover=broker_failover)
             say("stopping the simulator and vision; draining")
             await run.service("simulator").stop()
             for i in range(1, size.vision_shards + 1):
@@ -184,7 +218,17 @@ async def soak(
             ]
     losses = result.losses()
     recovered = all(f["recovered_s"] is not None for f in done)
+    failover = (
+        {
+            "broker_failover_s": next(
+                f["recovered_s"] for f in done if f["fault"] == BROKER_FAILOVER.name
+            )
+        }
+        if broker_failover
+        else {}
+    )
     return {
+        **failover,
         "soak": "ok" if not losses and not exited and recovered else "FAILED",
         "minutes": minutes,
         "cameras": size.cameras,
@@ -200,10 +244,19 @@ async def soak(
     }
 
 
-def main(size: Size, minutes: float, drain_deadline: float, keep: Path | None = None) -> int:
+def main(
+    size: Size,
+    minutes: float,
+    drain_deadline: float,
+    keep: Path | None = None,
+    *,
+    broker_failover: bool = False,
+) -> int:
     if keep is not None:
         keep = keep.resolve()
         keep.mkdir(parents=True, exist_ok=True)
-    summary = asyncio.run(soak(size, minutes, drain_deadline, keep))
+    summary = asyncio.run(
+        soak(size, minutes, drain_deadline, keep, broker_failover=broker_failover)
+    )
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0 if summary["soak"] == "ok" else 1

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import aiomqtt
 import psutil
@@ -49,6 +49,7 @@ class StatusReporter(Background):
         counters: Callable[[], dict[str, float]],
         *,
         period: float = 2.0,
+        state: Literal["running", "standby"] = "running",
     ) -> None:
         self.endpoint = endpoint
         self.topics = topics
@@ -56,17 +57,19 @@ class StatusReporter(Background):
         self.service = service
         self.counters = counters
         self.period = period
+        self.state: Literal["running", "standby"] = state
+        self._changed = asyncio.Event()
         self.started = time.time()
         self._process = psutil.Process(os.getpid())
         self._process.cpu_percent()  # first call primes the measurement
 
-    def _status(self, status: str) -> bytes:
+    def _status(self, status: Literal["running", "standby", "stopped"]) -> bytes:
         memory = self._process.memory_info().rss / 2**20
         return SERVICE_STATUS.encode(
             ServiceStatus(
                 instance=self.instance,
                 service=self.service,
-                status="running" if status == "running" else "stopped",
+                status=status,
                 pid=os.getpid(),
                 started_at=self.started,
                 reported_at=time.time(),
@@ -75,6 +78,11 @@ class StatusReporter(Background):
                 counters=self.counters() if status == "running" else {},
             )
         )
+
+    def set_state(self, state: Literal["running", "standby"]) -> None:
+        """Report ``state`` from now on, the first time at once."""
+        self.state = state
+        self._changed.set()
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> Work:
         return {f"status-{self.instance}": self._run()}
@@ -86,8 +94,11 @@ class StatusReporter(Background):
             try:
                 async with self.endpoint.client(f"status-{self.instance}", will=will) as client:
                     while not self._stopping:
-                        await client.publish(topic, self._status("running"), qos=1, retain=True)
-                        await asyncio.sleep(self.period)
+                        self._changed.clear()
+                        await client.publish(topic, self._status(self.state), qos=1, retain=True)
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(self.period):  # the report period
+                                await self._changed.wait()
                     await client.publish(topic, self._status("stopped"), qos=1, retain=True)
             except aiomqtt.MqttError as exc:
                 logger.debug("status reporter lost the broker: %s", exc)

@@ -54,6 +54,23 @@ class TelemetryBatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     v: Literal[1] = 1
 
 
+class BatchRef(msgspec.Struct, array_like=True, forbid_unknown_fields=True, frozen=True):
+    """One telemetry batch by its identity, ``[ap_id, seq]`` on the wire."""
+
+    ap_id: Identifier
+    seq: NonNegative
+
+
+class StoredReceipt(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Ingest's word to an edge that these batches of its telemetry are committed (stored,
+    already stored, or kept as dead letters): the edge may forget them."""
+
+    agent_id: Identifier
+    batches: Annotated[list[BatchRef], msgspec.Meta(min_length=1)]
+    stored_at: Epoch
+    v: Literal[1] = 1
+
+
 class CameraState(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     camera_id: Identifier
     status: CameraStatus
@@ -222,7 +239,8 @@ class ServiceStatus(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     instance: Identifier
     service: str
-    status: Literal["running", "stopped"]
+    status: Literal["running", "stopped", "standby"]
+    """``standby``: alive and ready to take over (a vision worker whose shard another holds)."""
     pid: NonNegative
     started_at: Epoch
     reported_at: Epoch
@@ -277,3 +295,4 @@ DEAD_LETTER = Codec(DeadLetterMessage)
 SNAPSHOT_REQUEST = Codec(SnapshotRequest)
 CLIP_MANIFEST = Codec(ClipManifest)
 SERVICE_STATUS = Codec(ServiceStatus)
+STORED_RECEIPT = Codec(StoredReceipt)

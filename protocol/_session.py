@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections import Counter
@@ -11,11 +12,12 @@ from collections.abc import Awaitable, Callable, Sequence
 import aiomqtt
 
 from ._endpoint import MqttEndpoint
+from ._failover import FailoverClient
 
 logger = logging.getLogger(__name__)
 
 MessageHandler = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
-ConnectHook = Callable[[aiomqtt.Client], Awaitable[None]]
+ConnectHook = Callable[[FailoverClient], Awaitable[None]]
 
 
 def backoff_delay(attempt: int) -> float:
@@ -66,6 +68,8 @@ async def run_subscriber(
     :func:`acknowledge` once the message's effect is durable."""
     attempt = 0
     wanted = [aiomqtt.Wildcard(topic) for topic, _ in subscriptions]  # parsed once
+    if persistent and endpoint.fallbacks:
+        await register_with_fallbacks(endpoint, identifier, subscriptions)
     while True:
         try:
             client = endpoint.client(
@@ -78,7 +82,7 @@ async def run_subscriber(
                 enable_manual_ack(client)
             async with client:
                 if attempt:
-                    logger.info("%s reconnected to %s", identifier, endpoint.redacted())
+                    logger.info("%s reconnected to %s:%d", identifier, *client.broker)
                 attempt = 0
                 for topic, qos in subscriptions:
                     await client.subscribe(topic, qos=qos)
@@ -97,6 +101,39 @@ async def run_subscriber(
                 "%s lost the broker (%s); reconnecting in %.2f seconds", identifier, exc, delay
             )
             await asyncio.sleep(delay)
+
+
+async def register_with_fallbacks(
+    endpoint: MqttEndpoint, identifier: str, subscriptions: Sequence[tuple[str, int]]
+) -> None:
+    """Leave this persistent session, subscribed, on every broker after the first.
+
+    Independent brokers share no sessions: without this, what clients publish to the next
+    broker after the first died is dropped until this subscriber has moved there too. With
+    it, that broker queues it for the session from the first moment. (A broker that cannot
+    be reached now is skipped; the session is made when the subscriber moves there.)"""
+    for host, port in endpoint.fallbacks:
+        only = dataclasses.replace(endpoint, host=host, port=port, fallbacks=())
+        client = only.client(identifier, persistent=True)
+        # What that broker may hold for the session already (from an earlier failover) is
+        # not acknowledged here: it stays in the session and comes again.
+        enable_manual_ack(client)
+        try:
+            async with client:
+                for topic, qos in subscriptions:
+                    await client.subscribe(topic, qos=qos)
+        except aiomqtt.MqttError as exc:
+            logger.warning(
+                "%s: no session left on broker %s:%d (%s); it is made on moving there",
+                identifier,
+                host,
+                port,
+                exc,
+            )
+        else:
+            logger.info(
+                "%s: session and subscriptions left on broker %s:%d", identifier, host, port
+            )
 
 
 async def _handle_one(

@@ -16,6 +16,7 @@ class Stream(StrEnum):
     FRAMES = "frames"
     CAMERA_STATE = "camera_state"
     EDGE_STATE = "edge_state"
+    EDGE_STORED = "edge_stored"
     TELEMETRY = "telemetry"
     EVENTS = "events"
     TRAFFIC = "traffic"
@@ -59,6 +60,10 @@ class Topics:
 
     def edge_state(self, agent_id: str) -> str:
         return f"{self.prefix}/edges/{check_identifier(agent_id, 'agent id')}/state"
+
+    def edge_stored(self, agent_id: str) -> str:
+        """Receipts of the edge's telemetry batches, published by ingest once committed."""
+        return f"{self.prefix}/edges/{check_identifier(agent_id, 'agent id')}/stored"
 
     def telemetry(self, ap_id: str) -> str:
         return f"{self.prefix}/wifi/{check_identifier(ap_id, 'access point id')}/telemetry"
@@ -146,6 +151,7 @@ _LAYOUTS: list[tuple[tuple[str, ...], Stream]] = [
     (("cameras", "{source}", "snapshot", "request"), Stream.SNAPSHOT_REQUEST),
     (("cameras", "{source}", "snapshot", "{extra}"), Stream.SNAPSHOT),
     (("edges", "{source}", "state"), Stream.EDGE_STATE),
+    (("edges", "{source}", "stored"), Stream.EDGE_STORED),
     (("wifi", "{source}", "telemetry"), Stream.TELEMETRY),
     (("events", "{source}"), Stream.EVENTS),
     (("traffic", "{source}"), Stream.TRAFFIC),

@@ -119,7 +119,7 @@ def agent_plan(
         **raw,
     }
     env = {
-        "IOC_MQTT_URL": f"mqtt://{endpoint.host}:{endpoint.port}",
+        "IOC_MQTT_URL": ",".join(f"mqtt://{host}:{port}" for host, port in endpoint.brokers),
         "IOC_EDGE_HASH_SECRET": "a-test-secret-of-some-length",
         **(environ or {}),
     }

@@ -88,6 +88,7 @@ def test_acl_names_each_agents_own_topics(tmp_path: Path) -> None:
     block_a = acl.split("user edge-a\n")[1].split("\n\n")[0].splitlines()
     assert block_a == [
         "topic write acl/v1/edges/edge-a/state",
+        "topic read acl/v1/edges/edge-a/stored",
         "topic write acl/v1/cameras/cam-a/frames",
         "topic write acl/v1/cameras/cam-a/state",
         "topic read acl/v1/cameras/cam-a/snapshot/request",
@@ -290,3 +291,26 @@ def _write_province(tmp_path: Path) -> None:
     for camera in province["cameras"]:
         camera["source"] = str(ROOT / PARKING)
     (tmp_path / "province.yaml").write_text(yaml.safe_dump(province))
+
+
+@pytest.mark.mosquitto
+async def test_receipts_are_written_by_ingest_and_read_only_by_their_agent(
+    secured: tuple[MosquittoBroker, Path],
+) -> None:
+    broker, auth = secured
+    topics = Topics(PREFIX)
+    own, other = topics.edge_stored("edge-a"), topics.edge_stored("edge-b")
+    async with _login(broker, auth, "edge-a").client("edge-a-receipts") as edge:
+        # Mosquitto grants a subscription the ACL forbids, and then delivers nothing on it.
+        await edge.subscribe([(own, 1), (other, 1)])
+        refusals = PublishRefusals()
+        refusals.attach(edge)
+        await edge.publish(own, b"forged receipt", qos=1)  # an agent cannot vouch for itself
+        assert refusals.count == 1
+        async with _login(broker, auth, "ingest").client("ingest-receipts") as ingest:
+            await ingest.publish(other, b"not yours", qos=1)
+            await ingest.publish(own, b"receipt", qos=1)
+        async with asyncio.timeout(10):
+            # In order from one connection: the other agent's receipt would come first.
+            message = await anext(aiter(edge.messages))
+        assert (message.topic.value, message.payload) == (own, b"receipt")

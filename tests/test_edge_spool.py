@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,45 @@ def test_full_spool_with_drop_newest_refuses_new_messages(
     with Spool(path) as spool:
         # The refused batches' numbers were handed out: they are never reused.
         assert spool.next_sequence("ap-a") == 14
+
+
+def test_a_sent_batch_waits_for_its_receipt_and_goes_again_when_due(tmp_path: Path) -> None:
+    with Spool(tmp_path / "spool.sqlite") as spool:
+        spool.append(_entries(spool, "ap-a", 3))
+        sent = spool.due(10, now=0.0, resend_after=30.0)
+        assert len(sent) == 3
+        spool.mark_sent([m.id for m in sent], at=100.0)
+        assert (len(spool), spool.unsent()) == (3, 0)
+        assert spool.due(10, now=129.0, resend_after=30.0) == []  # not due before 30 s
+        assert spool.next_due(30.0) == 130.0
+        assert spool.confirm([("ap-a", 2), ("ap-b", 1)]) == 1  # only what is here
+        again = spool.due(10, now=130.0, resend_after=30.0)
+        assert [(m.payload[:7], m.sends) for m in again] == [(b"ap-a:1:", 1), (b"ap-a:3:", 1)]
+        spool.mark_sent([m.id for m in again], at=130.0)
+        # Each send doubles the wait: a lagging centre is not flooded with repeats.
+        assert spool.due(10, now=189.0, resend_after=30.0) == []
+        assert spool.next_due(30.0) == 190.0
+        spool.unsend_all()  # a new connection: everything without a receipt goes first
+        assert spool.unsent() == 2
+        assert spool.stats.confirmed == 1
+
+
+def test_a_spool_file_from_before_receipts_is_upgraded_and_its_rows_go_on_puback(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE spool (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
+        "payload BLOB NOT NULL); CREATE TABLE sequences (key TEXT PRIMARY KEY, last INTEGER "
+        "NOT NULL); INSERT INTO spool (topic, payload) VALUES ('t/ap-a', x'00');"
+    )
+    old.commit()
+    old.close()
+    with Spool(path) as spool:
+        spool.append(_entries(spool, "ap-a", 1))
+        ids = [m.id for m in spool.due(10, now=0.0, resend_after=30.0)]
+        spool.mark_sent(ids, at=1.0)
+        assert len(spool) == 1  # the old row had no key: no receipt can name it
+        assert spool.confirm([("ap-a", 1)]) == 1
+        assert len(spool) == 0

@@ -4,6 +4,7 @@ replay."""
 
 from ._batch import FrameBatch
 from ._decode import EncodedFrame, FrameDecoder, RefusedFrame
+from ._lease import LeaseLost, ShardLease
 from ._pipeline import ANALYSIS_SIZE, BatchResult, VisionPipeline, to_analysis_gray
 from ._replay import ReplayError, replay
 from ._speed import SpeedMeasurement
@@ -15,8 +16,10 @@ __all__ = [
     "EncodedFrame",
     "FrameBatch",
     "FrameDecoder",
+    "LeaseLost",
     "RefusedFrame",
     "ReplayError",
+    "ShardLease",
     "SpeedMeasurement",
     "VisionPipeline",
     "VisionStats",

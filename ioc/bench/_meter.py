@@ -60,6 +60,25 @@ class StatusLog(StatusFollower):
         async with self._changed:
             await self._changed.wait_for(ready)
 
+    async def wait_status(self, instance: str, status: str, *, after: float = 0.0) -> ServiceStatus:
+        """The first report of ``status`` by ``instance`` made after ``after`` (epoch s)."""
+
+        def found() -> ServiceStatus | None:
+            return next(
+                (
+                    r
+                    for r in self.reports.get(instance, [])
+                    if r.status == status and r.reported_at > after
+                ),
+                None,
+            )
+
+        async with self._changed:
+            report = await self._changed.wait_for(found)
+        if report is None:  # wait_for returns only once found() is truthy
+            raise RuntimeError(f"no {status} report of {instance}")
+        return report
+
     def silent_since(self, instances: Iterable[str], moment: float) -> list[str]:
         """Instances that have not reported running after ``moment`` (epoch s)."""
         silent = []

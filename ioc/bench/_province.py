@@ -61,6 +61,7 @@ class ProvinceRun:
         seconds: float,
         auto_resolve: float = 5.0,
         say: Callable[[str], None],
+        second_broker: bool = False,
     ) -> None:
         self.root = root
         self.size = size
@@ -70,9 +71,17 @@ class ProvinceRun:
         self.topics = Topics("ioc/v1")
         self.cluster = PostgresCluster(root / "postgres", durable=True)
         self.broker = MosquittoBroker(root / "mosquitto")
-        self.endpoint = MqttEndpoint.from_url(self.broker.url)
+        self.second_broker = MosquittoBroker(root / "mosquitto-2") if second_broker else None
+        """An independent Mosquitto every client fails over to (``ioc soak --broker-failover``)."""
+        self.endpoint = MqttEndpoint.from_url(self.broker_urls)
         self.api_port = free_port()
         self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def broker_urls(self) -> str:
+        """IOC_MQTT_URL: the broker, or both in the order clients try them."""
+        second = self.second_broker
+        return self.broker.url if second is None else f"{self.broker.url},{second.url}"
 
     @property
     def store(self) -> StoreConfig:
@@ -111,6 +120,9 @@ class ProvinceRun:
         stack.callback(self.cluster.stop, "fast")
         await asyncio.to_thread(self.broker.start)
         stack.callback(self.broker.stop)
+        if self.second_broker is not None:
+            await asyncio.to_thread(self.second_broker.start)
+            stack.callback(self.second_broker.stop)
         province_file = self.root / "province.yaml"
         self.province = write_province(province_file, size)
         secret = police_secret()
@@ -128,7 +140,7 @@ class ProvinceRun:
         )
         self.statuses = await stack.enter_async_context(StatusLog(self.endpoint, self.topics))
         env = {
-            "IOC_MQTT_URL": self.broker.url,
+            "IOC_MQTT_URL": self.broker_urls,
             "IOC_MQTT_V5": "true",
             "IOC_DATABASE_URL": self.cluster.url,
             "IOC_PROVINCE": str(province_file),
