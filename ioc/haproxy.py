@@ -44,6 +44,9 @@ class Backend:
                 "    mode http",
                 "    balance leastconn",
                 "    option forwardfor",
+                # A connection refused by a process that died before its check failed is
+                # sent to another server rather than answered 503.
+                "    option redispatch",
                 "    option httpchk GET /healthz",
                 "    http-check expect status 200",
                 # A websocket is a tunnel once upgraded: it may be quiet for long.

@@ -130,7 +130,7 @@ async def test_every_writer_survives_a_promotion(  # one scenario, many witnesse
             DeliveryWorker(via_proxy, book) as delivery,
             MqttPublisher(mqtt, via_proxy, identifier=f"pub-{tag}") as publisher,
             AlertFeed(via_proxy) as feed,
-            serve(create_app(via_proxy)) as api_host,
+            serve(create_app(via_proxy, read_store=StoreConfig(cluster.read_url))) as api_host,
             mqtt.client(f"watch-{tag}") as watcher,
             mqtt.client(f"vision-{tag}") as vision,
             httpx.AsyncClient(base_url=f"http://{api_host}", timeout=30) as http,
@@ -153,6 +153,13 @@ async def test_every_writer_survives_a_promotion(  # one scenario, many witnesse
             await asyncio.wait_for(publisher.wait_for_published(1), 20)
             first = await asyncio.wait_for(changes.queue.get(), 20)
             await asyncio.wait_for(ingest.wait_for_messages(30), 30)
+
+            # Planners' reads go to the replica (IOC_DATABASE_READ_URL).
+            replica = await asyncpg.connect(cluster.read_url)
+            try:
+                assert await replica.fetchval("SELECT pg_is_in_recovery()")
+            finally:
+                await replica.close()
 
             # The primary dies; the rest arrives while Patroni promotes the replica.
             old = await cluster.kill_primary()
