@@ -376,13 +376,14 @@ def bench_failover_db(  # noqa: PLR0917  # typer maps each option to a parameter
     fault_seconds: Annotated[float, typer.Option(help="Publishing while it dies")] = 30,
     batch: Annotated[int, typer.Option(help="Samples per MQTT message")] = 500,
     aps: Annotated[int, typer.Option(help="Access points in the fleet")] = 324,
+    rounds: Annotated[int, typer.Option(min=1, max=10, help="Throughput turns per mode")] = 3,
 ) -> None:
     """Patroni (etcd, primary, replica, HAProxy): ingest with synchronous vs asynchronous
     replication side by side, and the primary killed under load (db_failover_s, lost rows)."""
     from .bench._publisher import Fleet
     from .bench.failover_db import main as run
 
-    run(Fleet(rate, seconds, batch, aps), Fleet(fault_rate, fault_seconds, batch, aps))
+    run(Fleet(rate, seconds, batch, aps), Fleet(fault_rate, fault_seconds, batch, aps), rounds)
 
 
 @app.command("api-proxy-config")
@@ -536,6 +537,13 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
     keep: Annotated[
         Path | None, typer.Option(help="Run in this folder and keep it (logs, database)")
     ] = None,
+    db_failover: Annotated[
+        bool,
+        typer.Option(
+            help="The database is Patroni (primary, synchronous replica, etcd) behind "
+            "HAProxy; its primary is killed instead of a restart (reports db_failover_s)"
+        ),
+    ] = False,
 ) -> None:
     """The province under load while broker, database and each worker restart in turn;
     exits 1 on any telemetry, event, police or websocket loss or duplicate."""
@@ -543,7 +551,8 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
     from .soak import main as run
 
     _settings()
-    raise typer.Exit(run(Size(cameras, fps, aps, shards, operators=2), minutes, drain, keep))
+    size = Size(cameras, fps, aps, shards, operators=2)
+    raise typer.Exit(run(size, minutes, drain, keep, db_failover=db_failover))
 
 
 @forecast_app.command("predict")

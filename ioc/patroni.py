@@ -141,8 +141,9 @@ def patroni_config(  # one place that names every port and folder
         # acknowledge before the replica has the commit, which is what we measure.
         parameters |= {"fsync": "off", "full_page_writes": "off"}
     hba = [
-        "local all all trust",
-        f"host replication replicator {pg_host}/32 scram-sha-256",
+        "local all all scram-sha-256",
+        # The other node, wherever it is on the centre's network (loopback in the tests).
+        "host replication replicator samenet scram-sha-256",
         "host all all 0.0.0.0/0 scram-sha-256",
     ]
     return {

@@ -40,6 +40,7 @@ import asyncpg
 from .bench._files import Size
 from .bench._province import STARTUP_DEADLINE, ProvinceRun, progress
 from .bench._reconcile import drain
+from .servers import ServerError
 
 say = progress("soak")
 
@@ -65,6 +66,18 @@ async def _restart_broker(run: ProvinceRun) -> None:
     except TimeoutError as exc:
         silent = run.statuses.silent_since(instances, moment)
         raise NotRecovered(f"no status since the restart from {', '.join(silent)}") from exc
+
+
+async def _fail_over_database(run: ProvinceRun) -> None:
+    """SIGKILL on the primary's postmaster; recovered once Patroni has promoted the replica
+    and a write through HAProxy commits (the services find the new primary by themselves)."""
+    if run.patroni is None:
+        raise NotRecovered("no Patroni cluster (run with --db-failover)")
+    old = await run.patroni.kill_primary()
+    try:
+        run.db_failover_s = await run.patroni.wait_promoted(old, within=STARTUP_DEADLINE)
+    except ServerError as exc:
+        raise NotRecovered(str(exc)) from exc
 
 
 async def _restart_database(run: ProvinceRun) -> None:
@@ -99,7 +112,7 @@ async def _within(waiting: Awaitable[None]) -> None:
     await asyncio.wait_for(waiting, STARTUP_DEADLINE)
 
 
-def faults(shards: int) -> list[Fault]:
+def faults(shards: int, *, db_failover: bool = False) -> list[Fault]:
     vision = [
         Fault(f"vision-{i} restart", _restart(f"vision-{i}", crash=False))
         for i in range(1, shards + 1)
@@ -114,12 +127,14 @@ def faults(shards: int) -> list[Fault]:
         *vision[1:],
         Fault("alerts restart", _restart("alerts", crash=False)),
         Fault("mosquitto restart", _restart_broker),
-        Fault("postgresql restart", _restart_database),
+        Fault("postgresql primary killed (SIGKILL), Patroni promotes", _fail_over_database)
+        if db_failover
+        else Fault("postgresql restart", _restart_database),
     ]
 
 
 async def _run_faults(run: ProvinceRun, seconds: float) -> tuple[list[dict[str, Any]], list[str]]:
-    schedule = faults(run.size.vision_shards)
+    schedule = faults(run.size.vision_shards, db_failover=run.patroni is not None)
     started = time.monotonic()
     period = seconds / (len(schedule) + 1)
     done: list[dict[str, Any]] = []
@@ -155,7 +170,12 @@ async def _restart_dead(run: ProvinceRun) -> list[str]:
 
 
 async def soak(
-    size: Size, minutes: float, drain_deadline: float, keep: Path | None = None
+    size: Size,
+    minutes: float,
+    drain_deadline: float,
+    keep: Path | None = None,
+    *,
+    db_failover: bool = False,
 ) -> dict[str, Any]:
     seconds = minutes * 60
     folder = (
@@ -164,7 +184,9 @@ async def soak(
         else tempfile.TemporaryDirectory(prefix="ioc-soak-")
     )
     with folder as root:
-        async with ProvinceRun(Path(root), size, seconds=seconds + 120, say=say) as run:
+        async with ProvinceRun(
+            Path(root), size, seconds=seconds + 120, say=say, patroni=db_failover
+        ) as run:
             load_before = os.getloadavg()[0]
             done, exited = await _run_faults(run, seconds)
             say("stopping the simulator and vision; draining")
@@ -172,7 +194,7 @@ async def soak(
             for i in range(1, size.vision_shards + 1):
                 await run.service(f"vision-{i}").stop()
             result, took = await drain(
-                run.cluster.url,
+                run.database_url,
                 run.witness.seen,
                 run.police.tally,
                 run.routes,
@@ -192,6 +214,7 @@ async def soak(
         "access_points": size.access_points,
         "vision_shards": size.vision_shards,
         "faults": done,
+        **({"db_failover_s": _round(run.db_failover_s)} if db_failover else {}),
         "unexpected_exits": exited,
         "losses": losses,
         "drain_s": round(took, 1),
@@ -200,10 +223,21 @@ async def soak(
     }
 
 
-def main(size: Size, minutes: float, drain_deadline: float, keep: Path | None = None) -> int:
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
+
+
+def main(
+    size: Size,
+    minutes: float,
+    drain_deadline: float,
+    keep: Path | None = None,
+    *,
+    db_failover: bool = False,
+) -> int:
     if keep is not None:
         keep = keep.resolve()
         keep.mkdir(parents=True, exist_ok=True)
-    summary = asyncio.run(soak(size, minutes, drain_deadline, keep))
+    summary = asyncio.run(soak(size, minutes, drain_deadline, keep, db_failover=db_failover))
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0 if summary["soak"] == "ok" else 1

@@ -23,6 +23,7 @@ from console_api import Role, add_user, issue_token
 from protocol import MqttEndpoint, Topics
 from store import StoreConfig, connect
 
+from ..cluster import PatroniCluster
 from ..runtime import prepare_store
 from ..servers import MosquittoBroker, PostgresCluster, free_port
 from ..supervisor import ServiceProcess, Supervisor
@@ -61,6 +62,7 @@ class ProvinceRun:
         seconds: float,
         auto_resolve: float = 5.0,
         say: Callable[[str], None],
+        patroni: bool = False,
     ) -> None:
         self.root = root
         self.size = size
@@ -69,14 +71,23 @@ class ProvinceRun:
         self.say = say
         self.topics = Topics("ioc/v1")
         self.cluster = PostgresCluster(root / "postgres", durable=True)
+        self.patroni = PatroniCluster(root / "patroni") if patroni else None
+        """With it, the database is a Patroni cluster (primary, synchronous replica, etcd)
+        that services reach through HAProxy; ``cluster`` is then unused."""
         self.broker = MosquittoBroker(root / "mosquitto")
         self.endpoint = MqttEndpoint.from_url(self.broker.url)
         self.api_port = free_port()
+        self.db_failover_s: float | None = None
+        """Set by the soak's database fault: kill to the first write on the new primary."""
         self._stack = contextlib.AsyncExitStack()
 
     @property
+    def database_url(self) -> str:
+        return self.cluster.url if self.patroni is None else self.patroni.url
+
+    @property
     def store(self) -> StoreConfig:
-        return StoreConfig(url=self.cluster.url)
+        return StoreConfig(url=self.database_url)
 
     @property
     def instances(self) -> dict[str, str]:
@@ -106,9 +117,13 @@ class ProvinceRun:
 
     async def _start(self) -> None:
         stack, size = self._stack, self.size
-        self.say("starting PostgreSQL (durable) and Mosquitto")
-        await asyncio.to_thread(self.cluster.start)
-        stack.callback(self.cluster.stop, "fast")
+        if self.patroni is None:
+            self.say("starting PostgreSQL (durable) and Mosquitto")
+            await asyncio.to_thread(self.cluster.start)
+            stack.callback(self.cluster.stop, "fast")
+        else:
+            self.say("starting etcd, Patroni (primary, synchronous replica), HAProxy, Mosquitto")
+            await stack.enter_async_context(self.patroni)
         await asyncio.to_thread(self.broker.start)
         stack.callback(self.broker.stop)
         province_file = self.root / "province.yaml"
@@ -130,7 +145,7 @@ class ProvinceRun:
         env = {
             "IOC_MQTT_URL": self.broker.url,
             "IOC_MQTT_V5": "true",
-            "IOC_DATABASE_URL": self.cluster.url,
+            "IOC_DATABASE_URL": self.database_url,
             "IOC_PROVINCE": str(province_file),
             "IOC_TOPIC_PREFIX": self.topics.prefix,
             "IOC_STATE_DIR": str(self.root / "state"),
@@ -140,6 +155,8 @@ class ProvinceRun:
             "IOC_ALERT_RULES": str(rules_file),
             POLICE_SECRET_ENV: secret,
         }
+        if self.patroni is not None:  # planners' reads on the replica, as production may
+            env["IOC_DATABASE_READ_URL"] = self.patroni.read_url
         self.supervisor = await stack.enter_async_context(Supervisor(env, self.root / "logs"))
         self.say(
             f"starting ingest, alerts, {size.vision_shards} vision shards and the API "
@@ -199,7 +216,9 @@ class ProvinceRun:
         return [process.pid] if process is not None else []
 
     def _postgres_pids(self) -> list[int]:
-        pid_file = self.cluster.data / "postmaster.pid"
+        primary = None if self.patroni is None else self.patroni.primary()
+        data = self.cluster.data if primary is None else primary.data
+        pid_file = data / "postmaster.pid"
         try:
             return process_tree(int(pid_file.read_text().splitlines()[0]))
         except (OSError, ValueError, IndexError):

@@ -1,11 +1,12 @@
 """``ioc bench failover-db``: what Patroni's synchronous replication costs ingest, and what a
 promotion costs in time and rows.
 
-For each mode, synchronous (``synchronous_mode: true``, the setting we ship) and
-asynchronous, side by side on the same machine: a fresh durable Patroni cluster (etcd, a
-primary, a streaming replica, HAProxy) and Mosquitto; the ingest service writes through
-HAProxy. First the fleet publishes at ``rate`` for ``seconds`` and the throughput is measured
-as ``ioc bench ingest`` does; then the fleet publishes again and the primary's postmaster is
+Two durable Patroni clusters (etcd, a primary, a streaming replica, HAProxy each), one
+synchronous (``synchronous_mode: true``, the setting we ship) and one asynchronous, side by
+side on the same machine with one Mosquitto; the ingest service writes through HAProxy. In
+``rounds`` alternating turns the fleet publishes at ``rate`` for ``seconds`` into each, and
+the throughput is measured as ``ioc bench ingest`` does (the median is reported, every run
+listed). Then, in each cluster, the fleet publishes again and the primary's postmaster is
 killed (SIGKILL) a third of the way in: ``db_failover_s`` is the time until a write through
 HAProxy commits on the promoted replica, ``lost_rows`` the samples ingest had acknowledged
 (to the broker, after its commit) that the new primary does not have, ``duplicates`` the
@@ -17,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -85,54 +88,58 @@ async def _failover(
     }
 
 
-async def _mode(
-    root: Path, endpoint: MqttEndpoint, synchronous: bool, fleet: Fleet, fault_fleet: Fleet
-) -> dict[str, Any]:
-    name = "sync" if synchronous else "async"
-    _progress(f"{name}: starting etcd, two Patroni nodes and HAProxy")
-    async with PatroniCluster(root / name, synchronous=synchronous) as cluster:
-        throughput = await _ours(endpoint, await _database(cluster, "bench_ours"), fleet)
-        _progress(f"{name}: {throughput}")
-        fault = await _failover(
-            cluster, endpoint, await _database(cluster, "bench_failover"), fault_fleet
-        )
-        _progress(f"{name}: {fault}")
-    return {
-        "samples_per_s": throughput["samples_per_s"],
-        "p99_latency_ms": throughput["p99_latency_ms"],
-        **fault,
-    }
-
-
-async def run(fleet: Fleet, fault_fleet: Fleet) -> dict[str, Any]:
+async def run(fleet: Fleet, fault_fleet: Fleet, rounds: int) -> dict[str, Any]:
+    """Both clusters up at once and idle between turns; the throughput runs alternate
+    (sync, async, then async, sync ...) so that a change in the machine's load meets both."""
     with tempfile.TemporaryDirectory(prefix="ioc-bench-failover-") as tmp:
         root = Path(tmp)
         broker = MosquittoBroker(root / "mosquitto")
         broker.start()
         try:
             endpoint = MqttEndpoint.from_url(broker.url)
-            sync = await _mode(root, endpoint, True, fleet, fault_fleet)
-            asynchronous = await _mode(root, endpoint, False, fleet, fault_fleet)
+            _progress("starting two clusters (etcd, two Patroni nodes, HAProxy each)")
+            async with (
+                PatroniCluster(root / "sync", synchronous=True) as sync_cluster,
+                PatroniCluster(root / "async", synchronous=False) as async_cluster,
+            ):
+                clusters = {"sync": sync_cluster, "async": async_cluster}
+                throughput: dict[str, list[dict[str, Any]]] = {"sync": [], "async": []}
+                for r in range(rounds):
+                    for name in ("sync", "async") if r % 2 == 0 else ("async", "sync"):
+                        store = await _database(clusters[name], f"bench_round{r}")
+                        result = await _ours(endpoint, store, fleet)
+                        _progress(f"round {r + 1}, {name}: {result}")
+                        throughput[name].append(result)
+                faults = {}
+                for name, cluster in clusters.items():
+                    store = await _database(cluster, "bench_failover")
+                    faults[name] = await _failover(cluster, endpoint, store, fault_fleet)
+                    _progress(f"{name}, primary killed: {faults[name]}")
         finally:
             broker.stop()
-    cost = 1 - sync["samples_per_s"] / max(1, asynchronous["samples_per_s"])
+    rates = {n: [t["samples_per_s"] for t in runs] for n, runs in throughput.items()}
+    sync_rate, async_rate = statistics.median(rates["sync"]), statistics.median(rates["async"])
     return {
-        "db_failover_s": sync["db_failover_s"],
-        "lost_rows": sync["lost_rows"],
-        "duplicates": sync["duplicates"],
-        "sync_samples_per_s": sync["samples_per_s"],
-        "async_samples_per_s": asynchronous["samples_per_s"],
-        "sync_cost": round(cost, 3),
-        "sync": sync,
-        "async": asynchronous,
+        "db_failover_s": faults["sync"]["db_failover_s"],
+        "lost_rows": faults["sync"]["lost_rows"],
+        "duplicates": faults["sync"]["duplicates"],
+        "sync_samples_per_s": round(sync_rate),
+        "async_samples_per_s": round(async_rate),
+        "sync_cost": round(1 - sync_rate / max(1, async_rate), 3),
+        "sync_runs": rates["sync"],
+        "async_runs": rates["async"],
+        "sync_p99_latency_ms": [t["p99_latency_ms"] for t in throughput["sync"]],
+        "async_p99_latency_ms": [t["p99_latency_ms"] for t in throughput["async"]],
+        "async_failover": faults["async"],
         "target_rate": fleet.rate,
         "seconds": fleet.seconds,
         "samples_per_message": fleet.batch,
+        "load_average": round(os.getloadavg()[0], 2),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
-def main(fleet: Fleet, fault_fleet: Fleet) -> None:
+def main(fleet: Fleet, fault_fleet: Fleet, rounds: int) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     tune_gc_for_throughput()  # as `ioc ingest` runs
-    sys.stdout.write(json.dumps(asyncio.run(run(fleet, fault_fleet))) + "\n")
+    sys.stdout.write(json.dumps(asyncio.run(run(fleet, fault_fleet, rounds))) + "\n")
