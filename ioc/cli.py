@@ -544,6 +544,13 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
             "HAProxy; its primary is killed instead of a restart (reports db_failover_s)"
         ),
     ] = False,
+    api_failover: Annotated[
+        bool,
+        typer.Option(
+            help="Two API processes behind HAProxy; one is killed instead of an API restart "
+            "(reports api_failover_s)"
+        ),
+    ] = False,
 ) -> None:
     """The province under load while broker, database and each worker restart in turn;
     exits 1 on any telemetry, event, police or websocket loss or duplicate."""
@@ -552,7 +559,9 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
 
     _settings()
     size = Size(cameras, fps, aps, shards, operators=2)
-    raise typer.Exit(run(size, minutes, drain, keep, db_failover=db_failover))
+    raise typer.Exit(
+        run(size, minutes, drain, keep, db_failover=db_failover, api_failover=api_failover)
+    )
 
 
 @forecast_app.command("predict")

@@ -87,6 +87,21 @@ async def _restart_database(run: ProvinceRun) -> None:
     await conn.close()
 
 
+async def _kill_api_process(run: ProvinceRun) -> None:
+    """SIGKILL one of the API processes behind HAProxy: its operators reconnect through the
+    proxy to another and resume by sequence; then it is started again, as systemd would."""
+    service = run.service("api")
+    before = run.operators.sessions()
+    killed = time.monotonic()
+    await service.kill()
+    try:
+        await _within(run.operators.wait_until_any_resubscribed(before))
+    except TimeoutError as exc:
+        raise NotRecovered("no operator resubscribed through the proxy") from exc
+    run.api_failover_s = time.monotonic() - killed
+    await service.start()
+
+
 def _restart(name: str, *, crash: bool) -> Callable[[ProvinceRun], Awaitable[None]]:
     async def act(run: ProvinceRun) -> None:
         service = run.service(name)
@@ -112,7 +127,7 @@ async def _within(waiting: Awaitable[None]) -> None:
     await asyncio.wait_for(waiting, STARTUP_DEADLINE)
 
 
-def faults(shards: int, *, db_failover: bool = False) -> list[Fault]:
+def faults(shards: int, *, db_failover: bool = False, api_failover: bool = False) -> list[Fault]:
     vision = [
         Fault(f"vision-{i} restart", _restart(f"vision-{i}", crash=False))
         for i in range(1, shards + 1)
@@ -123,7 +138,9 @@ def faults(shards: int, *, db_failover: bool = False) -> list[Fault]:
         Fault("ingest crash (SIGKILL)", _restart("ingest", crash=True)),
         Fault("alerts crash (SIGKILL)", _restart("alerts", crash=True)),
         vision[0],
-        Fault("api restart", _restart("api", crash=False)),
+        Fault("api process killed (SIGKILL), clients move", _kill_api_process)
+        if api_failover
+        else Fault("api restart", _restart("api", crash=False)),
         *vision[1:],
         Fault("alerts restart", _restart("alerts", crash=False)),
         Fault("mosquitto restart", _restart_broker),
@@ -134,7 +151,11 @@ def faults(shards: int, *, db_failover: bool = False) -> list[Fault]:
 
 
 async def _run_faults(run: ProvinceRun, seconds: float) -> tuple[list[dict[str, Any]], list[str]]:
-    schedule = faults(run.size.vision_shards, db_failover=run.patroni is not None)
+    schedule = faults(
+        run.size.vision_shards,
+        db_failover=run.patroni is not None,
+        api_failover=run.proxy is not None,
+    )
     started = time.monotonic()
     period = seconds / (len(schedule) + 1)
     done: list[dict[str, Any]] = []
@@ -176,6 +197,7 @@ async def soak(
     keep: Path | None = None,
     *,
     db_failover: bool = False,
+    api_failover: bool = False,
 ) -> dict[str, Any]:
     seconds = minutes * 60
     folder = (
@@ -185,7 +207,12 @@ async def soak(
     )
     with folder as root:
         async with ProvinceRun(
-            Path(root), size, seconds=seconds + 120, say=say, patroni=db_failover
+            Path(root),
+            size,
+            seconds=seconds + 120,
+            say=say,
+            patroni=db_failover,
+            api_processes=2 if api_failover else 1,
         ) as run:
             load_before = os.getloadavg()[0]
             done, exited = await _run_faults(run, seconds)
@@ -202,7 +229,9 @@ async def soak(
                 deadline=drain_deadline,
             )
             exited += [
-                s.name for s in run.supervisor.dead() if s.name in ("ingest", "alerts", "api")
+                s.name
+                for s in run.supervisor.dead()
+                if s.name in ("ingest", "alerts", *run.api_names)
             ]
     losses = result.losses()
     recovered = all(f["recovered_s"] is not None for f in done)
@@ -215,6 +244,7 @@ async def soak(
         "vision_shards": size.vision_shards,
         "faults": done,
         **({"db_failover_s": _round(run.db_failover_s)} if db_failover else {}),
+        **({"api_failover_s": _round(run.api_failover_s)} if api_failover else {}),
         "unexpected_exits": exited,
         "losses": losses,
         "drain_s": round(took, 1),
@@ -234,10 +264,15 @@ def main(
     keep: Path | None = None,
     *,
     db_failover: bool = False,
+    api_failover: bool = False,
 ) -> int:
     if keep is not None:
         keep = keep.resolve()
         keep.mkdir(parents=True, exist_ok=True)
-    summary = asyncio.run(soak(size, minutes, drain_deadline, keep, db_failover=db_failover))
+    summary = asyncio.run(
+        soak(
+            size, minutes, drain_deadline, keep, db_failover=db_failover, api_failover=api_failover
+        )
+    )
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0 if summary["soak"] == "ok" else 1

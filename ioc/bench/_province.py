@@ -24,6 +24,7 @@ from protocol import MqttEndpoint, Topics
 from store import StoreConfig, connect
 
 from ..cluster import PatroniCluster
+from ..haproxy import Backend, HAProxy, Server
 from ..runtime import prepare_store
 from ..servers import MosquittoBroker, PostgresCluster, free_port
 from ..supervisor import ServiceProcess, Supervisor
@@ -63,6 +64,7 @@ class ProvinceRun:
         auto_resolve: float = 5.0,
         say: Callable[[str], None],
         patroni: bool = False,
+        api_processes: int = 1,
     ) -> None:
         self.root = root
         self.size = size
@@ -77,8 +79,16 @@ class ProvinceRun:
         self.broker = MosquittoBroker(root / "mosquitto")
         self.endpoint = MqttEndpoint.from_url(self.broker.url)
         self.api_port = free_port()
+        self.api_ports = [self.api_port, *(free_port() for _ in range(api_processes - 1))]
+        """With several, each ``ioc api`` process (``api``, ``api-2`` ...) has one, and the
+        operators connect through HAProxy (``proxy``) on ``api_port``."""
+        if api_processes > 1:
+            self.api_port = free_port()
+        self.proxy: HAProxy | None = None
         self.db_failover_s: float | None = None
         """Set by the soak's database fault: kill to the first write on the new primary."""
+        self.api_failover_s: float | None = None
+        """Set by the soak's API fault: kill to an operator subscribed again via the proxy."""
         self._stack = contextlib.AsyncExitStack()
 
     @property
@@ -168,7 +178,7 @@ class ProvinceRun:
             await self.supervisor.add(
                 f"vision-{i}", "vision", "run", "--shard", f"{i}/{size.vision_shards}"
             )
-        await self.supervisor.add("api", "api")
+        await self._start_api()
         await self.wait_running([n for n in self.instances if n != "simulator"])
         self.operators = await stack.enter_async_context(
             Operators(f"127.0.0.1:{self.api_port}", token, size.operators)
@@ -187,6 +197,27 @@ class ProvinceRun:
                 "postgres": self._postgres_pids,
             }
         )
+
+    @property
+    def api_names(self) -> list[str]:
+        return ["api", *(f"api-{i}" for i in range(2, len(self.api_ports) + 1))]
+
+    async def _start_api(self) -> None:
+        for name, port in zip(self.api_names, self.api_ports, strict=True):
+            await self.supervisor.add(name, "api", env={"IOC_API_PORT": str(port)})
+        if len(self.api_ports) == 1:
+            return
+        servers = tuple(
+            Server(name, "127.0.0.1", port)
+            for name, port in zip(self.api_names, self.api_ports, strict=True)
+        )
+        self.proxy = HAProxy(
+            self.root / "haproxy-api", [Backend("console_api", servers, "http-api", self.api_port)]
+        )
+        # The operators reach the API through it once the checks admit a process; until
+        # then they connect again with backoff (the proxy answers 503).
+        await asyncio.to_thread(self.proxy.start)
+        self._stack.callback(self.proxy.stop)
 
     async def _deadline(self, waiting: Awaitable[None], what: str) -> None:
         try:
