@@ -22,11 +22,13 @@ import asyncpg
 import httpx
 import pytest
 from console_support import PASSWORD, raise_alert
+from typer.testing import CliRunner
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from console_api import Role, add_user
-from ioc.haproxy import Backend, HAProxy, Server
+from ioc.cli import app
+from ioc.haproxy import Backend, HAProxy, Server, haproxy_binary
 from ioc.servers import free_port, wait_for_port
 from protocol import Province
 from store import StoreConfig, sync_registry
@@ -169,3 +171,29 @@ async def test_a_killed_api_process_loses_no_change_for_its_clients(
     assert len(moved) == 1  # leastconn put one client on each process
     assert moved[0].reconnected_at is not None
     print(f"api_failover_s={moved[0].reconnected_at - killed_at:.2f}")
+
+
+def test_the_printed_proxy_config_is_one_haproxy_accepts(tmp_path: Path) -> None:
+    nodes = ("10.0.0.11:5432:8008", "10.0.0.12:5432:8008")
+    cli = CliRunner()
+    result = cli.invoke(
+        app,
+        [
+            *("api-proxy-config", "--api", "10.0.0.21:8081", "--api", "10.0.0.22:8081"),
+            *(arg for node in nodes for arg in ("--postgres", node)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(result.stdout)
+    binary = haproxy_binary()
+    assert binary is not None
+    check = subprocess.run(  # the system's haproxy on our own file
+        [binary, "-c", "-f", str(config)], capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "option httpchk OPTIONS /primary" in result.stdout
+    assert "server pg1 10.0.0.12:5432 check port 8008" in result.stdout
+    refused = cli.invoke(app, ["api-proxy-config", "--api", "10.0.0.21"])
+    assert refused.exit_code != 0
+    assert "expected HOST:PORT" in refused.output
