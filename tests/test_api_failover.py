@@ -1,7 +1,8 @@
-"""Two ``ioc api`` processes behind HAProxy (health checks on /healthz, websockets tunnelled):
-one is killed (SIGKILL). Its websocket client reconnects through the proxy with the same
-token (sessions live in the database, so every process knows them) and resumes by sequence
-on the other process; every client sees every change of the log once, in order."""
+"""Two ``ioc api`` processes behind HAProxy (health checks on /healthz, websockets tunnelled,
+the client's address forwarded): one is killed (SIGKILL). Its websocket client reconnects
+through the proxy with the same token (sessions live in the database, so every process
+knows them) and resumes by sequence on the other process; every client sees every change of
+the log once, in order."""
 
 from __future__ import annotations
 
@@ -128,7 +129,10 @@ async def test_a_killed_api_process_loses_no_change_for_its_clients(
         await asyncio.to_thread(proxy.start)
         host = f"127.0.0.1:{proxy.port('console_api')}"
         try:
-            async with httpx.AsyncClient(base_url=f"http://{host}") as http:
+            # The client's address as HAProxy forwards it (a documentation address stands
+            # for a client elsewhere: here every peer is the loopback).
+            forwarded = {"X-Forwarded-For": "203.0.113.7"}
+            async with httpx.AsyncClient(base_url=f"http://{host}", headers=forwarded) as http:
                 login = await http.post(
                     "/api/v1/auth/token", data={"username": "op", "password": PASSWORD}
                 )
@@ -163,6 +167,8 @@ async def test_a_killed_api_process_loses_no_change_for_its_clients(
                     task.cancel()
         finally:
             await asyncio.to_thread(proxy.stop)
+    # The login limits and the audit see the client, not the proxy.
+    assert await db.fetchval("SELECT address FROM login_audit") == "203.0.113.7"
     logged = [r["seq"] for r in await db.fetch("SELECT seq FROM alert_changes ORDER BY seq")]
     assert logged == before + during + after
     for operator in operators:
