@@ -7,6 +7,12 @@ websockets, a witness of what the broker accepted). Spread over the minutes, one
 ingest is killed (SIGKILL), the alerts service is killed, each vision shard and the API
 restart (SIGTERM), the alerts service restarts, Mosquitto restarts, PostgreSQL restarts (the
 servers last: a service restarted after them would hide a connection it never re-made).
+With ``--db-failover`` the database is a Patroni cluster (etcd, a primary, a synchronous
+replica) that every service reaches through HAProxy, and its primary's postmaster is killed
+(SIGKILL) instead of the restart: recovered once a write through HAProxy commits on the
+promoted replica (``db_failover_s``). With ``--api-failover`` two API processes run behind
+HAProxy and one is killed instead of the API restart: recovered once an operator it served
+is subscribed again through the proxy (``api_failover_s``).
 Each fault waits for the service (or every service, after a server restart) to report
 running again, within a deadline. The simulator is not restarted: it spools telemetry in memory, so
 its restart loses by design what it had not yet sent (a real edge agent spools to disk).
