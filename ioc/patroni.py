@@ -37,12 +37,11 @@ SCOPE = "ioc"
 """The Patroni cluster's name: its keys in etcd live under /service/ioc/."""
 
 
-def _binary(name: str, sbin: str) -> str:
-    found = shutil.which(name) or sbin
+def _binary(name: str, default: str, package: str) -> str:
+    """``name`` on PATH, else at ``default`` (Debian's path), else a clear error."""
+    found = shutil.which(name) or default
     if not Path(found).exists():
-        raise ServerError(
-            f"{name} is not installed (apt-get install {name.replace('etcd', 'etcd-server')})"
-        )
+        raise ServerError(f"{name} is not installed (apt-get install {package})")
     return found
 
 
@@ -67,7 +66,7 @@ class EtcdServer:
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(  # noqa: S603
                 [
-                    _binary("etcd", "/usr/bin/etcd"),
+                    _binary("etcd", "/usr/bin/etcd", "etcd-server"),
                     "--name=ioc-etcd",
                     f"--data-dir={self.root / 'data'}",
                     f"--listen-client-urls={client}",
@@ -236,7 +235,7 @@ class PatroniNode:
         (self.root / "log").mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(yaml.safe_dump(self._config, sort_keys=False))
         os.chmod(self.config_file, 0o600)  # it holds the passwords
-        command = [_binary("patroni", "/usr/bin/patroni"), str(self.config_file)]
+        command = [_binary("patroni", "/usr/bin/patroni", "patroni"), str(self.config_file)]
         if self.user is not None:
             _open_path_to(self.root.parent)
             _chown_tree(self.root, self.user)
