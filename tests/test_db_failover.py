@@ -75,7 +75,7 @@ async def _until_served(
     return response
 
 
-async def test_every_writer_survives_a_promotion(  # one scenario, many witnesses
+async def test_every_writer_survives_a_promotion(
     server_root: Path, mqtt: MqttEndpoint, topics: Topics, clips_province: Province
 ) -> None:
     root = Path(tempfile.mkdtemp(dir=server_root)) / "patroni"
