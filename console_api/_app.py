@@ -58,9 +58,11 @@ def create_app(
     mqtt: MqttEndpoint | None = None,
     topics: Topics | None = None,
     evidence: EvidenceCentre | None = None,
+    read_store: StoreConfig | None = None,
 ) -> FastAPI:
     """The console app over ``store``. ``mqtt`` (optional) is the broker through which camera
-    snapshots are asked of the edges; without it that one endpoint answers 503."""
+    snapshots are asked of the edges; without it that one endpoint answers 503.
+    ``read_store`` (optional) is a streaming replica for planners' history and forecasts."""
     config = config or ConsoleConfig()
     metrics = _metrics.ConsoleMetrics()
 
@@ -70,6 +72,10 @@ def create_app(
             pool = await create_pool(store)
             stack.push_async_callback(pool.close)
             app.state.pool = pool
+            app.state.read_pool = pool
+            if read_store is not None:
+                app.state.read_pool = await create_pool(read_store)
+                stack.push_async_callback(app.state.read_pool.close)
             app.state.hashing = await stack.enter_async_context(
                 PasswordHashing(config.password_workers)
             )

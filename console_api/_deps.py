@@ -29,12 +29,21 @@ def pool_of(request: Request) -> asyncpg.Pool:
     return pool
 
 
+def read_pool_of(request: Request) -> asyncpg.Pool:
+    """Planners' history and forecast reads: a replica's pool when the app has one
+    (IOC_DATABASE_READ_URL), else the primary's. A replica lags the primary by what it has
+    not yet replayed (docs/production.md says how much)."""
+    pool: asyncpg.Pool = request.app.state.read_pool
+    return pool
+
+
 def config_of(request: Request) -> ConsoleConfig:
     config: ConsoleConfig = request.app.state.config
     return config
 
 
 Pool = Annotated[asyncpg.Pool, Depends(pool_of)]
+ReadPool = Annotated[asyncpg.Pool, Depends(read_pool_of)]
 Config = Annotated[ConsoleConfig, Depends(config_of)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 

@@ -26,7 +26,7 @@ from store.forecasts import (
 )
 
 from ._bounds import LINE
-from ._deps import AUTH_RESPONSES, History, Pool
+from ._deps import AUTH_RESPONSES, History, ReadPool
 from ._openapi import json_response
 
 router = APIRouter(prefix="/api/v1/forecast", tags=["forecast"], responses=AUTH_RESPONSES)
@@ -118,7 +118,7 @@ def _csv(answer: ForecastAnswer) -> Response:
 
 @router.get("", response_model=None)
 async def series_list(
-    *, pool: Pool, who: History, resolution: Literal["hour", "day"] = "hour"
+    *, pool: ReadPool, who: History, resolution: Literal["hour", "day"] = "hour"
 ) -> Response:
     """Every series that has a forecast at this resolution."""
     async with pool.acquire() as conn:
@@ -129,7 +129,7 @@ async def series_list(
 @router.get("/anomalies", response_model=None)
 async def anomalies(
     *,
-    pool: Pool,
+    pool: ReadPool,
     who: History,
     hours: Annotated[int, Query(ge=1, le=24 * 31)] = 48,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -160,7 +160,7 @@ async def anomalies(
 @router.get("/series", response_model=None)
 async def series_forecast(
     *,
-    pool: Pool,
+    pool: ReadPool,
     who: History,
     kind: Annotated[Kind, Query(description="What the series counts")],
     id: Annotated[

@@ -22,7 +22,7 @@ from store import history as h
 
 from . import _planner as planner
 from ._bounds import LINE, Ids, TimeRange, invalid, time_range
-from ._deps import AUTH_RESPONSES, WIFI, History, Pool, Wifi
+from ._deps import AUTH_RESPONSES, WIFI, History, ReadPool, Wifi
 from ._openapi import Responses, json_response
 from ._planner import BUCKET_SIZE, Bucket, Places, Ranked, Series
 from ._render import ranking_csv, to_bar_png, to_csv, to_png
@@ -123,7 +123,7 @@ def _not_for(group: str, **given: object) -> None:
 
 
 async def _answer(
-    pool: Pool, answer: HistoryAnswer, fmt: Format, *, title: str, ylabel: str, filename: str
+    pool: ReadPool, answer: HistoryAnswer, fmt: Format, *, title: str, ylabel: str, filename: str
 ) -> Response:
     if fmt == "csv":
         return _csv(to_csv(answer.series, answer.metric), filename)
@@ -160,7 +160,7 @@ def _history(metric: str, group: str, period: h.Period, series: list[Series]) ->
 @router.get("/traffic", responses=_formats(HistoryAnswer))
 async def traffic(
     *,
-    pool: Pool,
+    pool: ReadPool,
     who: History,
     bucket: Bucket = "hour",
     since: Since = None,
@@ -200,7 +200,7 @@ async def traffic(
 @router.get("/congestion", responses=_formats(HistoryAnswer))
 async def congestion(
     *,
-    pool: Pool,
+    pool: ReadPool,
     who: History,
     bucket: Bucket = "hour",
     since: Since = None,
@@ -228,7 +228,7 @@ async def congestion(
 @router.get("/wifi", responses=_formats(HistoryAnswer))
 async def wifi(
     *,
-    pool: Pool,
+    pool: ReadPool,
     who: Wifi,
     bucket: Literal["hour", "day"] = "hour",
     since: Since = None,
@@ -266,7 +266,7 @@ async def wifi(
 @router.get("/busiest", responses=_formats(RankingAnswer))
 async def busiest(
     *,
-    pool: Pool,
+    pool: ReadPool,
     who: History,
     what: planner.Ranking = "cameras",
     bucket: Bucket = "hour",
@@ -316,7 +316,7 @@ class CitizenReportsAnswer(msgspec.Struct, frozen=True, kw_only=True):
 @router.get("/citizen-reports", responses=_formats(CitizenReportsAnswer))
 async def citizen_reports(
     *,
-    pool: Pool,
+    pool: ReadPool,
     who: History,
     since: Since = None,
     until: Until = None,

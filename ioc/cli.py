@@ -420,6 +420,61 @@ def bench_standby(
     run(timeout, retry)
 
 
+@bench_app.command("failover-db")
+def bench_failover_db(  # noqa: PLR0917  # typer maps each option to a parameter
+    rate: Annotated[float, typer.Option(help="Samples/s the fleet publishes")] = 120_000,
+    seconds: Annotated[float, typer.Option(help="Throughput run, per mode")] = 20,
+    fault_rate: Annotated[float, typer.Option(help="Samples/s while the primary dies")] = 20_000,
+    fault_seconds: Annotated[float, typer.Option(help="Publishing while it dies")] = 30,
+    batch: Annotated[int, typer.Option(help="Samples per MQTT message")] = 500,
+    aps: Annotated[int, typer.Option(help="Access points in the fleet")] = 324,
+    rounds: Annotated[int, typer.Option(min=1, max=10, help="Throughput turns per mode")] = 3,
+) -> None:
+    """Patroni (etcd, primary, replica, HAProxy): ingest with synchronous vs asynchronous
+    replication side by side, and the primary killed under load (db_failover_s, lost rows)."""
+    from .bench._publisher import Fleet
+    from .bench.failover_db import main as run
+
+    run(Fleet(rate, seconds, batch, aps), Fleet(fault_rate, fault_seconds, batch, aps), rounds)
+
+
+@app.command("api-proxy-config")
+def api_proxy_config(  # noqa: PLR0917  # typer maps each option to a parameter
+    api: Annotated[list[str], typer.Option(help="An `ioc api` process, HOST:PORT (repeat)")],
+    postgres: Annotated[
+        list[str] | None,
+        typer.Option(help="A Patroni node, HOST:PG_PORT:REST_PORT (repeat): adds the database"),
+    ] = None,
+    bind: Annotated[str, typer.Option(help="Address HAProxy listens on")] = "0.0.0.0",  # noqa: S104  # a proxy serves the network
+    port: Annotated[int, typer.Option(help="The console API's port on HAProxy")] = 8080,
+    primary_port: Annotated[int, typer.Option(help="The primary's port on HAProxy")] = 5000,
+    replica_port: Annotated[int, typer.Option(help="The replicas' port on HAProxy")] = 5001,
+) -> None:
+    """Print haproxy.cfg for the console API processes (and the Patroni nodes)."""
+    from .haproxy import Backend, Server, render_config
+
+    def address(text: str, parts: int) -> list[str]:
+        fields = text.rsplit(":", parts - 1)
+        if len(fields) != parts or not all(f[-1:].isdigit() for f in fields[1:]):
+            raise typer.BadParameter(f"{text!r}: expected {'HOST' + ':PORT' * (parts - 1)}")
+        return fields
+
+    apis = tuple(
+        Server(f"api{i}", h, int(p)) for i, (h, p) in enumerate(address(a, 2) for a in api)
+    )
+    backends = [Backend("console_api", apis, "http-api", port, bind)]
+    if postgres:
+        nodes = tuple(
+            Server(f"pg{i}", h, int(p), int(r))
+            for i, (h, p, r) in enumerate(address(n, 3) for n in postgres)
+        )
+        backends += [
+            Backend("postgres_primary", nodes, "patroni-primary", primary_port, bind),
+            Backend("postgres_replicas", nodes, "patroni-replica", replica_port, bind),
+        ]
+    typer.echo(render_config(backends))
+
+
 @bench_app.command("history")
 def bench_history(
     cameras: Annotated[int, typer.Option(help="Cameras (two counting lines each)")] = 200,
@@ -550,6 +605,20 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
             help="Two independent Mosquittos; the one fault is the first's death, mid-run"
         ),
     ] = False,
+    db_failover: Annotated[
+        bool,
+        typer.Option(
+            help="The database is Patroni (primary, synchronous replica, etcd) behind "
+            "HAProxy; its primary is killed instead of a restart (reports db_failover_s)"
+        ),
+    ] = False,
+    api_failover: Annotated[
+        bool,
+        typer.Option(
+            help="Two API processes behind HAProxy; one is killed instead of an API restart "
+            "(reports api_failover_s)"
+        ),
+    ] = False,
 ) -> None:
     """The province under load while broker, database and each worker restart in turn;
     exits 1 on any telemetry, event, police or websocket loss or duplicate."""
@@ -558,7 +627,17 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
 
     _settings()
     size = Size(cameras, fps, aps, shards, operators=2)
-    raise typer.Exit(run(size, minutes, drain, keep, broker_failover=broker_failover))
+    raise typer.Exit(
+        run(
+            size,
+            minutes,
+            drain,
+            keep,
+            broker_failover=broker_failover,
+            db_failover=db_failover,
+            api_failover=api_failover,
+        )
+    )
 
 
 @forecast_app.command("predict")

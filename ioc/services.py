@@ -237,6 +237,8 @@ def run_api(settings: Settings) -> None:
     if settings.database_url is None:
         raise NotConfigured("IOC_DATABASE_URL is not set")
     store = store_config(settings, settings.database_url.get_secret_value())
+    read_url = settings.database_read_url
+    read_store = None if read_url is None else store_config(settings, read_url.get_secret_value())
     province = load_province(settings.province)
     # Optional: only camera snapshots need the broker (credentials and CA as for the others).
     mqtt = None if settings.mqtt_url is None else broker_endpoint(settings)
@@ -251,6 +253,7 @@ def run_api(settings: Settings) -> None:
             mqtt=mqtt,
             topics=topics,
             evidence=evidence_centre(settings, province),
+            read_store=read_store,
         )
         config = uvicorn.Config(
             app,
@@ -262,6 +265,10 @@ def run_api(settings: Settings) -> None:
             # cost more than sending it on a LAN.
             ws_per_message_deflate=False,
             ws_max_size=64 * 1024,  # clients send only small control messages
+            # Behind HAProxy the peer is the proxy: the client is in X-Forwarded-For, trusted
+            # from these addresses only (login limits count per client, not per proxy).
+            proxy_headers=True,
+            forwarded_allow_ips=settings.api_forwarded_allow_ips,
         )
         # uvicorn handles SIGTERM/SIGINT itself and returns from serve().
         server = uvicorn.Server(config)

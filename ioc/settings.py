@@ -110,3 +110,14 @@ class Settings(BaseSettings):
     vision_lease_retry: Annotated[float, Field(gt=0, le=60)] = Field(
         1.0, description="Seconds between a standby vision worker's attempts to take its shard"
     )
+    database_read_url: SecretStr | None = Field(
+        None,
+        description="postgresql:// URL of a streaming replica (e.g. HAProxy's replica port) for "
+        "planners' history and forecast reads; unset: the primary (IOC_DATABASE_URL). Either "
+        "URL may list several hosts (host1:5432,host2:5432) with target_session_attrs",
+    )
+    api_forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated proxy addresses (or *) whose X-Forwarded-For the API "
+        "trusts as the client's address (login limits, audit): the HAProxy machines",
+    )

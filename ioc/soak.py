@@ -7,6 +7,12 @@ websockets, a witness of what the broker accepted). Spread over the minutes, one
 ingest is killed (SIGKILL), the alerts service is killed, each vision shard and the API
 restart (SIGTERM), the alerts service restarts, Mosquitto restarts, PostgreSQL restarts (the
 servers last: a service restarted after them would hide a connection it never re-made).
+With ``--db-failover`` the database is a Patroni cluster (etcd, a primary, a synchronous
+replica) that every service reaches through HAProxy, and its primary's postmaster is killed
+(SIGKILL) instead of the restart: recovered once a write through HAProxy commits on the
+promoted replica (``db_failover_s``). With ``--api-failover`` two API processes run behind
+HAProxy and one is killed instead of the API restart: recovered once an operator it served
+is subscribed again through the proxy (``api_failover_s``).
 Each fault waits for the service (or every service, after a server restart) to report
 running again, within a deadline.
 
@@ -47,6 +53,7 @@ import asyncpg
 from .bench._files import Size
 from .bench._province import STARTUP_DEADLINE, ProvinceRun, progress
 from .bench._reconcile import drain
+from .servers import ServerError
 
 say = progress("soak")
 
@@ -87,11 +94,38 @@ async def _kill_first_broker(run: ProvinceRun) -> None:
         raise NotRecovered(f"no status since the kill from {', '.join(silent)}") from exc
 
 
+async def _fail_over_database(run: ProvinceRun) -> None:
+    """SIGKILL on the primary's postmaster; recovered once Patroni has promoted the replica
+    and a write through HAProxy commits (the services find the new primary by themselves)."""
+    if run.patroni is None:
+        raise NotRecovered("no Patroni cluster (run with --db-failover)")
+    old = await run.patroni.kill_primary()
+    try:
+        run.db_failover_s = await run.patroni.wait_promoted(old, within=STARTUP_DEADLINE)
+    except ServerError as exc:
+        raise NotRecovered(str(exc)) from exc
+
+
 async def _restart_database(run: ProvinceRun) -> None:
     await asyncio.to_thread(run.cluster.stop, "fast")
     await asyncio.to_thread(run.cluster.start)
     conn = await asyncpg.connect(run.cluster.url)
     await conn.close()
+
+
+async def _kill_api_process(run: ProvinceRun) -> None:
+    """SIGKILL one of the API processes behind HAProxy: its operators reconnect through the
+    proxy to another and resume by sequence; then it is started again, as systemd would."""
+    service = run.service("api")
+    before = run.operators.sessions()
+    killed = time.monotonic()
+    await service.kill()
+    try:
+        await _within(run.operators.wait_until_any_resubscribed(before))
+    except TimeoutError as exc:
+        raise NotRecovered("no operator resubscribed through the proxy") from exc
+    run.api_failover_s = time.monotonic() - killed
+    await service.start()
 
 
 def _restart(name: str, *, crash: bool) -> Callable[[ProvinceRun], Awaitable[None]]:
@@ -122,7 +156,13 @@ async def _within(waiting: Awaitable[None]) -> None:
 BROKER_FAILOVER = Fault("first broker killed (SIGKILL)", _kill_first_broker)
 
 
-def faults(shards: int, *, broker_failover: bool = False) -> list[Fault]:
+def faults(
+    shards: int,
+    *,
+    broker_failover: bool = False,
+    db_failover: bool = False,
+    api_failover: bool = False,
+) -> list[Fault]:
     if broker_failover:
         return [BROKER_FAILOVER]  # mid-run: the rest of the run goes through the second
     vision = [
@@ -135,18 +175,27 @@ def faults(shards: int, *, broker_failover: bool = False) -> list[Fault]:
         Fault("ingest crash (SIGKILL)", _restart("ingest", crash=True)),
         Fault("alerts crash (SIGKILL)", _restart("alerts", crash=True)),
         vision[0],
-        Fault("api restart", _restart("api", crash=False)),
+        Fault("api process killed (SIGKILL), clients move", _kill_api_process)
+        if api_failover
+        else Fault("api restart", _restart("api", crash=False)),
         *vision[1:],
         Fault("alerts restart", _restart("alerts", crash=False)),
         Fault("mosquitto restart", _restart_broker),
-        Fault("postgresql restart", _restart_database),
+        Fault("postgresql primary killed (SIGKILL), Patroni promotes", _fail_over_database)
+        if db_failover
+        else Fault("postgresql restart", _restart_database),
     ]
 
 
 async def _run_faults(
     run: ProvinceRun, seconds: float, *, broker_failover: bool = False
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    schedule = faults(run.size.vision_shards, broker_failover=broker_failover)
+    schedule = faults(
+        run.size.vision_shards,
+        broker_failover=broker_failover,
+        db_failover=run.patroni is not None,
+        api_failover=run.proxy is not None,
+    )
     started = time.monotonic()
     period = seconds / (len(schedule) + 1)
     done: list[dict[str, Any]] = []
@@ -188,6 +237,8 @@ async def soak(
     keep: Path | None = None,
     *,
     broker_failover: bool = False,
+    db_failover: bool = False,
+    api_failover: bool = False,
 ) -> dict[str, Any]:
     seconds = minutes * 60
     folder = (
@@ -197,7 +248,13 @@ async def soak(
     )
     with folder as root:
         async with ProvinceRun(
-            Path(root), size, seconds=seconds + 120, say=say, second_broker=broker_failover
+            Path(root),
+            size,
+            seconds=seconds + 120,
+            say=say,
+            second_broker=broker_failover,
+            patroni=db_failover,
+            api_processes=2 if api_failover else 1,
         ) as run:
             load_before = os.getloadavg()[0]
             done, exited = await _run_faults(run, seconds, broker_failover=broker_failover)
@@ -206,7 +263,7 @@ async def soak(
             for i in range(1, size.vision_shards + 1):
                 await run.service(f"vision-{i}").stop()
             result, took = await drain(
-                run.cluster.url,
+                run.database_url,
                 run.witness.seen,
                 run.police.tally,
                 run.routes,
@@ -214,7 +271,9 @@ async def soak(
                 deadline=drain_deadline,
             )
             exited += [
-                s.name for s in run.supervisor.dead() if s.name in ("ingest", "alerts", "api")
+                s.name
+                for s in run.supervisor.dead()
+                if s.name in ("ingest", "alerts", *run.api_names)
             ]
     losses = result.losses()
     recovered = all(f["recovered_s"] is not None for f in done)
@@ -236,12 +295,18 @@ async def soak(
         "access_points": size.access_points,
         "vision_shards": size.vision_shards,
         "faults": done,
+        **({"db_failover_s": _round(run.db_failover_s)} if db_failover else {}),
+        **({"api_failover_s": _round(run.api_failover_s)} if api_failover else {}),
         "unexpected_exits": exited,
         "losses": losses,
         "drain_s": round(took, 1),
         **result.as_dict(),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
 
 
 def main(
@@ -251,12 +316,22 @@ def main(
     keep: Path | None = None,
     *,
     broker_failover: bool = False,
+    db_failover: bool = False,
+    api_failover: bool = False,
 ) -> int:
     if keep is not None:
         keep = keep.resolve()
         keep.mkdir(parents=True, exist_ok=True)
     summary = asyncio.run(
-        soak(size, minutes, drain_deadline, keep, broker_failover=broker_failover)
+        soak(
+            size,
+            minutes,
+            drain_deadline,
+            keep,
+            broker_failover=broker_failover,
+            db_failover=db_failover,
+            api_failover=api_failover,
+        )
     )
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0 if summary["soak"] == "ok" else 1

@@ -102,8 +102,11 @@ class Supervisor:
         self.log_dir = log_dir
         self.services: dict[str, ServiceProcess] = {}
 
-    async def add(self, name: str, *args: str) -> ServiceProcess:
-        service = ServiceProcess(name, args, self.env, self.log_dir)
+    async def add(
+        self, name: str, *args: str, env: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
+        """Start ``ioc ARGS`` as ``name``, with ``env`` over the common environment."""
+        service = ServiceProcess(name, args, {**self.env, **(env or {})}, self.log_dir)
         self.services[name] = service
         await service.start()
         return service

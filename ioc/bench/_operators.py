@@ -81,6 +81,14 @@ class Operators(Background):
                 lambda: all(v.sessions > n for v, n in zip(self.views, floor, strict=True))
             )
 
+    async def wait_until_any_resubscribed(self, beyond: list[int]) -> None:
+        """Return once some client has a new subscription answered (after the API process
+        it was on died, through the proxy to another)."""
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: any(v.sessions > n for v, n in zip(self.views, beyond, strict=True))
+            )
+
     def new_alerts(self, since: float, until: float) -> list[NewAlert]:
         """Alerts decided by frames captured in [since, until), as each client saw them."""
         return [

@@ -23,6 +23,8 @@ from console_api import Role, add_user, issue_token
 from protocol import MqttEndpoint, Topics
 from store import StoreConfig, connect
 
+from ..cluster import PatroniCluster
+from ..haproxy import Backend, HAProxy, Server
 from ..runtime import prepare_store
 from ..servers import MosquittoBroker, PostgresCluster, free_port
 from ..supervisor import ServiceProcess, Supervisor
@@ -62,6 +64,8 @@ class ProvinceRun:
         auto_resolve: float = 5.0,
         say: Callable[[str], None],
         second_broker: bool = False,
+        patroni: bool = False,
+        api_processes: int = 1,
     ) -> None:
         self.root = root
         self.size = size
@@ -70,11 +74,24 @@ class ProvinceRun:
         self.say = say
         self.topics = Topics("ioc/v1")
         self.cluster = PostgresCluster(root / "postgres", durable=True)
+        self.patroni = PatroniCluster(root / "patroni") if patroni else None
+        """With it, the database is a Patroni cluster (primary, synchronous replica, etcd)
+        that services reach through HAProxy; ``cluster`` is then unused."""
         self.broker = MosquittoBroker(root / "mosquitto")
         self.second_broker = MosquittoBroker(root / "mosquitto-2") if second_broker else None
         """An independent Mosquitto every client fails over to (``ioc soak --broker-failover``)."""
         self.endpoint = MqttEndpoint.from_url(self.broker_urls)
         self.api_port = free_port()
+        self.api_ports = [self.api_port, *(free_port() for _ in range(api_processes - 1))]
+        """With several, each ``ioc api`` process (``api``, ``api-2`` ...) has one, and the
+        operators connect through HAProxy (``proxy``) on ``api_port``."""
+        if api_processes > 1:
+            self.api_port = free_port()
+        self.proxy: HAProxy | None = None
+        self.db_failover_s: float | None = None
+        """Set by the soak's database fault: kill to the first write on the new primary."""
+        self.api_failover_s: float | None = None
+        """Set by the soak's API fault: kill to an operator subscribed again via the proxy."""
         self._stack = contextlib.AsyncExitStack()
 
     @property
@@ -84,8 +101,12 @@ class ProvinceRun:
         return self.broker.url if second is None else f"{self.broker.url},{second.url}"
 
     @property
+    def database_url(self) -> str:
+        return self.cluster.url if self.patroni is None else self.patroni.url
+
+    @property
     def store(self) -> StoreConfig:
-        return StoreConfig(url=self.cluster.url)
+        return StoreConfig(url=self.database_url)
 
     @property
     def instances(self) -> dict[str, str]:
@@ -115,9 +136,13 @@ class ProvinceRun:
 
     async def _start(self) -> None:
         stack, size = self._stack, self.size
-        self.say("starting PostgreSQL (durable) and Mosquitto")
-        await asyncio.to_thread(self.cluster.start)
-        stack.callback(self.cluster.stop, "fast")
+        if self.patroni is None:
+            self.say("starting PostgreSQL (durable) and Mosquitto")
+            await asyncio.to_thread(self.cluster.start)
+            stack.callback(self.cluster.stop, "fast")
+        else:
+            self.say("starting etcd, Patroni (primary, synchronous replica), HAProxy, Mosquitto")
+            await stack.enter_async_context(self.patroni)
         await asyncio.to_thread(self.broker.start)
         stack.callback(self.broker.stop)
         if self.second_broker is not None:
@@ -142,7 +167,7 @@ class ProvinceRun:
         env = {
             "IOC_MQTT_URL": self.broker_urls,
             "IOC_MQTT_V5": "true",
-            "IOC_DATABASE_URL": self.cluster.url,
+            "IOC_DATABASE_URL": self.database_url,
             "IOC_PROVINCE": str(province_file),
             "IOC_TOPIC_PREFIX": self.topics.prefix,
             "IOC_STATE_DIR": str(self.root / "state"),
@@ -152,6 +177,8 @@ class ProvinceRun:
             "IOC_ALERT_RULES": str(rules_file),
             POLICE_SECRET_ENV: secret,
         }
+        if self.patroni is not None:  # planners' reads on the replica, as production may
+            env["IOC_DATABASE_READ_URL"] = self.patroni.read_url
         self.supervisor = await stack.enter_async_context(Supervisor(env, self.root / "logs"))
         self.say(
             f"starting ingest, alerts, {size.vision_shards} vision shards and the API "
@@ -163,7 +190,7 @@ class ProvinceRun:
             await self.supervisor.add(
                 f"vision-{i}", "vision", "run", "--shard", f"{i}/{size.vision_shards}"
             )
-        await self.supervisor.add("api", "api")
+        await self._start_api()
         await self.wait_running([n for n in self.instances if n != "simulator"])
         self.operators = await stack.enter_async_context(
             Operators(f"127.0.0.1:{self.api_port}", token, size.operators)
@@ -182,6 +209,27 @@ class ProvinceRun:
                 "postgres": self._postgres_pids,
             }
         )
+
+    @property
+    def api_names(self) -> list[str]:
+        return ["api", *(f"api-{i}" for i in range(2, len(self.api_ports) + 1))]
+
+    async def _start_api(self) -> None:
+        for name, port in zip(self.api_names, self.api_ports, strict=True):
+            await self.supervisor.add(name, "api", env={"IOC_API_PORT": str(port)})
+        if len(self.api_ports) == 1:
+            return
+        servers = tuple(
+            Server(name, "127.0.0.1", port)
+            for name, port in zip(self.api_names, self.api_ports, strict=True)
+        )
+        self.proxy = HAProxy(
+            self.root / "haproxy-api", [Backend("console_api", servers, "http-api", self.api_port)]
+        )
+        # The operators reach the API through it once the checks admit a process; until
+        # then they connect again with backoff (the proxy answers 503).
+        await asyncio.to_thread(self.proxy.start)
+        self._stack.callback(self.proxy.stop)
 
     async def _deadline(self, waiting: Awaitable[None], what: str) -> None:
         try:
@@ -211,7 +259,9 @@ class ProvinceRun:
         return [process.pid] if process is not None else []
 
     def _postgres_pids(self) -> list[int]:
-        pid_file = self.cluster.data / "postmaster.pid"
+        primary = None if self.patroni is None else self.patroni.primary()
+        data = self.cluster.data if primary is None else primary.data
+        pid_file = data / "postmaster.pid"
         try:
             return process_tree(int(pid_file.read_text().splitlines()[0]))
         except (OSError, ValueError, IndexError):

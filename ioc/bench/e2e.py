@@ -178,7 +178,7 @@ async def bench(size: Size, seconds: float, warmup: float, drain_deadline: float
             await run.service("simulator").stop()
             for i in range(1, size.vision_shards + 1):
                 await run.service(f"vision-{i}").stop()
-            url = run.cluster.url
+            url = run.database_url
             result, took = await drain(
                 url,
                 run.witness.seen,
