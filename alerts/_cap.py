@@ -20,7 +20,6 @@ from lxml import etree
 from protocol import PROFILES, EventKind, Severity
 
 from ._model import AlertView
-from ._speeding import speeding_figures
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 MsgType = Literal["Alert", "Update", "Cancel"]
@@ -177,9 +176,9 @@ def _info(
         "escalationLevel": str(alert.escalation_level),
         "fiwareCategory": f"{profile.fiware_category}/{profile.fiware_subcategory}",
     }
-    figures = speeding_figures(alert.title_en) if alert.kind == EventKind.SPEEDING else None
-    if figures is not None:
-        parameters["speedKmh"], parameters["limitKmh"] = figures
+    if alert.speed_kmh is not None and alert.limit_kmh is not None:
+        parameters["speedKmh"] = f"{alert.speed_kmh:g}"
+        parameters["limitKmh"] = f"{alert.limit_kmh:g}"
     for name, value in parameters.items():
         parameter = _sub(info, "parameter")
         _sub(parameter, "valueName", name)

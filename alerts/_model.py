@@ -56,6 +56,9 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     """The place of its camera or access point (None for sources with no place)."""
     note_count: int = 0
     """Notes operators added (audit lines with action ``note``)."""
+    speed_kmh: float | None = None
+    limit_kmh: float | None = None
+    """speeding: the speed of the vehicle that opened the alert and its gate's limit (km/h)."""
 
     @classmethod
     def from_record(cls, record: Any) -> AlertView:

@@ -117,8 +117,9 @@ async def observe(
             INSERT INTO alerts (source_id, kind, zone_id, district_id, severity, state,
                                 title_vi, title_en, opened_at, last_seen_at, first_event_id,
                                 first_frame_captured_at, auto_resolve_seconds, rule,
-                                suppressed_by)
-            VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $8, $9, $10, $11, $12, $13)
+                                suppressed_by, speed_kmh, limit_kmh)
+            VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $8, $9, $10, $11, $12, $13,
+                    $14, $15)
             ON CONFLICT (source_id, kind, (coalesce(zone_id, ''))) WHERE state <> 'resolved'
             DO UPDATE SET count = alerts.count + 1,
                           last_seen_at = greatest(alerts.last_seen_at, EXCLUDED.last_seen_at),
@@ -139,6 +140,8 @@ async def observe(
         auto_resolve_seconds,
         rule,
         suppressed_by,
+        obs.speed_kmh,
+        obs.limit_kmh,
     )
     if record is None:
         raise RuntimeError("INSERT ... RETURNING returned no row")

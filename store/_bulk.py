@@ -43,6 +43,14 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("frames", "int"),
         ("congested_s", "float8"),
     ),
+    "traffic_speeds": (
+        ("camera_id", "text"),
+        ("ts", "timestamptz"),
+        ("seconds", "float8"),
+        ("vehicles", "int"),
+        ("mean_kmh", "real"),
+        ("p85_kmh", "real"),
+    ),
     "zone_occupancy": (
         ("camera_id", "text"),
         ("zone_id", "text"),

@@ -1,7 +1,8 @@
 """Idempotent writes of per-interval traffic metrics from the vision workers.
 
 A :class:`protocol.TrafficMetrics` message is one camera's interval: vehicles crossing each
-counting line by direction, each zone's occupancy, the zones judged congested. (camera_id,
+counting line by direction, each zone's occupancy, the zones judged congested, and the
+vehicles its speed gates timed with their mean and 85th-percentile speed. (camera_id,
 seq) identifies it, so a redelivered message is skipped as a whole. A camera is congested
 for the interval's length when any of its zones is.
 """
@@ -35,6 +36,7 @@ async def write_traffic(
         counts: list[Row] = []
         intervals: list[Row] = []
         zones: list[Row] = []
+        speeds: list[Row] = []
         for key in sorted(fresh):
             m = unique[key]
             ts = datetime.fromtimestamp(m.interval_start, UTC)
@@ -49,7 +51,12 @@ async def write_traffic(
                 (m.camera_id, zone, ts, occupancy, zone in congested)
                 for zone, occupancy in sorted(m.zone_occupancy.items())
             )
+            if m.speeds and m.speed_mean_kmh is not None and m.speed_p85_kmh is not None:
+                speeds.append(
+                    (m.camera_id, ts, seconds, m.speeds, m.speed_mean_kmh, m.speed_p85_kmh)
+                )
         await insert_rolled_up(conn, "traffic_counts", counts, mode)
         await insert_rolled_up(conn, "traffic_intervals", intervals, mode)
         await insert_rolled_up(conn, "zone_occupancy", zones, mode)
+        await insert_rolled_up(conn, "traffic_speeds", speeds, mode)
     return WriteResult(len(fresh), len(metrics) - len(fresh), len(counts))

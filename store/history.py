@@ -37,6 +37,7 @@ __all__ = [
     "Bucket",
     "GroupTraffic",
     "HistoryError",
+    "IntervalSpeeds",
     "LineTraffic",
     "Period",
     "Ranked",
@@ -50,6 +51,7 @@ __all__ = [
     "congestion_minutes",
     "distinct_visitors",
     "traffic_counts",
+    "traffic_speeds",
     "traffic_totals",
     "wifi_usage",
 ]
@@ -153,6 +155,42 @@ async def traffic_counts(
         cameras,
     )
     return [LineTraffic(**r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalSpeeds:
+    camera_id: str
+    interval_start: datetime
+    seconds: float
+    vehicles: int
+    """Vehicles timed by the camera's speed gates in the interval."""
+    mean_kmh: float
+    p85_kmh: float
+    """85th percentile of their speeds: what traffic engineers set limits by."""
+
+
+async def traffic_speeds(
+    conn: Connection, period: Period, *, cameras: list[str] | None = None
+) -> list[IntervalSpeeds]:
+    """Timed vehicles and their mean and 85th-percentile speed per camera and traffic-metrics
+    interval, as the vision workers measured them (intervals that timed nobody have no
+    row). Minute periods only (at most two days): a percentile cannot be merged from
+    intervals into coarser buckets, so there is no rollup to read."""
+    if period.bucket is not Bucket.MINUTE:
+        raise HistoryError(
+            f"speeds are kept per interval: ask in minute buckets, not {period.bucket}"
+        )
+    rows = await conn.fetch(
+        """SELECT camera_id, ts AS interval_start, seconds, vehicles,
+                  mean_kmh::float8 AS mean_kmh, p85_kmh::float8 AS p85_kmh
+           FROM traffic_speeds
+           WHERE ts >= $1 AND ts < $2 AND ($3::text[] IS NULL OR camera_id = ANY($3::text[]))
+           ORDER BY camera_id, ts""",
+        period.start,
+        period.end,
+        cameras,
+    )
+    return [IntervalSpeeds(**r) for r in rows]
 
 
 def _totals_rollup(width: Bucket) -> str:

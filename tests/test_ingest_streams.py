@@ -70,6 +70,12 @@ async def test_traffic_and_device_states_are_stored(
     assert await db.fetchval("SELECT sum(forward + backward) FROM traffic_1h") == sum(
         c.forward + c.backward for m in metrics for c in m.line_counts.values()
     )
+    timed = [m for m in metrics if m.speeds]
+    assert timed, "the synthetic stream times vehicles in some intervals"
+    stored = await db.fetch("SELECT vehicles, mean_kmh, p85_kmh FROM traffic_speeds")
+    got = sorted((r["vehicles"], r["mean_kmh"], r["p85_kmh"]) for r in stored)
+    sent = sorted((m.speeds, m.speed_mean_kmh or 0.0, m.speed_p85_kmh or 0.0) for m in timed)
+    assert [x for row in got for x in row] == pytest.approx([x for row in sent for x in row])
     assert await db.fetchval("SELECT fps FROM camera_status") == pytest.approx(4.8)
     assert await db.fetchval("SELECT status FROM edge_status WHERE agent_id = 'edge-a'") == (
         "online"

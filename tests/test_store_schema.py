@@ -16,7 +16,7 @@ import pglast
 import pytest
 
 from store import ALL_MIGRATIONS, ROLLUPS, Flavor, StoreConfig, applied_flavor, maintain, migrate
-from store.schema.timeseries import RAW_TABLES
+from store.schema.timeseries import TIME_TABLES
 
 pytestmark = [pytest.mark.postgres]
 
@@ -31,7 +31,7 @@ def test_timescale_ddl_is_valid_sql() -> None:
     for stmt in statements:
         pglast.parse_sql(stmt)
     text = "\n".join(statements)
-    for table in RAW_TABLES:
+    for table in TIME_TABLES:
         assert f"create_hypertable('{table.name}'" in text
         if table.retain:
             assert f"add_retention_policy('{table.name}'" in text
@@ -70,7 +70,7 @@ async def test_migrations_take_the_plain_path_and_are_idempotent(
     partitioned = {
         r["relname"] for r in await db.fetch("SELECT relname FROM pg_class WHERE relkind = 'p'")
     }
-    assert {t.name for t in RAW_TABLES} | {r.name for r in ROLLUPS} <= partitioned
+    assert {t.name for t in TIME_TABLES} | {r.name for r in ROLLUPS} <= partitioned
     brin = await db.fetchval(
         """SELECT count(*) FROM pg_indexes
            WHERE tablename = 'wifi_samples' AND indexdef ILIKE '%USING brin%'"""

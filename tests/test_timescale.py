@@ -44,7 +44,7 @@ from store import (
     write_traffic,
 )
 from store import history as h
-from store.schema.timeseries import RAW_TABLES
+from store.schema.timeseries import TIME_TABLES
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timescale, pytest.mark.mosquitto]
 # Recent data: nothing here meets a retention policy.
@@ -89,7 +89,7 @@ async def test_migrations_take_the_timescale_path(ts: asyncpg.Connection) -> Non
             "SELECT hypertable_name, compression_enabled FROM timescaledb_information.hypertables"
         )
     }
-    for table in RAW_TABLES:
+    for table in TIME_TABLES:
         assert table.name in hypertables
         assert hypertables[table.name] is bool(table.segment_by)
     views = {
@@ -105,7 +105,7 @@ async def test_migrations_take_the_timescale_path(ts: asyncpg.Connection) -> Non
             "SELECT proc_name, hypertable_name FROM timescaledb_information.jobs"
         )
     }
-    for table in RAW_TABLES:
+    for table in TIME_TABLES:
         if table.retain:
             assert ("policy_retention", table.name) in jobs
         if table.segment_by:
@@ -154,6 +154,8 @@ def _planner_queries() -> dict[str, Query]:
         for g in h.TrafficGrouping:
             queries[f"totals/{w}/{g}"] = partial(h.traffic_totals, period=p, by=g)
         queries[f"congestion/{w}"] = partial(h.congestion_minutes, period=p)
+        if p.bucket is h.Bucket.MINUTE:
+            queries["speeds"] = partial(h.traffic_speeds, period=p)
         for r in (h.Ranking.CAMERAS, h.Ranking.ROADS, h.Ranking.DISTRICTS):
             queries[f"top/{w}/{r}"] = partial(h.busiest, period=p, what=r, limit=5)
     for p in (hour, day):

@@ -83,3 +83,25 @@ def test_a_colour_jpeg_is_read_as_the_same_gray_picture() -> None:
     gray, from_colour = batch.gray.astype(int)
     assert np.abs(from_colour - cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)).mean() < 3
     assert np.abs(gray - room).mean() < 3
+
+
+def test_the_batch_holds_what_opencv_decodes_pixel_for_pixel() -> None:
+    """The decoder writes straight into the batch; its pictures are OpenCV's own (gray,
+    colour, at twice the size), and a frame cut short half-way, which may have written part
+    of its row, leaves the next frame's row whole."""
+    room = empty_room()
+    colour = cv2.cvtColor(room, cv2.COLOR_GRAY2BGR)
+    colour[..., 2] = np.clip(colour[..., 2].astype(int) + 60, 0, 255)
+    big = cv2.resize(room, (640, 360), interpolation=cv2.INTER_CUBIC)
+    frames = [_frame(0, room), _frame(1, colour), _frame(3, big)]
+    cut = _frame(2, np.roll(room, 40, axis=1))
+    frames.append(EncodedFrame(2, cut.header, bytes(cut.jpeg)[: len(cut.jpeg) * 2 // 3]))
+    batch, refused = FrameDecoder((320, 180), 4).decode(frames)
+    assert [(r.camera, r.reason.split(":")[0]) for r in refused] == [(2, "corrupt JPEG")]
+    assert batch is not None
+    assert batch.cameras.tolist() == [0, 1, 3]
+    flags = [cv2.IMREAD_GRAYSCALE, cv2.IMREAD_GRAYSCALE, cv2.IMREAD_REDUCED_GRAYSCALE_2]
+    for got, frame, flag in zip(batch.gray, [frames[0], frames[1], frames[2]], flags, strict=True):
+        want = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), flag)
+        assert want is not None
+        assert np.array_equal(got, want)

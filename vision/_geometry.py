@@ -99,6 +99,18 @@ class ZoneLayout:
             for gate in camera.speed_gates:
                 self.timed[ci, slot_of[gate.from_line]] = True
                 self.timed[ci, slot_of[gate.to_line]] = True
+        # The same as columns of each camera's timed lines only (camera, column): their slots
+        # and segments, so timing looks at those lines and not at every counting line.
+        width = max(int(self.timed.sum(axis=1).max(initial=0)), 1)
+        self.timed_slot = np.zeros((count, width), np.intp)
+        self.timed_valid = np.zeros((count, width), bool)
+        for ci in range(count):
+            found = np.flatnonzero(self.timed[ci])
+            self.timed_slot[ci, : len(found)] = found
+            self.timed_valid[ci, : len(found)] = True
+        rows = np.arange(count)[:, None]
+        self.timed_a = self.line_a[rows, self.timed_slot]
+        self.timed_b = self.line_b[rows, self.timed_slot]
 
     def occupancy(self, half: npt.NDArray[np.uint8], rows: BatchRows) -> npt.NDArray[np.float64]:
         """Foreground share of every zone layer, ``(frames, layers)``, from the half-size
@@ -129,6 +141,29 @@ class ZoneLayout:
         return (self.half_masks[: self.layers, cameras, py * w + px] > 0).T
 
 
+Sides = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]
+
+
+def _sides(
+    start: npt.NDArray[np.float64],
+    end: npt.NDArray[np.float64],
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+) -> Sides:
+    """The sides of the segments ``start`` and ``end`` are on (cross products) and whether
+    the move crosses each segment."""
+    d = b - a
+    p, q = start[:, None, :], end[:, None, :]
+    side_p = d[..., 0] * (p[..., 1] - a[..., 1]) - d[..., 1] * (p[..., 0] - a[..., 0])
+    side_q = d[..., 0] * (q[..., 1] - a[..., 1]) - d[..., 1] * (q[..., 0] - a[..., 0])
+    m = q - p
+    side_a = m[..., 0] * (a[..., 1] - p[..., 1]) - m[..., 1] * (a[..., 0] - p[..., 0])
+    side_b = m[..., 0] * (b[..., 1] - p[..., 1]) - m[..., 1] * (b[..., 0] - p[..., 0])
+    # A move that starts exactly on the line crosses it; one that ends on it does not yet.
+    hit = (side_a * side_b < 0) & (((side_p <= 0) & (side_q > 0)) | ((side_p >= 0) & (side_q < 0)))
+    return side_p, side_q, hit
+
+
 def crossings(
     start: npt.NDArray[np.float64],
     end: npt.NDArray[np.float64],
@@ -139,15 +174,7 @@ def crossings(
     +1 where the move crosses from the segment's left to its right (forward), -1 for the
     reverse, 0 otherwise. With y pointing down, "left" as seen on the image is where the
     cross product of (b - a) and (p - a) is negative."""
-    d = b - a
-    p, q = start[:, None, :], end[:, None, :]
-    side_p = d[..., 0] * (p[..., 1] - a[..., 1]) - d[..., 1] * (p[..., 0] - a[..., 0])
-    side_q = d[..., 0] * (q[..., 1] - a[..., 1]) - d[..., 1] * (q[..., 0] - a[..., 0])
-    m = q - p
-    side_a = m[..., 0] * (a[..., 1] - p[..., 1]) - m[..., 1] * (a[..., 0] - p[..., 0])
-    side_b = m[..., 0] * (b[..., 1] - p[..., 1]) - m[..., 1] * (b[..., 0] - p[..., 0])
-    # A move that starts exactly on the line crosses it; one that ends on it does not yet.
-    hit = (side_a * side_b < 0) & (((side_p <= 0) & (side_q > 0)) | ((side_p >= 0) & (side_q < 0)))
+    _, side_q, hit = _sides(start, end, a, b)
     return np.where(hit, np.where(side_q > 0, 1, -1), 0).astype(np.int8)
 
 
@@ -164,11 +191,7 @@ def crossing_times(
     interpolated linearly along the move (NaN where it does not cross). At constant speed the
     error is that of the positions, not of the frame period."""
     t0, t1 = times
-    hit = crossings(start, end, a, b) != 0
-    d = b - a
-    p, q = start[:, None, :], end[:, None, :]
-    side_p = d[..., 0] * (p[..., 1] - a[..., 1]) - d[..., 1] * (p[..., 0] - a[..., 0])
-    side_q = d[..., 0] * (q[..., 1] - a[..., 1]) - d[..., 1] * (q[..., 0] - a[..., 0])
+    side_p, side_q, hit = _sides(start, end, a, b)
     share = side_p / np.where(hit, side_p - side_q, 1.0)
     at = t0[:, None] + np.clip(share, 0.0, 1.0) * (t1 - t0)[:, None]
     out: npt.NDArray[np.float64] = np.where(hit, at, np.nan)

@@ -111,7 +111,7 @@ class VisionPipeline:
         now = float(batch.times.max())
         events += self.detectors.update(self.tracker, step, index, occupancy)
         crossings = self._crossings(step, index)
-        speeds = self.gates.update(self.tracker, step.observed)
+        speeds = self.gates.update(self.tracker, step.timed)
         for speed in speeds:  # a few vehicles a minute per camera
             if speed.speeding:
                 events += [speed.event("start"), speed.event("end")]

@@ -79,28 +79,31 @@ class SpeedGates:
         self.timed_ident = np.zeros((64, max(width, 1)), np.int64)
         """(track slot, gate): the ident of the track last timed there (slots are reused)."""
 
-    def update(self, tracker: Tracker, observed: Ints) -> list[SpeedMeasurement]:
-        """Time the observed tracks that have now crossed both lines of a gate."""
-        if not self.width or not len(observed):
+    def update(self, tracker: Tracker, timed: Ints) -> list[SpeedMeasurement]:
+        """Time the tracks that have now crossed both lines of a gate, among ``timed``:
+        the tracks that got a crossing time in this step (a track is timed in the step its
+        second line's time is found, so looking at every observed track, most of them on
+        cameras without gates, only cost time)."""
+        if not self.width or not len(timed):
             return []
         if len(self.timed_ident) < tracker.capacity:
             grown = np.zeros((tracker.capacity, self.width), np.int64)
             grown[: len(self.timed_ident)] = self.timed_ident
             self.timed_ident = grown
-        cams = tracker.camera[observed]
-        t_first = np.take_along_axis(tracker.crossed_at[observed], self.first[cams], axis=1)
-        t_second = np.take_along_axis(tracker.crossed_at[observed], self.second[cams], axis=1)
+        cams = tracker.camera[timed]
+        t_first = np.take_along_axis(tracker.crossed_at[timed], self.first[cams], axis=1)
+        t_second = np.take_along_axis(tracker.crossed_at[timed], self.second[cams], axis=1)
         ready = (
             self.valid[cams]
             & ~np.isnan(t_first)
             & ~np.isnan(t_second)
             & (t_first != t_second)
-            & (self.timed_ident[observed] != tracker.ident[observed][:, None])
+            & (self.timed_ident[timed] != tracker.ident[timed][:, None])
         )
         out = []
         # One iteration per vehicle through a gate: a few per minute per camera.
         for row, g in zip(*np.nonzero(ready), strict=True):
-            slot = int(observed[row])
+            slot = int(timed[row])
             self.timed_ident[slot, g] = tracker.ident[slot]
             camera = self.cameras[int(cams[row])]
             gate = camera.speed_gates[int(g)]

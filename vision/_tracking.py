@@ -52,7 +52,9 @@ DUPLICATE_OVERLAP = 0.6
 class TrackStep:
     """What one batch did to the tracks: ``observed`` slots got a blob (``new`` ones were
     born), ``crossings`` lists (slot, line slot, direction +1/-1) moves over counting lines,
-    ``lost`` slots were not seen for too long and are freed by :meth:`Tracker.free`."""
+    ``lost`` slots were not seen for too long and are freed by :meth:`Tracker.free`;
+    ``timed`` observed slots got a crossing time of a speed-gate line (the only ones a
+    gate can time in this step)."""
 
     observed: Ints
     new: Ints
@@ -60,6 +62,7 @@ class TrackStep:
     crossing_line: Ints
     crossing_direction: npt.NDArray[np.int8]
     lost: Ints
+    timed: Ints
 
 
 class Tracker:
@@ -170,7 +173,7 @@ class Tracker:
         blob_time = times[blobs.row]
         owner, parent = self._match(blobs, blob_camera, blob_time, candidates)
         fresh = owner < 0
-        observed, crossing = self._observe(blobs, owner, blob_time)
+        observed, crossing, timed = self._observe(blobs, owner, blob_time)
         owed = self._owed(blobs, parent, blob_time)[fresh]
         new = self._create(blobs.select(fresh), blob_camera[fresh], blob_time[fresh])
         self.owed[new] = owed
@@ -180,7 +183,8 @@ class Tracker:
         age = times[position[self.camera[here]]] - self.seen[here]
         lost = np.union1d(here[age > self.track_seconds[self.camera[here]]], merged)
         seen = np.setdiff1d(seen, merged)
-        return TrackStep(seen, np.setdiff1d(new, merged), *crossing, lost)
+        timed = timed[~np.isin(timed, merged)]
+        return TrackStep(seen, np.setdiff1d(new, merged), *crossing, lost, timed)
 
     def _merge_duplicates(self, slots: Ints) -> Ints:
         """Two tracks on one object (it fell apart for a while): the younger one's box lies
@@ -284,13 +288,14 @@ class Tracker:
 
     def _observe(
         self, blobs: Blobs, owner: Ints, blob_time: Floats
-    ) -> tuple[Ints, tuple[Ints, Ints, npt.NDArray[np.int8]]]:
-        """Move matched tracks to the union of their blobs; find their line crossings."""
+    ) -> tuple[Ints, tuple[Ints, Ints, npt.NDArray[np.int8]], Ints]:
+        """Move matched tracks to the union of their blobs; find their line crossings and
+        the tracks that got a crossing time of a speed-gate line."""
         matched = np.flatnonzero(owner >= 0)
         slots, inverse = np.unique(owner[matched], return_inverse=True)
         if not len(slots):
             empty = np.zeros(0, np.intp)
-            return empty, (empty, empty, np.zeros(0, np.int8))
+            return empty, (empty, empty, np.zeros(0, np.int8)), empty
         b = blobs.select(matched)
         area = np.bincount(inverse, weights=b.area)
         cx = np.bincount(inverse, weights=b.area * b.cx) / area
@@ -333,13 +338,14 @@ class Tracker:
         self.counted[slots[hit_track], hit_line] = True
         self.counted_at[slots[hit_track], hit_line] = now[hit_track]
         self.counted_direction[slots[hit_track], hit_line] = direction[hit_track, hit_line]
-        self._time_crossings(slots, (x0, y0, x1, y1), now)
+        timed = self._time_crossings(slots, (x0, y0, x1, y1), now)
         self.cx[slots], self.cy[slots], self.area[slots] = cx, cy, area
         self.x0[slots], self.y0[slots], self.x1[slots], self.y1[slots] = x0, y0, x1, y1
         self.seen[slots] = now
         self.hits[slots] += 1
         self._settle(slots, np.maximum(x1 - x0, y1 - y0), now)
-        return slots, (slots[hit_track], hit_line.astype(np.intp), direction[hit_track, hit_line])
+        crossing = (slots[hit_track], hit_line.astype(np.intp), direction[hit_track, hit_line])
+        return slots, crossing, timed
 
     def _settle(self, slots: Ints, size: Floats, now: Floats) -> None:
         """Still: the centre stays within a fifth of the object's size of where it settled."""
@@ -350,17 +356,19 @@ class Tracker:
         self.anchor_y[slots] = np.where(moved, cy, self.anchor_y[slots])
         self.still_since[slots] = np.where(moved, now, self.still_since[slots])
 
-    def _time_crossings(self, slots: Ints, box: tuple[Floats, ...], now: Floats) -> None:
+    def _time_crossings(self, slots: Ints, box: tuple[Floats, ...], now: Floats) -> Ints:
         """Record when each track's ground point (bottom centre) first crossed each line of
         a speed gate, interpolated along its step from the previous frame to this one
         (``box``: the new x0, y0, x1, y1). Where the previous box was cut by the frame's
-        edge (a vehicle coming in), its hidden side is put back from the new box's size."""
-        if not self.layout.timed.any():
-            return
-        timed = self.layout.timed[self.camera[slots]]
-        rows = np.flatnonzero(timed.any(axis=1))
+        edge (a vehicle coming in), its hidden side is put back from the new box's size.
+        Returns the slots that got a crossing time."""
+        none = np.zeros(0, np.intp)
+        layout = self.layout
+        if not layout.timed.any():
+            return none
+        rows = np.flatnonzero(layout.timed_valid[self.camera[slots], 0])
         if not len(rows):
-            return
+            return none
         s = slots[rows]
         x0, y0, x1, y1 = (side[rows] for side in box)
         width, height = x1 - x0, y1 - y0
@@ -370,8 +378,9 @@ class Tracker:
         centre = (self.x0[s] + self.x1[s]) / 2
         centre = np.where(whole & (self.x0[s] <= EDGE), self.x1[s] - width / 2, centre)
         centre = np.where(whole & (self.x1[s] >= 1 - EDGE), self.x0[s] + width / 2, centre)
+        # Only the gates' lines (columns of ``layout.timed_slot``), not every counting line.
         cams = self.camera[s]
-        a, b = self.layout.line_a[cams], self.layout.line_b[cams]
+        a, b = layout.timed_a[cams], layout.timed_b[cams]
         start = np.stack([centre, bottom], axis=1)
         end = np.stack([(x0 + x1) / 2, y1], axis=1)
         t0, t1 = self.seen[s], now[rows]
@@ -384,11 +393,20 @@ class Tracker:
             & (self.y0[s] > EDGE)
             & (self.y1[s] < 1 - EDGE)
         )
-        if entering.any():
-            back = crossing_times(2 * start - end, start, a, b, times=(2 * t0 - t1, t0))
-            at = np.where(np.isnan(at) & entering[:, None], back, at)
-        first = np.isnan(self.crossed_at[s]) & ~np.isnan(at) & timed[rows]
-        self.crossed_at[s] = np.where(first, at, self.crossed_at[s])
+        e = np.flatnonzero(entering)
+        if len(e):
+            # Only the few tracks coming into view: the others' first step is in the frame.
+            back = crossing_times(
+                2 * start[e] - end[e], start[e], a[e], b[e], times=(2 * t0[e] - t1[e], t0[e])
+            )
+            at[e] = np.where(np.isnan(at[e]), back, at[e])
+        column = layout.timed_slot[cams]
+        known = np.take_along_axis(self.crossed_at[s], column, axis=1)
+        first = np.isnan(known) & ~np.isnan(at) & layout.timed_valid[cams]
+        row, col = np.nonzero(first)
+        self.crossed_at[s[row], column[row, col]] = at[row, col]
+        got: Ints = s[first.any(axis=1)]
+        return got
 
     def _create(self, blobs: Blobs, cameras: Ints, times: Floats) -> Ints:
         n = len(blobs)

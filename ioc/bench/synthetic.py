@@ -72,12 +72,14 @@ def traffic_stream(
     """Each camera's metrics for ``intervals`` consecutive intervals; some congested, some
     intervals missing (gaps the queries must fill)."""
     rnd = random.Random(seed)
+    timed = random.Random(seed + 1)  # speeds apart, so the counts stay as they were
     for n in range(intervals):
         t = start + n * seconds
         for cam in province.cameras:
             if rnd.random() < 0.05:
                 continue  # a gap
             congested = ["road"] if rnd.random() < 0.1 else []
+            vehicles, mean, p85 = _speeds(timed)
             yield TrafficMetrics(
                 camera_id=cam.id,
                 interval_start=t,
@@ -90,7 +92,20 @@ def traffic_stream(
                 zone_occupancy={"road": round(rnd.random(), 3)},
                 congested_zones=congested,
                 frames=int(seconds * 5),
+                speeds=vehicles,
+                speed_mean_kmh=mean,
+                speed_p85_kmh=p85,
             )
+
+
+def _speeds(rnd: random.Random) -> tuple[int, float | None, float | None]:
+    """Vehicles timed by speed gates in an interval, their mean and 85th-percentile speed
+    (some intervals time nobody)."""
+    vehicles = rnd.randrange(-3, 20)
+    if vehicles <= 0:
+        return 0, None, None
+    mean = round(rnd.uniform(25.0, 70.0), 1)
+    return vehicles, mean, round(mean * rnd.uniform(1.05, 1.3), 1)
 
 
 def telemetry_stream(

@@ -223,6 +223,25 @@ def _v210_incidents(flavor: Flavor) -> str:
     """
 
 
+_FIGURES = r"([0-9]+(?:\.[0-9]+)?) km/h \(limit ([0-9]+(?:\.[0-9]+)?) km/h\)$"
+"""How the English title of a speeding alert wrote its speed and limit before migration 240."""
+
+
+def _v240_speeding_figures(flavor: Flavor) -> str:
+    return f"""
+    -- A speeding alert's measured speed and its gate's limit (km/h) as fields: the CAP
+    -- message carries them from here, not from the title's text. Alerts opened before
+    -- have them read back once from the English title they were written into.
+    ALTER TABLE alerts
+        ADD COLUMN speed_kmh double precision,
+        ADD COLUMN limit_kmh double precision;
+    UPDATE alerts SET speed_kmh = f.m[1]::double precision, limit_kmh = f.m[2]::double precision
+    FROM (SELECT id, regexp_match(title_en, '{_FIGURES}') AS m
+          FROM alerts WHERE kind = 'speeding') f
+    WHERE alerts.id = f.id AND f.m IS NOT NULL;
+    """
+
+
 MIGRATIONS = [
     Migration(200, "alerts, audit and change log", _v200_alerts),
     Migration(
@@ -232,4 +251,5 @@ MIGRATIONS = [
     ),
     Migration(202, "alert evidence snapshots", _v202_evidence),
     Migration(210, "incidents; alert places and notes; audit reason codes", _v210_incidents),
+    Migration(240, "speeding alerts' speed and limit as columns", _v240_speeding_figures),
 ]

@@ -41,6 +41,11 @@ RAW_TABLES: tuple[TimeTable, ...] = (
     TimeTable("camera_states", "reported_at", "week", "180 days", "camera_id", "14 days"),
     TimeTable("edge_states", "reported_at", "month", "365 days", "agent_id", "30 days"),
 )
+SPEED_TABLE = TimeTable("traffic_speeds", "ts", "day", "90 days", "camera_id")
+"""Vehicles timed by speed gates per camera and interval (migration 111)."""
+TIME_TABLES: tuple[TimeTable, ...] = (*RAW_TABLES, SPEED_TABLE)
+"""Every table partitioned (plain) or chunked (TimescaleDB) by time, whichever migration
+made it (RAW_TABLES are migration 100's)."""
 ROLLUP_RETENTION = {
     "traffic_1m": "180 days",
     "congestion_1m": "730 days",
@@ -232,6 +237,26 @@ def _v110_rollups(flavor: Flavor) -> list[str]:
     return statements
 
 
+def _v111_traffic_speeds(flavor: Flavor) -> list[str]:
+    table = f"""
+    -- Per camera and traffic-metrics interval: the vehicles its speed gates timed, their
+    -- mean and 85th-percentile speed (km/h). Intervals that timed nobody have no row.
+    CREATE TABLE traffic_speeds (
+        camera_id text NOT NULL,
+        ts timestamptz NOT NULL,
+        seconds double precision NOT NULL,
+        vehicles integer NOT NULL,
+        mean_kmh real NOT NULL,
+        p85_kmh real NOT NULL
+    ){_partitioned(flavor, SPEED_TABLE.time_column)};
+    CREATE INDEX traffic_speeds_camera_ts ON traffic_speeds (camera_id, ts);
+    {_time_table(SPEED_TABLE, flavor)}
+    """
+    if flavor is Flavor.TIMESCALE:
+        return [table]
+    return [table, "SELECT count(*) FROM ioc_maintain_partitions()"]
+
+
 MIGRATIONS = [
     Migration(100, "time-series tables", _v100_timeseries),
     Migration(
@@ -240,4 +265,5 @@ MIGRATIONS = [
         _v110_rollups,
         outside_transaction=frozenset({Flavor.TIMESCALE}),
     ),
+    Migration(111, "traffic speeds per interval", _v111_traffic_speeds),
 ]
