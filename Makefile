@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PGLITE := tests/pglite/node_modules/.package-lock.json
+# Two pytest workers (pytest-xdist); a module's tests stay on one worker with its fixtures.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: demo test system-deps lint typecheck pytest clean
 

@@ -29,6 +29,7 @@ from console_support import (
 )
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
 
 from citizens import NewReport, accept_report, load_catalogue
 from console_api import Role, add_user, create_app, issue_token
@@ -127,8 +128,12 @@ def admin_token(console_url: tuple[str, StoreConfig]) -> str:
 
 # The schema comes from the app itself (building it needs no database); the requests go to
 # the server the fixture starts.
+# The coverage phase is off: it builds its boundary cases while pytest collects, 210 s of
+# every run (each xdist worker collects the whole suite), and sends them all to every
+# operation. Fuzzing (12 examples an operation) and the explicit examples still run.
 schema = schemathesis.openapi.from_dict(
-    create_app(StoreConfig(url="postgresql://unused/never-connected")).openapi()
+    create_app(StoreConfig(url="postgresql://unused/never-connected")).openapi(),
+    config=SchemathesisConfig.from_dict({"phases": {"coverage": {"enabled": False}}}),
 )
 
 
