@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
-from .servers import ServerError, free_port, wait_for_port
+from .servers import ServerError, free_port, stop_process, wait_for_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +130,7 @@ class HAProxy:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
     def __enter__(self) -> Self:
         self.start()

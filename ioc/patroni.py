@@ -31,6 +31,7 @@ from .servers import (
     free_port,
     private_home,
     private_home_path,
+    stop_process,
     wait_for_port,
 )
 
@@ -84,19 +85,8 @@ class EtcdServer:
         wait_for_port(self.client_port, self._process, timeout, self.log)
 
     def stop(self) -> None:
-        _stop(self._process)
+        stop_process(self._process, grace=15.0)
         self._process = None
-
-
-def _stop(process: subprocess.Popen[bytes] | None, grace: float = 15.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +281,7 @@ class PatroniNode:
 
     def stop(self) -> None:
         """Patroni stops its PostgreSQL on SIGTERM; a postmaster it left behind is stopped."""
-        _stop(self._process, grace=30.0)
+        stop_process(self._process, grace=30.0)
         self._process = None
         pid = self.postmaster_pid()
         if pid is not None:

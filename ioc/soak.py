@@ -72,13 +72,17 @@ async def _restart_broker(run: ProvinceRun) -> None:
     moment = time.time()
     await asyncio.to_thread(run.broker.stop)
     await asyncio.to_thread(run.broker.start)
-    # Every service is connected again once it has reported since the restart.
+    await _reported_since(run, moment, "the restart")
+
+
+async def _reported_since(run: ProvinceRun, moment: float, event: str) -> None:
+    """Every running service is connected again once it has reported since ``moment``."""
     instances = [i for n, i in run.instances.items() if run.service(n).running]
     try:
         await _within(run.statuses.wait_reported_after(instances, moment))
     except TimeoutError as exc:
         silent = run.statuses.silent_since(instances, moment)
-        raise NotRecovered(f"no status since the restart from {', '.join(silent)}") from exc
+        raise NotRecovered(f"no status since {event} from {', '.join(silent)}") from exc
 
 
 async def _kill_first_broker(run: ProvinceRun) -> None:
@@ -86,12 +90,7 @@ async def _kill_first_broker(run: ProvinceRun) -> None:
     service has moved once it has reported (through the second) since the kill."""
     moment = time.time()
     await asyncio.to_thread(run.broker.kill)
-    instances = [i for n, i in run.instances.items() if run.service(n).running]
-    try:
-        await _within(run.statuses.wait_reported_after(instances, moment))
-    except TimeoutError as exc:
-        silent = run.statuses.silent_since(instances, moment)
-        raise NotRecovered(f"no status since the kill from {', '.join(silent)}") from exc
+    await _reported_since(run, moment, "the kill")
 
 
 async def _fail_over_database(run: ProvinceRun) -> None:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import asyncpg
 
 from edge import ApReading, Spool, SpoolForwarder, WifiPipeline
 from ingest import IngestService
@@ -39,7 +38,7 @@ from store import StoreConfig
 
 from ..servers import MosquittoBroker, PostgresCluster
 from ._province import progress
-from .ingest import _database
+from .ingest import _database, _stored_samples
 
 say = progress("bench broker")
 FAILOVER_DEADLINE_S = 60.0
@@ -191,12 +190,7 @@ async def one_run(
             say(f"{name}: waiting for the store to settle")
             await _settled(ingest)
             result["receipts_sent"] = ingest.stats.receipts_sent
-        conn = await asyncpg.connect(store.url)
-        try:
-            rows = await conn.fetchval("SELECT count(*) FROM wifi_samples")
-            distinct = await conn.fetchval("SELECT count(DISTINCT (ap_id, ts)) FROM wifi_samples")
-        finally:
-            await conn.close()
+        rows, distinct = await _stored_samples(store.url)
     finally:
         first.stop()
         second.stop()

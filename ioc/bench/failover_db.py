@@ -26,37 +26,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from ingest import IngestService
 from protocol import MqttEndpoint, Topics
-from store import ALL_MIGRATIONS, StoreConfig, migrate
+from store import StoreConfig
 
 from ..cluster import PatroniCluster
 from ..servers import MosquittoBroker
 from ..services import tune_gc_for_throughput
 from ._publisher import Fleet
-from .ingest import _ours, _publisher_result, _start_publisher
+from .ingest import _database, _ours, _publisher_result, _start_publisher, _stored_samples
 
 
 def _progress(message: str) -> None:
     sys.stderr.write(f"[bench failover-db] {message}\n")
     sys.stderr.flush()
-
-
-async def _database(cluster: PatroniCluster, name: str) -> StoreConfig:
-    admin = await asyncpg.connect(cluster.url_for("postgres"))
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    config = StoreConfig(url=cluster.url_for(name))
-    conn = await asyncpg.connect(config.url)
-    try:
-        await migrate(conn, ALL_MIGRATIONS)
-    finally:
-        await conn.close()
-    return config
 
 
 async def _failover(
@@ -74,12 +57,7 @@ async def _failover(
         _progress(f"promoted in {failover_s:.2f} s")
         sent = await asyncio.to_thread(_publisher_result, publisher)
         await asyncio.wait_for(ingest.wait_for_messages(int(sent["messages"])), 300)
-    conn = await asyncpg.connect(store.url)
-    try:
-        rows = await conn.fetchval("SELECT count(*) FROM wifi_samples")
-        distinct = await conn.fetchval("SELECT count(DISTINCT (ap_id, ts)) FROM wifi_samples")
-    finally:
-        await conn.close()
+    rows, distinct = await _stored_samples(store.url)
     return {
         "db_failover_s": round(failover_s, 2),
         "published": int(sent["samples"]),

@@ -19,7 +19,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -54,7 +54,13 @@ def _publisher_result(process: subprocess.Popen[bytes]) -> dict[str, float]:
     return result
 
 
-async def _database(cluster: PostgresCluster, name: str) -> StoreConfig:
+class _Databases(Protocol):
+    """A server that hands out a URL per database (a private cluster, a Patroni cluster)."""
+
+    def url_for(self, database: str) -> str: ...
+
+
+async def _database(cluster: _Databases, name: str) -> StoreConfig:
     admin = await asyncpg.connect(cluster.url_for("postgres"))
     try:
         await admin.execute(f"CREATE DATABASE {name}")
@@ -67,6 +73,17 @@ async def _database(cluster: PostgresCluster, name: str) -> StoreConfig:
     finally:
         await conn.close()
     return config
+
+
+async def _stored_samples(url: str) -> tuple[int, int]:
+    """Rows in ``wifi_samples`` and how many distinct (AP, time) samples they hold."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetchval("SELECT count(*) FROM wifi_samples")
+        distinct = await conn.fetchval("SELECT count(DISTINCT (ap_id, ts)) FROM wifi_samples")
+    finally:
+        await conn.close()
+    return int(rows), int(distinct)
 
 
 async def _ours(endpoint: MqttEndpoint, store: StoreConfig, fleet: Fleet) -> dict[str, Any]:
