@@ -599,6 +599,16 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
     keep: Annotated[
         Path | None, typer.Option(help="Run in this folder and keep it (logs, database)")
     ] = None,
+    failover: Annotated[
+        bool,
+        typer.Option(
+            help="Every tier doubled (Patroni behind HAProxy, two API processes behind "
+            "HAProxy, a standby vision worker per shard, two Mosquittos); the faults are a "
+            "vision worker, an API process, the database primary and the first broker "
+            "killed (SIGKILL); reports each recovery time and lost_samples, "
+            "lost_alert_changes, lost_cap"
+        ),
+    ] = False,
     broker_failover: Annotated[
         bool,
         typer.Option(
@@ -633,6 +643,7 @@ def soak(  # noqa: PLR0917  # typer maps each option to a parameter
             minutes,
             drain,
             keep,
+            failover=failover,
             broker_failover=broker_failover,
             db_failover=db_failover,
             api_failover=api_failover,

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -32,11 +32,15 @@ class StatusLog(StatusFollower):
     def __init__(self, endpoint: MqttEndpoint, topics: Topics) -> None:
         super().__init__(endpoint, topics)
         self.reports: dict[str, list[ServiceStatus]] = {}
+        self.arrivals: list[tuple[float, ServiceStatus]] = []
+        """Every report with the time (epoch s) it arrived here, in arrival order: a last
+        will carries the time its client connected, its arrival is when the client died."""
         self._changed = asyncio.Condition()
 
     async def _took(self, status: ServiceStatus) -> None:
         async with self._changed:
             self.reports.setdefault(status.instance, []).append(status)
+            self.arrivals.append((time.time(), status))
             self._changed.notify_all()
 
     def latest(self, instance: str) -> ServiceStatus | None:
@@ -80,20 +84,46 @@ class StatusLog(StatusFollower):
         return report
 
     def silent_since(self, instances: Iterable[str], moment: float) -> list[str]:
-        """Instances that have not reported running after ``moment`` (epoch s)."""
+        """Instances that have not reported running (or standing by) after ``moment``."""
         silent = []
         for name in instances:
             latest = self.latest(name)
-            if latest is None or latest.status != "running" or latest.reported_at <= moment:
+            if latest is None or latest.status == "stopped" or latest.reported_at <= moment:
                 silent.append(name)
         return silent
 
     async def wait_reported_after(self, instances: Iterable[str], moment: float) -> None:
-        """Return once each instance has reported running after ``moment``: after a broker
-        restart, every service is connected again."""
+        """Return once each instance has reported running (or standing by) after ``moment``:
+        after a broker restart, every service is connected again."""
         wanted = list(instances)
         async with self._changed:
             await self._changed.wait_for(lambda: not self.silent_since(wanted, moment))
+
+    def longest_unwatched(
+        self, shards: Mapping[str, Sequence[str]], start: float, end: float
+    ) -> dict[str, float]:
+        """For each shard (the instances of its workers): the longest stretch of
+        [``start``, ``end``] (epoch s) in which none of them was running, by arrival."""
+        longest: dict[str, float] = {}
+        for shard, names in shards.items():
+            mine = [(at, r) for at, r in self.arrivals if r.instance in names and at <= end]
+            state = {r.instance: r.status for at, r in mine if at < start}
+            gap_from = None if "running" in state.values() else start
+            worst = 0.0
+            for at, report in mine:
+                if at < start:
+                    continue
+                state[report.instance] = report.status
+                watched = "running" in state.values()
+                if gap_from is None and not watched:
+                    gap_from = at
+                elif gap_from is not None and watched:
+                    worst = max(worst, at - gap_from)
+                    gap_from = None
+            if gap_from is not None:
+                worst = max(worst, end - gap_from)
+            longest[shard] = worst
+        return longest
 
     def rate(self, service: str, counter: str, since: float, until: float) -> float:
         """Sum over the service's instances of the counter's growth per second between

@@ -66,6 +66,7 @@ class ProvinceRun:
         second_broker: bool = False,
         patroni: bool = False,
         api_processes: int = 1,
+        vision_standby: bool = False,
     ) -> None:
         self.root = root
         self.size = size
@@ -88,10 +89,17 @@ class ProvinceRun:
         if api_processes > 1:
             self.api_port = free_port()
         self.proxy: HAProxy | None = None
+        self.vision_standby = vision_standby
+        """With it, each shard has two ``ioc vision run --lease`` workers (``vision-i`` and
+        ``vision-ib``): the one holding the shard's lease analyses, the other stands by."""
         self.db_failover_s: float | None = None
         """Set by the soak's database fault: kill to the first write on the new primary."""
         self.api_failover_s: float | None = None
         """Set by the soak's API fault: kill to an operator subscribed again via the proxy."""
+        self.vision_takeover_s: float | None = None
+        """Set by the soak's vision fault: kill to the other worker running the shard."""
+        self.broker_failover_s: float | None = None
+        """Set by the soak's broker fault: kill to every service reporting via the second."""
         self._stack = contextlib.AsyncExitStack()
 
     @property
@@ -115,7 +123,21 @@ class ProvinceRun:
         n = self.size.vision_shards
         names = {"ingest": "ingest-1", "alerts": "alerts-1", "simulator": "sim-1"}
         names.update({f"vision-{i}": f"vision-{i}-of-{n}" for i in range(1, n + 1)})
+        names.update({f"vision-{i}b": f"vision-{i}-of-{n}-b" for i in self._standby_shards})
         return names
+
+    @property
+    def _standby_shards(self) -> range:
+        return range(1, self.size.vision_shards + 1 if self.vision_standby else 1)
+
+    @property
+    def shards(self) -> dict[str, list[str]]:
+        """Shard "i/n" -> the service names of its vision workers."""
+        n = self.size.vision_shards
+        return {
+            f"{i}/{n}": [f"vision-{i}", *([f"vision-{i}b"] if self.vision_standby else [])]
+            for i in range(1, n + 1)
+        }
 
     async def __aenter__(self) -> Self:
         try:
@@ -187,11 +209,13 @@ class ProvinceRun:
         await self.supervisor.add("ingest", "ingest", "--identifier", "ingest-1")
         await self.supervisor.add("alerts", "alerts", "run")
         for i in range(1, size.vision_shards + 1):
-            await self.supervisor.add(
-                f"vision-{i}", "vision", "run", "--shard", f"{i}/{size.vision_shards}"
-            )
+            await self._add_vision(f"vision-{i}", i)
         await self._start_api()
-        await self.wait_running([n for n in self.instances if n != "simulator"])
+        standbys = [f"vision-{i}b" for i in self._standby_shards]
+        await self.wait_running([n for n in self.instances if n not in ("simulator", *standbys)])
+        for name, i in zip(standbys, self._standby_shards, strict=True):
+            await self._add_vision(name, i)  # once the first holds the lease: it stands by
+            await self._deadline(self.statuses.wait_status(self.instances[name], "standby"), name)
         self.operators = await stack.enter_async_context(
             Operators(f"127.0.0.1:{self.api_port}", token, size.operators)
         )
@@ -209,6 +233,12 @@ class ProvinceRun:
                 "postgres": self._postgres_pids,
             }
         )
+
+    async def _add_vision(self, name: str, i: int) -> None:
+        args = ["vision", "run", "--shard", f"{i}/{self.size.vision_shards}"]
+        if self.vision_standby:
+            args += ["--lease", "--instance", self.instances[name]]
+        await self.supervisor.add(name, *args)
 
     @property
     def api_names(self) -> list[str]:
@@ -231,7 +261,7 @@ class ProvinceRun:
         await asyncio.to_thread(self.proxy.start)
         self._stack.callback(self.proxy.stop)
 
-    async def _deadline(self, waiting: Awaitable[None], what: str) -> None:
+    async def _deadline(self, waiting: Awaitable[object], what: str) -> None:
         try:
             await asyncio.wait_for(waiting, STARTUP_DEADLINE)
         except TimeoutError as exc:
