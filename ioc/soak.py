@@ -341,6 +341,7 @@ async def soak(
                 gaps = run.statuses.longest_unwatched(workers, start, end)
                 fault["vision_unwatched_s"] = round(max(gaps.values()), 2)
     losses = result.losses()
+    acknowledged = int(run.statuses.total("vision", "events_published"))
     recovered = all(f["recovered_s"] is not None for f in done)
     timings = {
         name: _round(seconds)
@@ -360,6 +361,8 @@ async def soak(
         "lost_samples": result.lost_samples,
         "lost_alert_changes": result.ws_missed_changes,
         "lost_cap": result.lost_police_messages + result.police_alerts_missing,
+        "events_acknowledged": acknowledged,
+        "events_lost_in_broker": max(0, acknowledged - result.events_stored),
         "minutes": minutes,
         "cameras": size.cameras,
         "fps": size.fps,

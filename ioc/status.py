@@ -63,7 +63,11 @@ class StatusReporter(Background):
         self._process = psutil.Process(os.getpid())
         self._process.cpu_percent()  # first call primes the measurement
 
-    def _status(self, status: Literal["running", "standby", "stopped"]) -> bytes:
+    def _status(
+        self, status: Literal["running", "standby", "stopped"], *, final: bool = False
+    ) -> bytes:
+        """``final``: the last report of a graceful stop, with the final counters (a last
+        will, made at connect time, carries none)."""
         memory = self._process.memory_info().rss / 2**20
         return SERVICE_STATUS.encode(
             ServiceStatus(
@@ -75,7 +79,7 @@ class StatusReporter(Background):
                 reported_at=time.time(),
                 cpu_percent=self._process.cpu_percent(),
                 rss_mb=round(memory, 1),
-                counters=self.counters() if status == "running" else {},
+                counters=self.counters() if status == "running" or final else {},
             )
         )
 
@@ -99,7 +103,8 @@ class StatusReporter(Background):
                         with contextlib.suppress(TimeoutError):
                             async with asyncio.timeout(self.period):  # the report period
                                 await self._changed.wait()
-                    await client.publish(topic, self._status("stopped"), qos=1, retain=True)
+                    final = self._status("stopped", final=True)
+                    await client.publish(topic, final, qos=1, retain=True)
             except aiomqtt.MqttError as exc:
                 logger.debug("status reporter lost the broker: %s", exc)
                 await asyncio.sleep(self.period)

@@ -99,6 +99,23 @@ class StatusLog(StatusFollower):
         async with self._changed:
             await self._changed.wait_for(lambda: not self.silent_since(wanted, moment))
 
+    def total(self, service: str, counter: str) -> float:
+        """All the work of ``service`` in the run: each process's counts summed (a killed
+        process's as of its last report). A count that falls within a process started
+        again from zero (a vision worker counts per hold of its lease)."""
+        total = 0.0
+        for reports in self.reports.values():
+            peak: dict[int, float] = {}
+            for r in reports:
+                if r.service != service or counter not in r.counters:
+                    continue
+                value = r.counters[counter]
+                if value < peak.get(r.pid, 0.0):
+                    total += peak[r.pid]
+                peak[r.pid] = value
+            total += sum(peak.values())
+        return total
+
     def longest_unwatched(
         self, shards: Mapping[str, Sequence[str]], start: float, end: float
     ) -> dict[str, float]:

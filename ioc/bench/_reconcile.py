@@ -32,6 +32,8 @@ class Reconciliation:
     events_sent: int
     """Distinct (event id, phase) of vision events the broker accepted."""
     lost_events: int
+    events_stored: int
+    """Distinct (event id, phase) in the store."""
     duplicate_event_rows: int
     alerts: int
     police_incidents: int
@@ -146,6 +148,7 @@ async def reconcile(
         batches_stored=len(batches),
         events_sent=len(witnessed.events),
         lost_events=len(witnessed.events.keys() - events),
+        events_stored=len(events),
         duplicate_event_rows=event_rows - len(events),
         alerts=await conn.fetchval("SELECT count(*) FROM alerts"),
         police_incidents=len({r["webhook_id"] for r in staged if r["msg_type"] == "Alert"}),
