@@ -46,8 +46,8 @@ rows stored, vision events against events the alerts service stored, CAP message
 for the police against those the receiver processed (each webhook id once; a CAP message
 under two ids is a duplicate), routed alerts without a CAP ``Alert``, the MQTT outbox, and
 every operator's change stream against the change log. Exit status 1 on any loss or
-duplicate in effect, or a service that exited by itself; the last line of stdout is the
-JSON summary.
+duplicate in effect, a fault not recovered from, a service that exited by itself, or (with
+``--failover``) a vision takeover over 15 s; the last line of stdout is the JSON summary.
 """
 
 from __future__ import annotations
